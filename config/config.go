@@ -1,0 +1,85 @@
+// Package config reads, defaults and validates myha's configuration file. It
+// is the only package that knows the file format (it alone imports viper);
+// everything below cmd/ receives the plain, validated values defined here.
+package config
+
+import (
+	"time"
+)
+
+// Defaults applied when a key is absent.
+const (
+	DefaultPort           = 3306
+	DefaultConnectTimeout = 1 * time.Second
+	DefaultReadTimeout    = 2 * time.Second
+	DefaultCheckInterval  = 1 * time.Second
+)
+
+// Config is a whole, validated myha configuration: the same file on every
+// monitor and database host.
+type Config struct {
+	Clusters []Cluster `mapstructure:"clusters"`
+}
+
+// Cluster is one replication topology that myha keeps writable.
+type Cluster struct {
+	// Name identifies the cluster in commands, logs and the API; unique.
+	Name string `mapstructure:"name"`
+	// User and Password are the admin account myha queries and changes
+	// servers with.
+	User         string `mapstructure:"user"`
+	Password     Secret `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+	// ReplicationUser and ReplicationPassword are what replicas use to connect
+	// to a new primary after a repoint.
+	ReplicationUser         string `mapstructure:"replication_user"`
+	ReplicationPassword     Secret `mapstructure:"replication_password"`
+	ReplicationPasswordFile string `mapstructure:"replication_password_file"`
+	// ConnectTimeout and ReadTimeout bound every query myha sends, so one hung
+	// server cannot stall discovery of the others.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	ReadTimeout    time.Duration `mapstructure:"read_timeout"`
+	// CheckInterval is how often monitors probe each server (MHA ping_interval).
+	CheckInterval time.Duration `mapstructure:"check_interval"`
+	Servers       []Server      `mapstructure:"servers"`
+	VIP           *VIP          `mapstructure:"vip"`
+}
+
+// Server is one database server of a cluster.
+type Server struct {
+	// Address is host:port, normalized at load time (port 3306 when absent).
+	Address string `mapstructure:"address"`
+	// Candidate prefers this server as the new primary (MHA candidate_master).
+	Candidate bool `mapstructure:"candidate"`
+	// NoMaster forbids promoting this server (MHA no_master).
+	NoMaster bool `mapstructure:"no_master"`
+	// Priority breaks ties among equally advanced candidates; higher wins.
+	Priority int `mapstructure:"priority"`
+}
+
+// VIP is the virtual address that follows the primary.
+type VIP struct {
+	// Address is a CIDR such as 198.18.0.100/24.
+	Address   string `mapstructure:"address"`
+	Interface string `mapstructure:"interface"`
+}
+
+// Cluster returns the named cluster.
+func (c *Config) Cluster(name string) (*Cluster, bool) {
+	for i := range c.Clusters {
+		if c.Clusters[i].Name == name {
+			return &c.Clusters[i], true
+		}
+	}
+	return nil, false
+}
+
+// Server returns the configured server with this address.
+func (c *Cluster) Server(addr string) (*Server, bool) {
+	for i := range c.Servers {
+		if c.Servers[i].Address == addr {
+			return &c.Servers[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,255 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// DefaultPaths are searched, in order, when no --config is given.
+var DefaultPaths = []string{"./myha.yaml", "/etc/myha/myha.yaml"}
+
+// Options are the outside inputs of Load, passed in so loading has no hidden
+// dependency on the process (tests pass their own environment).
+type Options struct {
+	// Getenv looks up environment overrides; nil means no overrides.
+	Getenv func(string) string
+	// ReadFile reads password files; nil means os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+}
+
+// Error is a configuration problem, one line, naming the key and what to do.
+type Error struct {
+	File    string
+	Key     string
+	Problem string
+}
+
+func (e *Error) Error() string {
+	where := e.File
+	if e.Key != "" {
+		if where != "" {
+			where += ": "
+		}
+		where += e.Key
+	}
+	if where == "" {
+		return e.Problem
+	}
+	return where + ": " + e.Problem
+}
+
+// Errors is every problem found in one file, so the user fixes them in one go.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Find returns the first existing path of explicit (if set) or DefaultPaths.
+func Find(explicit string) (string, error) {
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", &Error{File: explicit, Problem: "cannot read the config file: " + statReason(err)}
+		}
+		return explicit, nil
+	}
+	for _, p := range DefaultPaths {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", &Error{Problem: "no config file: pass --config FILE or create " + strings.Join(DefaultPaths, " or ")}
+}
+
+func statReason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	return err.Error()
+}
+
+// LoadFile reads, defaults and validates a YAML config file.
+func LoadFile(path string, opt Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Problem: "cannot read the config file: " + statReason(err)}
+	}
+	cfg, err := Parse(data, opt)
+	if err != nil {
+		var es Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				e.File = path
+			}
+			return nil, es
+		}
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML config text with a fresh viper instance (no global
+// state, so a reload never sees the old file), rejects unknown keys, applies
+// defaults, secrets from files and the environment, and validates.
+func Parse(data []byte, opt Options) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, Errors{{Problem: "not valid YAML: " + oneLine(err.Error())}}
+	}
+	var cfg Config
+	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.ZeroFields = true
+	})
+	if err != nil {
+		return nil, decodeErrors(err)
+	}
+	if opt.ReadFile == nil {
+		opt.ReadFile = os.ReadFile
+	}
+	if errs := cfg.resolve(opt); len(errs) > 0 {
+		return nil, errs
+	}
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errs
+	}
+	return &cfg, nil
+}
+
+// resolve applies defaults, password files and environment overrides.
+func (c *Config) resolve(opt Options) Errors {
+	var errs Errors
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		key := fmt.Sprintf("clusters[%d]", i)
+		if cl.ConnectTimeout == 0 {
+			cl.ConnectTimeout = DefaultConnectTimeout
+		}
+		if cl.ReadTimeout == 0 {
+			cl.ReadTimeout = DefaultReadTimeout
+		}
+		if cl.CheckInterval == 0 {
+			cl.CheckInterval = DefaultCheckInterval
+		}
+		for _, s := range []struct {
+			val  *Secret
+			file string
+			name string
+		}{
+			{&cl.Password, cl.PasswordFile, "password"},
+			{&cl.ReplicationPassword, cl.ReplicationPasswordFile, "replication_password"},
+		} {
+			if s.file != "" {
+				if *s.val != "" {
+					errs = append(errs, &Error{Key: key + "." + s.name, Problem: "set both " + s.name + " and " + s.name + "_file; keep one"})
+					continue
+				}
+				b, err := opt.ReadFile(s.file)
+				if err != nil {
+					errs = append(errs, &Error{Key: key + "." + s.name + "_file", Problem: fmt.Sprintf("cannot read %s: %s", s.file, statReason(err))})
+					continue
+				}
+				*s.val = Secret(strings.TrimRight(string(b), "\r\n"))
+			}
+			if opt.Getenv != nil {
+				if env := opt.Getenv(EnvName(cl.Name, s.name)); env != "" {
+					*s.val = Secret(env)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Z0-9]+`)
+
+// EnvName is the environment variable that overrides a cluster's secret:
+// MYHA_<CLUSTER>_<KEY>, upper case, other characters as underscores
+// (cluster "app-1", key "password" → MYHA_APP_1_PASSWORD).
+func EnvName(cluster, key string) string {
+	return "MYHA_" + nonAlnum.ReplaceAllString(strings.ToUpper(cluster), "_") + "_" + strings.ToUpper(key)
+}
+
+// decodeErrors turns mapstructure's nested errors into one line per key.
+func decodeErrors(err error) Errors {
+	var out Errors
+	var walk func(error)
+	walk = func(e error) {
+		var de *mapstructure.DecodeError
+		if errors.As(e, &de) && e == error(de) {
+			inner := de.Unwrap()
+			msg := inner.Error()
+			if rest, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
+				for _, k := range strings.Split(rest, ", ") {
+					out = append(out, &Error{Key: joinKey(de.Name(), k), Problem: "unknown key (check its spelling and indentation; see config/example.yaml)"})
+				}
+				return
+			}
+			if _, nested := inner.(interface{ Unwrap() []error }); nested {
+				walk(inner)
+				return
+			}
+			if _, nested := inner.(*mapstructure.DecodeError); nested {
+				walk(inner)
+				return
+			}
+			out = append(out, &Error{Key: de.Name(), Problem: oneLine(friendlyDecode(msg))})
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if u := errors.Unwrap(e); u != nil {
+			walk(u)
+			return
+		}
+		out = append(out, &Error{Problem: oneLine(e.Error())})
+	}
+	walk(err)
+	return out
+}
+
+func joinKey(parent, child string) string {
+	// mapstructure names the root by its Go type; users know no such key.
+	parent = strings.TrimPrefix(strings.TrimPrefix(parent, "config.Config"), ".")
+	if parent == "" {
+		return child
+	}
+	return parent + "." + child
+}
+
+func friendlyDecode(msg string) string {
+	switch {
+	case strings.Contains(msg, "time: invalid duration") || strings.Contains(msg, "time: missing unit"):
+		return "not a duration (write e.g. 500ms, 2s, 1h)"
+	case strings.Contains(msg, "expected type 'bool'"):
+		return "not true or false"
+	case strings.Contains(msg, "expected type 'int'"):
+		return "not a whole number"
+	case strings.Contains(msg, "expected a map") || strings.Contains(msg, "expected type 'config."):
+		return "wrong shape (a list or mapping is expected here; see config/example.yaml)"
+	case strings.Contains(msg, "source data must be an array or slice"):
+		return "must be a list (items start with '- ')"
+	}
+	return msg
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

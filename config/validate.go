@@ -1,0 +1,134 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// NormalizeAddress turns "host" or "host:port" into "host:port" with the
+// default port, so the same server is always written the same way.
+func NormalizeAddress(addr string) (string, error) {
+	addr = strings.TrimSpace(addr)
+	if addr == "" {
+		return "", fmt.Errorf("empty address (write host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		// No port: a bare host name, IPv4 or (bracketless) IPv6 address.
+		if ip, perr := netip.ParseAddr(strings.Trim(addr, "[]")); perr == nil {
+			return net.JoinHostPort(ip.String(), strconv.Itoa(DefaultPort)), nil
+		}
+		if strings.ContainsAny(addr, ":[]") {
+			return "", fmt.Errorf("%q is not host:port", addr)
+		}
+		host, port = addr, strconv.Itoa(DefaultPort)
+	}
+	if host == "" {
+		return "", fmt.Errorf("%q has no host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: port must be 1-65535", addr)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	} else if !validHostname(host) {
+		return "", fmt.Errorf("%q: %q is not a valid host name or IP address", addr, host)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+var hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*\.?$`)
+
+func validHostname(h string) bool { return len(h) <= 253 && hostnameRE.MatchString(h) }
+
+var clusterNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+var ifaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.:@-]{1,15}$`)
+
+// Validate checks a decoded config and normalizes server addresses. It
+// returns every problem, each naming its key.
+func (c *Config) Validate() Errors {
+	var errs Errors
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &Error{Key: key, Problem: fmt.Sprintf(format, a...)})
+	}
+	if len(c.Clusters) == 0 {
+		bad("clusters", "no cluster configured (add at least one under clusters:)")
+	}
+	names := map[string]int{}
+	owner := map[string]string{} // address → key of its first use, across clusters
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		key := fmt.Sprintf("clusters[%d]", i)
+		switch {
+		case cl.Name == "":
+			bad(key+".name", "missing (every cluster needs a unique name)")
+		case !clusterNameRE.MatchString(cl.Name):
+			bad(key+".name", "%q: use letters, digits, '.', '_' or '-' (at most 64)", cl.Name)
+		default:
+			if j, dup := names[cl.Name]; dup {
+				bad(key+".name", "duplicate cluster name %q (also clusters[%d])", cl.Name, j)
+			}
+			names[cl.Name] = i
+		}
+		if cl.User == "" {
+			bad(key+".user", "missing (the admin account myha connects as)")
+		}
+		if cl.Password == "" {
+			bad(key+".password", "missing (set password, password_file or %s)", EnvName(cl.Name, "password"))
+		}
+		if cl.ReplicationUser == "" {
+			bad(key+".replication_user", "missing (the account replicas use after a repoint)")
+		}
+		if cl.ReplicationPassword == "" {
+			bad(key+".replication_password", "missing (set replication_password, replication_password_file or %s)", EnvName(cl.Name, "replication_password"))
+		}
+		for _, d := range []struct {
+			name string
+			val  int64
+		}{{"connect_timeout", int64(cl.ConnectTimeout)}, {"read_timeout", int64(cl.ReadTimeout)}, {"check_interval", int64(cl.CheckInterval)}} {
+			if d.val < 0 {
+				bad(key+"."+d.name, "must be positive")
+			}
+		}
+		if len(cl.Servers) == 0 {
+			bad(key+".servers", "no servers (list the primary and its replicas)")
+		}
+		for j := range cl.Servers {
+			s := &cl.Servers[j]
+			skey := fmt.Sprintf("%s.servers[%d].address", key, j)
+			norm, err := NormalizeAddress(s.Address)
+			if err != nil {
+				bad(skey, "%v", err)
+				continue
+			}
+			s.Address = norm
+			if prev, dup := owner[norm]; dup {
+				bad(skey, "duplicate server %s (also %s)", norm, prev)
+				continue
+			}
+			owner[norm] = skey
+			if s.Candidate && s.NoMaster {
+				bad(fmt.Sprintf("%s.servers[%d]", key, j), "candidate and no_master both set; choose one")
+			}
+		}
+		if cl.VIP != nil {
+			vkey := key + ".vip"
+			if p, err := netip.ParsePrefix(cl.VIP.Address); err != nil {
+				bad(vkey+".address", "%q is not a CIDR address (write e.g. 198.18.0.100/24)", cl.VIP.Address)
+			} else if p.Addr().IsUnspecified() || p.Addr().IsMulticast() || p.Addr().IsLoopback() {
+				bad(vkey+".address", "%s cannot be a virtual IP", p)
+			}
+			if cl.VIP.Interface == "" {
+				bad(vkey+".interface", "missing (the network interface the VIP is added to, e.g. eth0)")
+			} else if !ifaceRE.MatchString(cl.VIP.Interface) {
+				bad(vkey+".interface", "%q is not an interface name", cl.VIP.Interface)
+			}
+		}
+	}
+	return errs
+}
