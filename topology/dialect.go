@@ -1,0 +1,168 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/myha/myha/binlog"
+)
+
+// Dialect is the one place that knows how MariaDB and MySQL 8.0/8.4 spell the
+// same operation. Everything that sends SQL asks a Dialect for the statement.
+type Dialect struct {
+	Flavor              binlog.Flavor
+	Major, Minor, Patch int
+}
+
+var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)`)
+
+// DialectFor identifies the server from @@version and @@version_comment.
+func DialectFor(version, comment string) (Dialect, error) {
+	m := versionRE.FindStringSubmatch(version)
+	if m == nil {
+		return Dialect{}, fmt.Errorf("cannot parse server version %q", version)
+	}
+	d := Dialect{Flavor: binlog.MySQL}
+	d.Major, _ = strconv.Atoi(m[1])
+	d.Minor, _ = strconv.Atoi(m[2])
+	d.Patch, _ = strconv.Atoi(m[3])
+	if strings.Contains(strings.ToLower(version+" "+comment), "mariadb") {
+		d.Flavor = binlog.MariaDB
+	}
+	return d, nil
+}
+
+// AtLeast reports whether the server version is >= major.minor.patch.
+func (d Dialect) AtLeast(major, minor, patch int) bool {
+	if d.Major != major {
+		return d.Major > major
+	}
+	if d.Minor != minor {
+		return d.Minor > minor
+	}
+	return d.Patch >= patch
+}
+
+// Version renders major.minor.patch.
+func (d Dialect) Version() string { return fmt.Sprintf("%d.%d.%d", d.Major, d.Minor, d.Patch) }
+
+// IsMariaDB is a shorthand for the flavor test.
+func (d Dialect) IsMariaDB() bool { return d.Flavor == binlog.MariaDB }
+
+// VersionQuery is the first statement sent to any server, before its flavor is known.
+const VersionQuery = "SELECT @@version AS version, @@version_comment AS comment"
+
+// discoveryVariables are read in one round trip; names a flavor lacks are
+// simply absent from the answer.
+var discoveryVariables = []string{
+	"server_id", "server_uuid", "hostname", "port", "read_only", "super_read_only",
+	"log_bin", "log_slave_updates", "log_replica_updates", "binlog_format",
+	"gtid_binlog_pos", "gtid_slave_pos", "gtid_current_pos", "gtid_strict_mode", "gtid_domain_id",
+	"gtid_mode", "gtid_executed", "enforce_gtid_consistency",
+	"sync_binlog", "innodb_flush_log_at_trx_commit", "slave_net_timeout", "replica_net_timeout",
+	"rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled",
+	"rpl_semi_sync_source_enabled", "rpl_semi_sync_replica_enabled",
+	"rpl_semi_sync_master_timeout", "rpl_semi_sync_source_timeout",
+	"binlog_row_image", "report_host",
+}
+
+var discoveryStatus = []string{
+	"Rpl_semi_sync_master_status", "Rpl_semi_sync_master_clients", "Rpl_semi_sync_slave_status",
+	"Rpl_semi_sync_source_status", "Rpl_semi_sync_source_clients", "Rpl_semi_sync_replica_status",
+	"Uptime",
+}
+
+// VariablesQuery reads every global variable discovery needs.
+func (d Dialect) VariablesQuery() string {
+	return "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + literalList(discoveryVariables) + ")"
+}
+
+// StatusQuery reads the global status counters discovery needs.
+func (d Dialect) StatusQuery() string {
+	return "SHOW GLOBAL STATUS WHERE Variable_name IN (" + literalList(discoveryStatus) + ")"
+}
+
+// ReplicaStatusQuery lists every replication connection (all named
+// connections on MariaDB, all channels on MySQL).
+func (d Dialect) ReplicaStatusQuery() string {
+	switch {
+	case d.IsMariaDB():
+		return "SHOW ALL SLAVES STATUS"
+	case d.AtLeast(8, 0, 22):
+		return "SHOW REPLICA STATUS"
+	}
+	return "SHOW SLAVE STATUS"
+}
+
+// BinlogStatusQuery reads the current binary log coordinate.
+func (d Dialect) BinlogStatusQuery() string {
+	if !d.IsMariaDB() && d.AtLeast(8, 2, 0) {
+		return "SHOW BINARY LOG STATUS"
+	}
+	return "SHOW MASTER STATUS"
+}
+
+// ReplicaHostsQuery lists the replicas registered with this server.
+func (d Dialect) ReplicaHostsQuery() string {
+	if !d.IsMariaDB() && d.AtLeast(8, 0, 22) {
+		return "SHOW REPLICAS"
+	}
+	return "SHOW SLAVE HOSTS"
+}
+
+// DumpThreadsQuery lists binlog dump threads: replicas connected right now,
+// including ones that do not register a report_host.
+func (d Dialect) DumpThreadsQuery() string {
+	return "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"
+}
+
+// ReadOnlyVariable is the variable that fences a server against all writers.
+// On MariaDB 10.11 read_only also blocks SUPER; MySQL needs super_read_only.
+func (d Dialect) ReadOnlyVariable() string {
+	if d.IsMariaDB() {
+		return "read_only"
+	}
+	return "super_read_only"
+}
+
+// QuoteLiteral renders s as a SQL string literal. Every value that reaches SQL
+// text (host names from SHOW SLAVE HOSTS are untrusted) goes through it or
+// through a bound parameter.
+func QuoteLiteral(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for _, r := range s {
+		switch r {
+		case '\'':
+			b.WriteString("''")
+		case '\\':
+			b.WriteString(`\\`)
+		case 0:
+			b.WriteString(`\0`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case 0x1a:
+			b.WriteString(`\Z`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// QuoteIdent renders s as a back-quoted identifier.
+func QuoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func literalList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = QuoteLiteral(n)
+	}
+	return strings.Join(q, ",")
+}

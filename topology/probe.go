@@ -1,0 +1,249 @@
+package topology
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/myha/myha/binlog"
+)
+
+// Probe reads one server's full replication state. It never fails as a
+// whole: an unreachable server comes back with Reachable false and the
+// reason; a statement that fails on a reachable server is noted in Error.
+func Probe(ctx context.Context, d Dialer, spec ServerSpec) ServerState {
+	st := ServerState{Spec: spec}
+	start := time.Now()
+	q, err := d.Dial(ctx, spec.Address)
+	if err != nil {
+		st.Error = trimAddr(err.Error(), spec.Address)
+		return st
+	}
+	defer q.Close()
+	st.Reachable = true
+	if err := readState(ctx, q, &st); err != nil {
+		st.Error = trimAddr(err.Error(), spec.Address)
+		if st.Dialect.Major == 0 {
+			st.Reachable = false
+		}
+	}
+	st.ProbeRTT = time.Since(start)
+	return st
+}
+
+func trimAddr(msg, addr string) string { return strings.TrimPrefix(msg, addr+": ") }
+
+func readState(ctx context.Context, q Querier, st *ServerState) error {
+	rows, err := q.Query(ctx, VersionQuery)
+	if err != nil {
+		return err
+	}
+	if len(rows) != 1 {
+		return fmt.Errorf("version query returned %d rows", len(rows))
+	}
+	st.VersionRaw = rows[0]["version"]
+	st.Dialect, err = DialectFor(rows[0]["version"], rows[0]["comment"])
+	if err != nil {
+		return err
+	}
+	d := st.Dialect
+
+	if rows, err = q.Query(ctx, d.VariablesQuery()); err != nil {
+		return err
+	}
+	st.Vars = map[string]string{}
+	for _, r := range rows {
+		st.Vars[strings.ToLower(r["Variable_name"])] = r["Value"]
+	}
+	if err := applyVars(st); err != nil {
+		return err
+	}
+
+	if rows, err = q.Query(ctx, d.StatusQuery()); err != nil {
+		return err
+	}
+	status := map[string]string{}
+	for _, r := range rows {
+		status[strings.ToLower(r["Variable_name"])] = r["Value"]
+	}
+	st.SemiSync.SourceEnabled = isOn(st.Vars["rpl_semi_sync_master_enabled"]) || isOn(st.Vars["rpl_semi_sync_source_enabled"])
+	st.SemiSync.ReplicaOn = isOn(st.Vars["rpl_semi_sync_slave_enabled"]) || isOn(st.Vars["rpl_semi_sync_replica_enabled"])
+	st.SemiSync.SourceActive = isOn(status["rpl_semi_sync_master_status"]) || isOn(status["rpl_semi_sync_source_status"])
+	st.SemiSync.ReplicaActive = isOn(status["rpl_semi_sync_slave_status"]) || isOn(status["rpl_semi_sync_replica_status"])
+	st.SemiSync.SourceClients = atoi(firstNonEmpty(status["rpl_semi_sync_master_clients"], status["rpl_semi_sync_source_clients"]))
+
+	if rows, err = q.Query(ctx, d.ReplicaStatusQuery()); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		c, err := parseReplicaRow(d, r)
+		if err != nil {
+			return err
+		}
+		st.Replication = append(st.Replication, c)
+	}
+
+	if st.LogBin {
+		if rows, err = q.Query(ctx, d.BinlogStatusQuery()); err != nil {
+			return err
+		}
+		if len(rows) == 1 {
+			st.BinlogCoord = binlog.FilePos{File: rows[0]["File"], Pos: uint64(atoi64(rows[0]["Position"]))}
+		}
+	}
+
+	if rows, err = q.Query(ctx, d.ReplicaHostsQuery()); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		st.ConnectedReplicas = append(st.ConnectedReplicas, ConnectedReplica{
+			ServerID: uint32(atoi64(r.Get("Server_id", "Server_Id"))),
+			Host:     r.Get("Host"),
+			Port:     atoi(r.Get("Port")),
+		})
+	}
+	if rows, err = q.Query(ctx, d.DumpThreadsQuery()); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		host, _, err := net.SplitHostPort(r["HOST"])
+		if err != nil {
+			host = r["HOST"]
+		}
+		if !hasHost(st.ConnectedReplicas, host) {
+			st.ConnectedReplicas = append(st.ConnectedReplicas, ConnectedReplica{Host: host, User: r["USER"]})
+		}
+	}
+	return nil
+}
+
+func hasHost(cs []ConnectedReplica, host string) bool {
+	for _, c := range cs {
+		if c.Host == host {
+			return true
+		}
+	}
+	return false
+}
+
+func applyVars(st *ServerState) error {
+	v := st.Vars
+	st.ServerID = uint32(atoi64(v["server_id"]))
+	st.ServerUUID = v["server_uuid"]
+	st.Hostname = v["hostname"]
+	st.ReadOnly = isOn(v["read_only"])
+	st.SuperReadOnly = isOn(v["super_read_only"])
+	st.LogBin = isOn(v["log_bin"])
+	st.LogReplicaUpd = isOn(firstNonEmpty(v["log_slave_updates"], v["log_replica_updates"]))
+	st.BinlogFormat = v["binlog_format"]
+	var err error
+	if st.Dialect.IsMariaDB() {
+		for _, f := range []struct {
+			dst  *binlog.MariaDBPos
+			name string
+		}{{&st.GTIDBinlogPos, "gtid_binlog_pos"}, {&st.GTIDSlavePos, "gtid_slave_pos"}, {&st.GTIDCurrentPos, "gtid_current_pos"}} {
+			if *f.dst, err = binlog.ParseMariaDBPos(v[f.name]); err != nil {
+				return fmt.Errorf("@@%s: %w", f.name, err)
+			}
+		}
+		st.GTIDStrictMode = isOn(v["gtid_strict_mode"])
+		st.GTIDDomainID = uint32(atoi64(v["gtid_domain_id"]))
+		return nil
+	}
+	st.GTIDMode = v["gtid_mode"]
+	if st.GTIDExecuted, err = binlog.ParseMySQLSet(v["gtid_executed"]); err != nil {
+		return fmt.Errorf("@@gtid_executed: %w", err)
+	}
+	return nil
+}
+
+var filterColumns = []string{"Replicate_Do_DB", "Replicate_Ignore_DB", "Replicate_Do_Table", "Replicate_Ignore_Table",
+	"Replicate_Wild_Do_Table", "Replicate_Wild_Ignore_Table", "Replicate_Rewrite_DB", "Replicate_Do_Domain_Ids",
+	"Replicate_Ignore_Domain_Ids", "Replicate_Ignore_Server_Ids"}
+
+func parseReplicaRow(d Dialect, r Row) (ReplicaConn, error) {
+	c := ReplicaConn{
+		Name:           r.Get("Connection_name", "Channel_Name"),
+		SourceHost:     r.Get("Master_Host", "Source_Host"),
+		SourcePort:     atoi(r.Get("Master_Port", "Source_Port")),
+		SourceServerID: uint32(atoi64(r.Get("Master_Server_Id", "Source_Server_Id"))),
+		SourceUUID:     r.Get("Master_UUID", "Source_UUID"),
+		IOState:        r.Get("Slave_IO_Running", "Replica_IO_Running"),
+		SQLRunning:     r.Get("Slave_SQL_Running", "Replica_SQL_Running") == "Yes",
+		LastIOErrno:    atoi(r.Get("Last_IO_Errno")),
+		LastIOError:    r.Get("Last_IO_Error"),
+		LastSQLErrno:   atoi(r.Get("Last_SQL_Errno")),
+		LastSQLError:   r.Get("Last_SQL_Error"),
+		SQLDelay:       atoi64(r.Get("SQL_Delay")),
+		SQLState:       r.Get("Slave_SQL_Running_State", "Replica_SQL_Running_State"),
+		IOStateText:    r.Get("Slave_IO_State", "Replica_IO_State"),
+		ConnectRetry:   atoi(r.Get("Connect_Retry")),
+		ReadCoord:      binlog.FilePos{File: r.Get("Master_Log_File", "Source_Log_File"), Pos: uint64(atoi64(r.Get("Read_Master_Log_Pos", "Read_Source_Log_Pos")))},
+		ExecCoord:      binlog.FilePos{File: r.Get("Relay_Master_Log_File", "Relay_Source_Log_File"), Pos: uint64(atoi64(r.Get("Exec_Master_Log_Pos", "Exec_Source_Log_Pos")))},
+	}
+	if r.Has("Seconds_Behind_Master", "Seconds_Behind_Source") {
+		lag := atoi64(r.Get("Seconds_Behind_Master", "Seconds_Behind_Source"))
+		c.LagSeconds = &lag
+	}
+	if hb := r.Get("Slave_heartbeat_period"); hb != "" {
+		c.HeartbeatSecs, _ = strconv.ParseFloat(hb, 64)
+	}
+	for _, f := range filterColumns {
+		if v := r.Get(f); v != "" {
+			if c.Filters == nil {
+				c.Filters = map[string]string{}
+			}
+			c.Filters[f] = v
+		}
+	}
+	var err error
+	if d.IsMariaDB() {
+		c.UsingGTID = r.Get("Using_Gtid")
+		if c.GTIDIOPos, err = binlog.ParseMariaDBPos(r.Get("Gtid_IO_Pos")); err != nil {
+			return c, fmt.Errorf("Gtid_IO_Pos of connection %q: %w", c.Name, err)
+		}
+		return c, nil
+	}
+	c.UsingGTID = "No"
+	if r.Get("Auto_Position") == "1" {
+		c.UsingGTID = "Auto_Position"
+	}
+	if c.RetrievedSet, err = binlog.ParseMySQLSet(r.Get("Retrieved_Gtid_Set")); err != nil {
+		return c, fmt.Errorf("Retrieved_Gtid_Set of channel %q: %w", c.Name, err)
+	}
+	if c.ExecutedSet, err = binlog.ParseMySQLSet(r.Get("Executed_Gtid_Set")); err != nil {
+		return c, fmt.Errorf("Executed_Gtid_Set of channel %q: %w", c.Name, err)
+	}
+	return c, nil
+}
+
+func isOn(v string) bool {
+	switch strings.ToUpper(v) {
+	case "ON", "1", "YES", "TRUE":
+		return true
+	}
+	return false
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(strings.TrimSpace(s)); return n }
+
+func atoi64(s string) int64 { n, _ := strconv.ParseInt(strings.TrimSpace(s), 10, 64); return n }
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func joinHostPort(h string, p int) string {
+	if h == "" {
+		return ""
+	}
+	return net.JoinHostPort(h, strconv.Itoa(p))
+}

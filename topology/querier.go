@@ -1,0 +1,183 @@
+package topology
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Row is one result row keyed by column name; SQL NULL is absent.
+type Row map[string]string
+
+// Get returns the first of the named columns present, so one call reads a
+// column that MariaDB and MySQL name differently (Master_Host / Source_Host).
+func (r Row) Get(names ...string) string {
+	for _, n := range names {
+		if v, ok := r[n]; ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Has reports whether any of the columns is present and not NULL.
+func (r Row) Has(names ...string) bool {
+	for _, n := range names {
+		if _, ok := r[n]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Querier runs statements on one server. It is the edge between myha's logic
+// and real servers: production uses a database connection, unit tests a fake.
+type Querier interface {
+	Query(ctx context.Context, q string, args ...any) ([]Row, error)
+	Exec(ctx context.Context, q string, args ...any) error
+	Close() error
+}
+
+// Dialer opens a Querier to a server address.
+type Dialer interface {
+	Dial(ctx context.Context, addr string) (Querier, error)
+}
+
+// SQLDialer connects with go-sql-driver/mysql. Every connection has a dial
+// timeout and per-statement read and write timeouts, so a hung server costs
+// at most those, and contexts cancel statements in flight.
+type SQLDialer struct {
+	Credentials    Credentials
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
+}
+
+// Dial opens a single-connection pool to addr and checks it answers.
+func (d SQLDialer) Dial(ctx context.Context, addr string) (Querier, error) {
+	cfg := mysql.NewConfig()
+	cfg.User = d.Credentials.User
+	cfg.Passwd = d.Credentials.Password
+	cfg.Net = "tcp"
+	cfg.Addr = addr
+	cfg.Timeout = d.ConnectTimeout
+	cfg.ReadTimeout = d.ReadTimeout
+	cfg.WriteTimeout = d.ReadTimeout
+	cfg.InterpolateParams = false
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", addr, err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, d.ConnectTimeout+d.ReadTimeout)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, &ServerError{Addr: addr, Op: "connect", Err: err}
+	}
+	return &sqlQuerier{db: db, addr: addr}, nil
+}
+
+type sqlQuerier struct {
+	db   *sql.DB
+	addr string
+}
+
+func (q *sqlQuerier) Close() error { return q.db.Close() }
+
+func (q *sqlQuerier) Exec(ctx context.Context, stmt string, args ...any) error {
+	if _, err := q.db.ExecContext(ctx, stmt, args...); err != nil {
+		return &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
+	}
+	return nil
+}
+
+func (q *sqlQuerier) Query(ctx context.Context, stmt string, args ...any) ([]Row, error) {
+	rows, err := q.db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
+	}
+	var out []Row
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
+		}
+		r := make(Row, len(cols))
+		for i, c := range cols {
+			if vals[i] != nil {
+				r[c] = string(vals[i])
+			}
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
+	}
+	return out, nil
+}
+
+// ServerError is a failed operation on one server; it names the server and
+// the statement kind but never the statement's arguments (which may hold
+// passwords).
+type ServerError struct {
+	Addr string
+	Op   string
+	Err  error
+}
+
+func (e *ServerError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Addr, e.Op, describe(e.Err)) }
+
+func (e *ServerError) Unwrap() error { return e.Err }
+
+// MySQLErrorNumber returns the server error number inside err, or 0.
+func MySQLErrorNumber(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+// describe shortens driver errors to what an operator needs.
+func describe(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused"
+	case strings.Contains(err.Error(), "no route to host"):
+		return "no route to host"
+	}
+	return err.Error()
+}
+
+func firstWords(stmt string) string {
+	f := strings.Fields(stmt)
+	if len(f) > 3 {
+		f = f[:3]
+	}
+	return strings.Join(f, " ")
+}
