@@ -1,0 +1,372 @@
+// Package lab builds real MariaDB replication labs for myha's integration
+// tests, benchmarks and demo. As root, every server, monitor and client is its
+// own host: a network namespace on a bridge, with an address from
+// 198.18.0.0/15 (reserved for network tests, never routed), so a VIP can move
+// and a cut really cuts. Without root the servers run on 127.0.0.1 ports and
+// the namespace-only operations report ErrNoNamespaces.
+//
+// A lab removes everything it made on Close, and Start first sweeps leftovers
+// of earlier runs whose owner process is gone.
+package lab
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Credentials the lab creates on every server. They exist only inside a lab.
+const (
+	AdminUser    = "myha"
+	AdminPass    = "lab-admin-pw"
+	ReplUser     = "repl"
+	ReplPass     = "lab-repl-pw"
+	ClusterName  = "lab"
+	mariadbdPath = "mariadbd"
+)
+
+// ErrNoNamespaces is returned by operations that need network namespaces
+// (cutting a host off, moving a VIP) when the lab runs on loopback.
+var ErrNoNamespaces = errors.New("lab: this needs network namespaces (run as root with iproute2)")
+
+// Options shape a lab.
+type Options struct {
+	// Servers is how many MariaDB servers (default 3).
+	Servers int
+	// CoPrimary makes servers 1 and 2 replicate from each other (1 active);
+	// the rest replicate from server 1.
+	CoPrimary bool
+	// NoReplication leaves every server standalone and writable=false.
+	NoReplication bool
+	// Hosts adds empty hosts (monitors, clients) named by the caller.
+	Hosts []string
+	// Loopback forces 127.0.0.1 servers even as root.
+	Loopback bool
+	// Persistent labs (make lab-up) are not swept as leftovers when the
+	// process that made them exits; only Destroy removes them.
+	Persistent bool
+	// ExtraArgs are added to every mariadbd command line.
+	ExtraArgs []string
+}
+
+// Lab is a running set of servers and hosts.
+type Lab struct {
+	ID      int
+	Dir     string
+	Netns   bool
+	Bridge  string
+	Subnet  string // e.g. 198.18.7.0/24
+	Servers []*Server
+	Hosts   []*Host
+	opts    Options
+}
+
+// Host is an empty machine for monitors and clients.
+type Host struct {
+	Name string
+	NS   string // namespace, "" on loopback
+	IP   string
+	veth string
+}
+
+// Server is one MariaDB server of the lab.
+type Server struct {
+	Name     string // db1, db2, ...
+	ServerID int
+	Host     // its machine
+	Port     int
+	DataDir  string
+	Socket   string
+	lab      *Lab
+
+	mu   sync.Mutex
+	proc *os.Process
+	done chan struct{}
+}
+
+// Addr is host:port as myha's config names the server.
+func (s *Server) Addr() string { return fmt.Sprintf("%s:%d", s.IP, s.Port) }
+
+const root = "/tmp/myha-lab"
+
+// Start builds a lab. On error everything made so far is removed.
+func Start(ctx context.Context, opts Options) (*Lab, error) {
+	if opts.Servers == 0 {
+		opts.Servers = 3
+	}
+	if opts.CoPrimary && opts.Servers < 2 {
+		return nil, fmt.Errorf("lab: a co-primary pair needs at least 2 servers")
+	}
+	if _, err := exec.LookPath(mariadbdPath); err != nil {
+		return nil, fmt.Errorf("lab: mariadbd not found (apt-get install mariadb-server): %w", err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	SweepLeftovers()
+	l := &Lab{opts: opts, Netns: !opts.Loopback && canNetns()}
+	if err := l.claimID(); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.Close()
+		}
+	}()
+	tmpl, err := template(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.Netns {
+		if err := l.makeBridge(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for i := 1; i <= opts.Servers; i++ {
+		s := &Server{Name: fmt.Sprintf("db%d", i), ServerID: i, lab: l, Port: 3306}
+		s.DataDir = filepath.Join(l.Dir, s.Name)
+		s.Socket = filepath.Join(s.DataDir, "sock")
+		if l.Netns {
+			s.Host, err = l.makeHost(ctx, s.Name, 10+i)
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			s.Host = Host{Name: s.Name, IP: "127.0.0.1"}
+			if s.Port, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		if out, err := exec.CommandContext(ctx, "cp", "-a", tmpl, s.DataDir).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("lab: copy template: %v: %s", err, out)
+		}
+		l.Servers = append(l.Servers, s)
+	}
+	for i, name := range opts.Hosts {
+		if !l.Netns {
+			l.Hosts = append(l.Hosts, &Host{Name: name, IP: "127.0.0.1"})
+			continue
+		}
+		h, err := l.makeHost(ctx, name, 100+i)
+		if err != nil {
+			return nil, err
+		}
+		l.Hosts = append(l.Hosts, &h)
+	}
+	errs := make([]error, len(l.Servers))
+	var wg sync.WaitGroup
+	for i, s := range l.Servers {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Start(ctx) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if !opts.NoReplication {
+		if err := l.setupReplication(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return l, nil
+}
+
+// setupReplication points every replica at db1 (and db1 at db2 for a
+// co-primary pair) and makes db1 the one writable server.
+func (l *Lab) setupReplication(ctx context.Context) error {
+	p := l.Servers[0]
+	for _, s := range l.Servers[1:] {
+		if err := s.ReplicateFrom(ctx, p); err != nil {
+			return err
+		}
+	}
+	if l.opts.CoPrimary {
+		if err := p.ReplicateFrom(ctx, l.Servers[1]); err != nil {
+			return err
+		}
+	}
+	if err := p.Exec(ctx, "SET GLOBAL read_only=0"); err != nil {
+		return err
+	}
+	// One write so every server has a GTID position, then wait for it.
+	if err := p.Exec(ctx, "CREATE TABLE lab.seed (id INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+		return err
+	}
+	return l.WaitReplicated(ctx, 20*time.Second)
+}
+
+// ReplicateFrom points s at src with GTID replication and starts it.
+func (s *Server) ReplicateFrom(ctx context.Context, src *Server) error {
+	stmt := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
+		"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+		quote(src.IP), src.Port, quote(ReplUser), quote(ReplPass))
+	if err := s.Exec(ctx, "STOP SLAVE"); err != nil {
+		return err
+	}
+	if err := s.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: CHANGE MASTER: %w", s.Name, err)
+	}
+	return s.Exec(ctx, "START SLAVE")
+}
+
+// WaitReplicated waits until every reachable replica has applied the
+// primary's (db1's) current GTID position.
+func (l *Lab) WaitReplicated(ctx context.Context, timeout time.Duration) error {
+	return l.WaitReplicatedFrom(ctx, l.Servers[0], timeout)
+}
+
+// WaitReplicatedFrom waits until every other running server has applied
+// src's current gtid_binlog_pos.
+func (l *Lab) WaitReplicatedFrom(ctx context.Context, src *Server, timeout time.Duration) error {
+	pos, err := src.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	if err != nil {
+		return err
+	}
+	for _, s := range l.Servers {
+		if s == src || !s.Running() {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second)
+		res, err := s.QueryString(wctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, %d)", quote(pos), int(timeout.Seconds())))
+		cancel()
+		if err != nil {
+			return err
+		}
+		if res != "0" {
+			return fmt.Errorf("lab: %s did not reach %s within %s", s.Name, pos, timeout)
+		}
+	}
+	return nil
+}
+
+// Close stops every process and removes every namespace, link and file the
+// lab made. It is safe to call twice.
+func (l *Lab) Close() error {
+	if l == nil || l.Dir == "" {
+		return nil
+	}
+	for _, s := range l.Servers {
+		s.Kill()
+	}
+	destroy(l.ID, l.Dir)
+	return nil
+}
+
+// Server returns the server with this name (db1...).
+func (l *Lab) Server(name string) *Server {
+	for _, s := range l.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Host returns the extra host with this name.
+func (l *Lab) Host(name string) *Host {
+	for _, h := range l.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// ConfigYAML is a myha config describing the lab, for the CLI.
+func (l *Lab) ConfigYAML() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    user: %s\n    password: %s\n    replication_user: %s\n    replication_password: %s\n    servers:\n",
+		ClusterName, AdminUser, AdminPass, ReplUser, ReplPass)
+	for _, s := range l.Servers {
+		fmt.Fprintf(&b, "      - address: %s\n", s.Addr())
+	}
+	return b.String()
+}
+
+// WriteConfig writes ConfigYAML to a file in the lab's directory.
+func (l *Lab) WriteConfig() (string, error) {
+	p := filepath.Join(l.Dir, "myha.yaml")
+	return p, os.WriteFile(p, []byte(l.ConfigYAML()), 0o600)
+}
+
+// rootDB opens the server's root account over its unix socket, which works
+// whatever the network state (namespaces do not isolate the file system).
+func (s *Server) rootDB() (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User = "root"
+	cfg.Net = "unix"
+	cfg.Addr = s.Socket
+	cfg.Timeout = 2 * time.Second
+	cfg.ReadTimeout = 30 * time.Second
+	cfg.WriteTimeout = 30 * time.Second
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(c)
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// Exec runs statements as root on the server (over the socket).
+func (s *Server) Exec(ctx context.Context, stmts ...string) error {
+	db, err := s.rootDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, st := range stmts {
+		if _, err := db.ExecContext(ctx, st); err != nil {
+			return fmt.Errorf("%s: %s: %w", s.Name, firstWords(st), err)
+		}
+	}
+	return nil
+}
+
+// QueryString runs a one-value query as root.
+func (s *Server) QueryString(ctx context.Context, q string) (string, error) {
+	db, err := s.rootDB()
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v sql.NullString
+	if err := db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+		return "", fmt.Errorf("%s: %s: %w", s.Name, firstWords(q), err)
+	}
+	return v.String, nil
+}
+
+func firstWords(s string) string {
+	f := strings.Fields(s)
+	if len(f) > 4 {
+		f = f[:4]
+	}
+	return strings.Join(f, " ")
+}
+
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+}
+
+func freePort() (int, error) {
+	// Ask the kernel for a free port, then release it for mariadbd.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("lab: no free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,198 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// canNetns reports whether this process can make network namespaces.
+func canNetns() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return false
+	}
+	name := fmt.Sprintf("mhprobe%d", os.Getpid())
+	if err := exec.Command("ip", "netns", "add", name).Run(); err != nil {
+		return false
+	}
+	exec.Command("ip", "netns", "del", name).Run()
+	return true
+}
+
+// claimID takes the lowest free lab number; the directory made with mkdir is
+// the lock, so parallel test processes never share a subnet.
+func (l *Lab) claimID() error {
+	for id := 1; id < 255; id++ {
+		dir := filepath.Join(root, strconv.Itoa(id))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			continue
+		}
+		owner := "persistent"
+		if !l.opts.Persistent {
+			owner = selfToken()
+		}
+		if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(owner), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		l.ID, l.Dir = id, dir
+		l.Bridge = fmt.Sprintf("mhbr%d", id)
+		l.Subnet = fmt.Sprintf("198.18.%d.0/24", id)
+		return nil
+	}
+	return fmt.Errorf("lab: no free lab number under %s (run make lab-down)", root)
+}
+
+// selfToken identifies this process across pid reuse: pid and start time.
+func selfToken() string { return procToken(os.Getpid()) }
+
+func procToken(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// Field 22 is the start time; the command name (field 2) may hold spaces.
+	rest := b[bytes.LastIndexByte(b, ')')+2:]
+	f := strings.Fields(string(rest))
+	if len(f) < 20 {
+		return ""
+	}
+	return fmt.Sprintf("%d %s", pid, f[19])
+}
+
+// SweepLeftovers removes labs whose owning process is gone (a crashed or
+// killed test run). Persistent labs are left alone.
+func SweepLeftovers() {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		id, err := strconv.Atoi(e.Name())
+		if err != nil || !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		owner, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			// Being created right now, or broken: only old ones are swept.
+			if st, err := os.Stat(dir); err == nil && time.Since(st.ModTime()) > time.Minute {
+				destroy(id, dir)
+			}
+			continue
+		}
+		tok := string(owner)
+		if tok == "persistent" {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Fields(tok + " 0")[0])
+		if procToken(pid) != tok {
+			destroy(id, dir)
+		}
+	}
+}
+
+// Destroy removes the lab with this number whatever its owner (make lab-down).
+func Destroy(id int) { destroy(id, filepath.Join(root, strconv.Itoa(id))) }
+
+// DestroyAll removes every lab (make lab-down).
+func DestroyAll() {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if id, err := strconv.Atoi(e.Name()); err == nil {
+			destroy(id, filepath.Join(root, e.Name()))
+		}
+	}
+}
+
+func destroy(id int, dir string) {
+	pids, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	for _, p := range pids {
+		b, _ := os.ReadFile(p)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(pid)
+		}
+	}
+	// Processes a lab started on its hosts (monitors, agents) are in the
+	// namespaces; kill what is left there before removing them.
+	prefix := fmt.Sprintf("mh%d-", id)
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
+			continue
+		}
+		if pids, err := exec.Command("ip", "netns", "pids", f[0]).Output(); err == nil {
+			for _, p := range strings.Fields(string(pids)) {
+				if pid, err := strconv.Atoi(p); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+					waitGone(pid)
+				}
+			}
+		}
+		exec.Command("ip", "netns", "del", f[0]).Run()
+	}
+	exec.Command("ip", "link", "del", fmt.Sprintf("mhbr%d", id)).Run()
+	os.RemoveAll(dir)
+}
+
+func waitGone(pid int) {
+	for i := 0; i < 500; i++ {
+		if err := syscall.Kill(pid, 0); err != nil {
+			return
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && bytes.Contains(b, []byte(") Z ")) {
+			return // a zombie: dead, waiting for its parent to reap it
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *Lab) makeBridge(ctx context.Context) error {
+	exec.Command("ip", "link", "del", l.Bridge).Run() // a stale one from a crashed run
+	for _, args := range [][]string{
+		{"link", "add", l.Bridge, "type", "bridge"},
+		{"addr", "add", fmt.Sprintf("198.18.%d.1/24", l.ID), "dev", l.Bridge},
+		{"link", "set", l.Bridge, "up"},
+	} {
+		if err := run(ctx, "ip", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeHost makes a namespace with eth0 on the lab bridge at 198.18.<id>.<n>.
+func (l *Lab) makeHost(ctx context.Context, name string, n int) (Host, error) {
+	h := Host{Name: name, NS: fmt.Sprintf("mh%d-%s", l.ID, name), IP: fmt.Sprintf("198.18.%d.%d", l.ID, n)}
+	h.veth = fmt.Sprintf("mh%dv%d", l.ID, n)
+	for _, args := range [][]string{
+		{"netns", "add", h.NS},
+		{"link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
+		{"link", "set", h.veth, "master", l.Bridge, "up"},
+		{"-n", h.NS, "addr", "add", h.IP + "/24", "dev", "eth0"},
+		{"-n", h.NS, "link", "set", "eth0", "up"},
+		{"-n", h.NS, "link", "set", "lo", "up"},
+	} {
+		if err := run(ctx, "ip", args...); err != nil {
+			return h, err
+		}
+	}
+	return h, nil
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
