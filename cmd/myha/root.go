@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/myha/myha/config"
+)
+
+// app holds one invocation's I/O and global flags; no package state.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	configPath string
+	jsonOut    bool
+	logLevel   string
+	log        *slog.Logger
+	code       int // exit code for a command that succeeded with findings
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "myha",
+		Short:         "High availability for MySQL and MariaDB replication",
+		Long:          "myha keeps a replication cluster writable when its primary dies: it watches every server,\nagrees by quorum that the primary is dead, promotes the most advanced replica, repoints\nthe others, fences the old primary and moves the virtual IP.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+				return withCode(exitProblem, fmt.Errorf("--log-level %q: use debug, info, warn or error", a.logLevel))
+			}
+			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default ./myha.yaml, then /etc/myha/myha.yaml)")
+	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand())
+	return root
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print myha's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if a.jsonOut {
+				return a.printJSON(map[string]string{"version": version})
+			}
+			fmt.Fprintf(a.stdout, "myha %s\n", version)
+			return nil
+		},
+	}
+}
+
+// loadConfig finds, reads and validates the config; problems exit with 2.
+func (a *app) loadConfig() (*config.Config, error) {
+	path, err := config.Find(a.configPath)
+	if err != nil {
+		return nil, withCode(exitProblem, err)
+	}
+	cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv})
+	if err != nil {
+		return nil, withCode(exitProblem, err)
+	}
+	a.log.Debug("config loaded", "file", path, "clusters", len(cfg.Clusters))
+	return cfg, nil
+}
+
+// selectClusters returns the named cluster, or all when name is empty.
+func selectClusters(cfg *config.Config, name string) ([]config.Cluster, error) {
+	if name == "" {
+		return cfg.Clusters, nil
+	}
+	if c, ok := cfg.Cluster(name); ok {
+		return []config.Cluster{*c}, nil
+	}
+	var names []string
+	for _, c := range cfg.Clusters {
+		names = append(names, c.Name)
+	}
+	return nil, withCode(exitProblem, fmt.Errorf("--cluster %q: no such cluster (configured: %s)", name, strings.Join(names, ", ")))
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/myha/myha/topology"
+)
+
+func (a *app) topologyCommand() *cobra.Command {
+	var cluster string
+	cmd := &cobra.Command{
+		Use:   "topology",
+		Short: "Discover and print the replication tree of each cluster",
+		Long: "Queries every configured server in parallel and prints the replication tree: roles,\n" +
+			"read_only, thread states, lag, GTID positions, errant transactions and problems.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			clusters, err := selectClusters(cfg, cluster)
+			if err != nil {
+				return err
+			}
+			var reports []topology.ClusterReport
+			for i, c := range clusters {
+				spec := clusterSpec(c)
+				snap := topology.Discover(cmd.Context(), spec, dialerFor(spec))
+				a.log.Info("discovered", "cluster", c.Name, "took", snap.Took, "primary", snap.Primary)
+				if a.jsonOut {
+					reports = append(reports, snap.Report())
+					continue
+				}
+				if i > 0 {
+					a.stdout.Write([]byte("\n"))
+				}
+				snap.WriteTree(a.stdout)
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"clusters": reports})
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	return cmd
+}
