@@ -88,3 +88,22 @@ func TestLabCoPrimary(t *testing.T) {
 		t.Fatalf("write on db2 did not reach db1: %v", err)
 	}
 }
+
+// TestLabLoopback runs the fallback used without root, so it is exercised
+// even on machines where tests run as root.
+func TestLabLoopback(t *testing.T) {
+	ctx := context.Background()
+	l := New(t, Options{Servers: 2, Loopback: true, Hosts: []string{"client"}})
+	if l.Netns || l.Servers[0].IP != "127.0.0.1" || l.Servers[0].Port == l.Servers[1].Port {
+		t.Fatalf("loopback lab: netns=%v %s %s", l.Netns, l.Servers[0].Addr(), l.Servers[1].Addr())
+	}
+	if err := l.Server("db1").Exec(ctx, "CREATE TABLE lab.lo (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitReplicated(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Server("db2").Cut(ctx); err != ErrNoNamespaces {
+		t.Fatalf("Cut on loopback = %v, want ErrNoNamespaces", err)
+	}
+}
