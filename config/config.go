@@ -13,6 +13,8 @@ const (
 	DefaultConnectTimeout = 1 * time.Second
 	DefaultReadTimeout    = 2 * time.Second
 	DefaultCheckInterval  = 1 * time.Second
+	DefaultMaxLag         = 30 * time.Second
+	DefaultCatchupTimeout = 60 * time.Second
 )
 
 // Config is a whole, validated myha configuration: the same file on every
@@ -43,6 +45,18 @@ type Cluster struct {
 	CheckInterval time.Duration `mapstructure:"check_interval"`
 	Servers       []Server      `mapstructure:"servers"`
 	VIP           *VIP          `mapstructure:"vip"`
+	Failover      Failover      `mapstructure:"failover"`
+}
+
+// Failover is a cluster's failover policy.
+type Failover struct {
+	// MaxLag excludes replicas further behind than this from promotion
+	// (MHA check_repl_delay; default 30s).
+	MaxLag time.Duration `mapstructure:"max_lag"`
+	// CatchupTimeout bounds how long the new primary may take to apply its
+	// relay log and catch up from a more advanced replica (default 60s); a
+	// failover that would take longer stops at a safe point instead.
+	CatchupTimeout time.Duration `mapstructure:"catchup_timeout"`
 }
 
 // Server is one database server of a cluster.

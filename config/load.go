@@ -146,6 +146,12 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.CheckInterval == 0 {
 			cl.CheckInterval = DefaultCheckInterval
 		}
+		if cl.Failover.MaxLag == 0 {
+			cl.Failover.MaxLag = DefaultMaxLag
+		}
+		if cl.Failover.CatchupTimeout == 0 {
+			cl.Failover.CatchupTimeout = DefaultCatchupTimeout
+		}
 		for _, s := range []struct {
 			val  *Secret
 			file string

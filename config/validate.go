@@ -90,7 +90,8 @@ func (c *Config) Validate() Errors {
 		for _, d := range []struct {
 			name string
 			val  int64
-		}{{"connect_timeout", int64(cl.ConnectTimeout)}, {"read_timeout", int64(cl.ReadTimeout)}, {"check_interval", int64(cl.CheckInterval)}} {
+		}{{"connect_timeout", int64(cl.ConnectTimeout)}, {"read_timeout", int64(cl.ReadTimeout)}, {"check_interval", int64(cl.CheckInterval)},
+			{"failover.max_lag", int64(cl.Failover.MaxLag)}, {"failover.catchup_timeout", int64(cl.Failover.CatchupTimeout)}} {
 			if d.val < 0 {
 				bad(key+"."+d.name, "must be positive")
 			}

@@ -220,6 +220,7 @@ func Build(cluster string, states []ServerState, takenAt time.Time) Snapshot {
 		if views[i].Error != "" {
 			views[i].Problems = append(views[i].Problems, "discovery incomplete: "+views[i].Error)
 		}
+		views[i].Problems = append(views[i].Problems, views[i].Warnings...)
 	}
 	snap.Servers = views
 	return snap

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/myha/myha/binlog"
@@ -46,5 +47,22 @@ func TestQuoteLiteral(t *testing.T) {
 	}
 	if got := QuoteIdent("a`b"); got != "`a``b`" {
 		t.Errorf("QuoteIdent = %s", got)
+	}
+}
+
+func TestGlobalPrivileges(t *testing.T) {
+	for in, want := range map[string]string{
+		"GRANT ALL PRIVILEGES ON *.* TO `myha`@`%` IDENTIFIED BY PASSWORD '*5A33' WITH GRANT OPTION": "ALL PRIVILEGES",
+		"GRANT SELECT, PROCESS, BINLOG MONITOR ON *.* TO `lim`@`%` IDENTIFIED BY PASSWORD '*B690'":   "SELECT|PROCESS|BINLOG MONITOR",
+		"GRANT SELECT ON `lab`.* TO `x`@`%`":                                     "",
+		"GRANT REPLICATION_SLAVE_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `m`@`%`": "REPLICATION_SLAVE_ADMIN|SYSTEM_VARIABLES_ADMIN",
+	} {
+		got := strings.Join(GlobalPrivileges(in), "|")
+		if got != want {
+			t.Errorf("GlobalPrivileges(%q) = %q, want %q", in, got, want)
+		}
+		if strings.Contains(got, "*5A33") || strings.Contains(got, "PASSWORD") {
+			t.Fatal("password hash kept")
+		}
 	}
 }

@@ -2,8 +2,10 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -95,8 +97,10 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 		}
 	}
 
+	// What follows is useful but not essential: an account without the
+	// privilege still gets a full picture of replication, with a note.
 	if rows, err = q.Query(ctx, d.ReplicaHostsQuery()); err != nil {
-		return err
+		st.Warnings = append(st.Warnings, "cannot list registered replicas: "+shortErr(err))
 	}
 	for _, r := range rows {
 		st.ConnectedReplicas = append(st.ConnectedReplicas, ConnectedReplica{
@@ -105,8 +109,9 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 			Port:     atoi(r.Get("Port")),
 		})
 	}
+	rows = nil
 	if rows, err = q.Query(ctx, d.DumpThreadsQuery()); err != nil {
-		return err
+		st.Warnings = append(st.Warnings, "cannot list binlog dump threads: "+shortErr(err))
 	}
 	for _, r := range rows {
 		host, _, err := net.SplitHostPort(r["HOST"])
@@ -115,6 +120,17 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 		}
 		if !hasHost(st.ConnectedReplicas, host) {
 			st.ConnectedReplicas = append(st.ConnectedReplicas, ConnectedReplica{Host: host, User: r["USER"]})
+		}
+	}
+	rows = nil
+	if rows, err = q.Query(ctx, "SHOW GRANTS"); err != nil {
+		st.Warnings = append(st.Warnings, "cannot read own grants: "+shortErr(err))
+	} else {
+		st.GrantsRead = true
+		for _, r := range rows {
+			for _, v := range r {
+				st.Privileges = append(st.Privileges, GlobalPrivileges(v)...)
+			}
 		}
 	}
 	return nil
@@ -246,4 +262,36 @@ func joinHostPort(h string, p int) string {
 		return ""
 	}
 	return net.JoinHostPort(h, strconv.Itoa(p))
+}
+
+// shortErr drops the server address prefix, which the caller already names.
+func shortErr(err error) string {
+	var se *ServerError
+	if errors.As(err, &se) {
+		return describe(se.Err)
+	}
+	return err.Error()
+}
+
+var grantRE = regexp.MustCompile(`(?i)^GRANT (.+?) ON \*\.\* TO `)
+
+// GlobalPrivileges extracts the global privileges of one SHOW GRANTS line
+// ("GRANT SELECT, PROCESS ON *.* TO ..."). Only privilege names are kept:
+// the line also carries the password hash, which must go nowhere.
+func GlobalPrivileges(grant string) []string {
+	m := grantRE.FindStringSubmatch(strings.TrimSpace(grant))
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(m[1], ",") {
+		p = strings.ToUpper(strings.Join(strings.Fields(p), " "))
+		if p == "ALL" {
+			p = "ALL PRIVILEGES"
+		}
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -55,6 +55,14 @@ type ServerState struct {
 	BinlogCoord binlog.FilePos
 	SemiSync    SemiSync
 
+	// Privileges are myha's own global privileges on this server (from
+	// SHOW GRANTS, names only); GrantsRead says whether they could be read.
+	Privileges []string
+	GrantsRead bool
+	// Warnings are parts of discovery that failed without hiding replication
+	// state (a missing privilege for an optional query).
+	Warnings []string
+
 	// Vars holds every variable read, for checks that need more than the
 	// typed fields (sync_binlog, slave_net_timeout, ...).
 	Vars map[string]string

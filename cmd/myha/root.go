@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/myha/myha/config"
+	"github.com/myha/myha/failover"
 )
 
 // app holds one invocation's I/O and global flags; no package state.
@@ -44,7 +45,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default ./myha.yaml, then /etc/myha/myha.yaml)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand())
+	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand(), a.checkCommand(),
+		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover))
 	return root
 }
 

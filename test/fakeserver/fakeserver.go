@@ -32,6 +32,8 @@ type State struct {
 	BinlogPos        int
 	ReplicaHosts     []map[string]string // Server_id, Host, Port
 	DumpThreads      []map[string]string // ID, USER, HOST
+	// Grants are SHOW GRANTS lines; nil means ALL PRIVILEGES.
+	Grants []string
 }
 
 // Server is one fake endpoint on 127.0.0.1.
@@ -151,6 +153,16 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 		return result([]string{"Server_id", "Host", "Port", "Master_id"}, st.ReplicaHosts, nil)
 	case strings.Contains(up, "INFORMATION_SCHEMA.PROCESSLIST"):
 		return result([]string{"ID", "USER", "HOST"}, st.DumpThreads, nil)
+	case up == "SHOW GRANTS":
+		grants := st.Grants
+		if grants == nil {
+			grants = []string{"GRANT ALL PRIVILEGES ON *.* TO `myha`@`%`"}
+		}
+		var rows []map[string]string
+		for _, g := range grants {
+			rows = append(rows, map[string]string{"Grants": g})
+		}
+		return result([]string{"Grants"}, rows, nil)
 	case strings.HasPrefix(up, "SELECT 1"):
 		return result([]string{"1"}, []map[string]string{{"1": "1"}}, nil)
 	case strings.HasPrefix(up, "SET ") || strings.HasPrefix(up, "STOP ") || strings.HasPrefix(up, "START ") ||

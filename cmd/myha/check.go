@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/myha/myha/config"
+	"github.com/myha/myha/failover"
+	"github.com/myha/myha/topology"
+)
+
+// checkReport is the JSON shape of `myha check`.
+type checkReport struct {
+	Name   string           `json:"name"`
+	Status failover.Status  `json:"status"`
+	Checks []failover.Check `json:"checks"`
+	Plan   failover.Plan    `json:"plan"`
+}
+
+func (a *app) checkCommand() *cobra.Command {
+	var cluster string
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Pre-failover health report: what is wrong now, and what a failover would do",
+		Long: "Runs named checks on every server (replication threads, lag, GTID, errant transactions,\n" +
+			"privileges, durability, detection timeouts, ...) and prints the plan a failover would follow\n" +
+			"if the primary died now.\n\nExit codes: 0 all ok, 1 warnings only, 2 any failure, 3 could not run.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return withCode(exitCannot, err)
+			}
+			clusters, err := selectClusters(cfg, cluster)
+			if err != nil {
+				return withCode(exitCannot, err)
+			}
+			var reports []checkReport
+			worst := failover.OK
+			for i, c := range clusters {
+				r := runCheck(cmd.Context(), c)
+				reports = append(reports, r)
+				worst = failover.Summarize(append(r.Checks, failover.Check{Status: worst}))
+				if !a.jsonOut {
+					if i > 0 {
+						fmt.Fprintln(a.stdout)
+					}
+					writeCheckText(a, r)
+				}
+			}
+			if a.jsonOut {
+				if err := a.printJSON(map[string]any{"clusters": reports}); err != nil {
+					return err
+				}
+			}
+			a.code = map[failover.Status]int{failover.OK: exitOK, failover.Warn: exitWarn, failover.Fail: exitProblem}[worst]
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	return cmd
+}
+
+// runCheck gathers what the checks need (the imperative part) and judges it.
+func runCheck(ctx context.Context, c config.Cluster) checkReport {
+	spec := clusterSpec(c)
+	snap := topology.Discover(ctx, spec, dialerFor(spec))
+	pol := policyFor(c)
+	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
+	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap)})
+	checks = append(checks, failover.CandidateCheck(&plan))
+	return checkReport{Name: c.Name, Status: failover.Summarize(checks), Checks: checks, Plan: plan}
+}
+
+// replLogins tries the replication account on every server that could become
+// primary, the way replicas will log in after a failover.
+func replLogins(ctx context.Context, c config.Cluster, snap *topology.Snapshot) map[string]error {
+	d := topology.SQLDialer{
+		Credentials:    topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout,
+	}
+	out := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, v := range snap.Servers {
+		if !v.Reachable || v.Spec.NoMaster || v.Source != snap.Primary || snap.Primary == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(addr string) {
+			defer wg.Done()
+			q, err := d.Dial(ctx, addr)
+			if err == nil {
+				q.Close()
+			} else {
+				err = fmt.Errorf("%s", trimServer(err.Error(), addr))
+			}
+			mu.Lock()
+			out[addr] = err
+			mu.Unlock()
+		}(v.Spec.Address)
+	}
+	wg.Wait()
+	return out
+}
+
+func trimServer(msg, addr string) string {
+	if len(msg) > len(addr)+2 && msg[:len(addr)+2] == addr+": " {
+		return msg[len(addr)+2:]
+	}
+	return msg
+}
+
+func policyFor(c config.Cluster) failover.Policy {
+	p := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: c.Failover.CatchupTimeout, KillGrace: defaultKillGrace}
+	if c.VIP != nil {
+		p.VIP, p.VIPInterface = c.VIP.Address, c.VIP.Interface
+	}
+	return p
+}
+
+func writeCheckText(a *app, r checkReport) {
+	w := a.stdout
+	fmt.Fprintf(w, "cluster %s\n", r.Name)
+	sym := map[failover.Status]string{failover.OK: "ok  ", failover.Warn: "WARN", failover.Fail: "FAIL"}
+	var warns, fails int
+	for _, c := range r.Checks {
+		where := c.Server
+		if where == "" {
+			where = "(cluster)"
+		}
+		fmt.Fprintf(w, "  %s %-30s %-21s %s\n", sym[c.Status], c.Name, where, c.Message)
+		if c.Status != failover.OK && c.Fix != "" {
+			fmt.Fprintf(w, "       fix: %s\n", c.Fix)
+		}
+		switch c.Status {
+		case failover.Warn:
+			warns++
+		case failover.Fail:
+			fails++
+		}
+	}
+	fmt.Fprintln(w, "\nIf the primary died now:")
+	r.Plan.WriteText(w)
+	verdict := map[failover.Status]string{failover.OK: "healthy", failover.Warn: "healthy, with warnings", failover.Fail: "NOT healthy"}[r.Status]
+	fmt.Fprintf(w, "\ncluster %s is %s: %d failure(s), %d warning(s)\n", r.Name, verdict, fails, warns)
+}

@@ -1,0 +1,100 @@
+package failover
+
+import (
+	"fmt"
+
+	"github.com/myha/myha/topology"
+)
+
+// steps lays out what the executor will do, in order. Parallel steps share a
+// group number.
+func steps(snap *topology.Snapshot, old *topology.ServerView, chosen, source *replicaInfo, reps []*replicaInfo, pol Policy, req Request) []Step {
+	var out []Step
+	timeout := pol.CatchupTimeout.Seconds()
+	newP := chosen.v.Spec.Address
+	add := func(s Step) { out = append(out, s) }
+	followers := func() []*replicaInfo {
+		var f []*replicaInfo
+		for _, r := range reps {
+			if r != chosen && r.lostWhy == "" && r.v.Reachable {
+				f = append(f, r)
+			}
+		}
+		return f
+	}()
+	pairSwitch := req.Kind == KindSwitchover && old.CoPrimaryOf == newP
+
+	if req.Kind == KindSwitchover {
+		add(Step{Kind: StepSetReadOnly, Server: old.Spec.Address,
+			Description: fmt.Sprintf("SET GLOBAL %s=1 on the old primary: writes stop here (the write-blocked window starts)", old.Dialect.ReadOnlyVariable())})
+		add(Step{Kind: StepKillWriters, Server: old.Spec.Address, Timeout: pol.KillGrace.Seconds(),
+			Description: fmt.Sprintf("after %s, kill client sessions still running writes on the old primary", pol.KillGrace)})
+		add(Step{Kind: StepWaitCaughtUp, Server: newP, Source: old.Spec.Address, Timeout: timeout,
+			Description: "wait until the new primary has applied the old primary's last transaction; on timeout roll back (old primary writable again, nothing else changed)"})
+		add(Step{Kind: StepPromote, Server: newP, Description: promoteText(chosen.v, old, pairSwitch)})
+		for _, r := range followers {
+			add(Step{Kind: StepRepoint, Server: r.v.Spec.Address, Source: newP, Group: 1, Timeout: timeout,
+				Description: "once it has applied the old primary's last transaction, replicate from the new primary (GTID auto-positioning), then verify both threads run"})
+		}
+		if pairSwitch {
+			add(Step{Kind: StepKeepPairLink, Server: old.Spec.Address, Source: newP,
+				Description: "the old primary keeps replicating from its co-primary, which is now the primary; the pair stays a pair"})
+		} else {
+			add(Step{Kind: StepDemote, Server: old.Spec.Address, Source: newP,
+				Description: "make the old primary a read-only replica of the new one (MASTER_DEMOTE_TO_SLAVE=1 on MariaDB)"})
+		}
+		if pol.VIP != "" {
+			add(Step{Kind: StepMoveVIP, Server: newP, Description: fmt.Sprintf("move VIP %s (%s) to the new primary", pol.VIP, pol.VIPInterface)})
+		}
+		return out
+	}
+
+	fence := fmt.Sprintf("SET GLOBAL %s=1 and kill client sessions on the old primary, so it cannot take writes if it comes back", old.Dialect.ReadOnlyVariable())
+	if !old.Reachable || req.Hypothetical {
+		fence = "the old primary is unreachable: fence it with SET GLOBAL read_only=1 if it answers by then; otherwise it stays unfenced over SQL (a shutdown hook can power it off)"
+	}
+	add(Step{Kind: StepFence, Server: old.Spec.Address, Description: fence})
+	for _, r := range reps {
+		if r.v.Reachable {
+			add(Step{Kind: StepStopIO, Server: r.v.Spec.Address, Group: 1,
+				Description: "stop the IO thread: freeze what it received, so a primary that comes back cannot feed some replicas and not others"})
+		}
+	}
+	for _, r := range []*replicaInfo{source, chosen} {
+		if r == nil {
+			continue
+		}
+		if r.sqlStop {
+			add(Step{Kind: StepStartSQL, Server: r.v.Spec.Address, Description: "its SQL thread was stopped without error: start it to apply the relay log"})
+		}
+		add(Step{Kind: StepWaitApplied, Server: r.v.Spec.Address, Target: r.received.String(), Timeout: timeout,
+			Description: fmt.Sprintf("wait until it has applied everything it received (%s)", orNone(r.received.String()))})
+	}
+	if source != nil {
+		add(Step{Kind: StepCatchUp, Server: newP, Source: source.v.Spec.Address, Target: chosen.received.Merge(source.received).String(), Timeout: timeout,
+			Description: fmt.Sprintf("replicate from %s, the most advanced replica, until it has everything that one has", source.v.Spec.Address)})
+	}
+	add(Step{Kind: StepPromote, Server: newP, Description: promoteText(chosen.v, old, false)})
+	for _, r := range followers {
+		add(Step{Kind: StepRepoint, Server: r.v.Spec.Address, Source: newP, Group: 2, Timeout: timeout,
+			Description: "replicate from the new primary (GTID auto-positioning), then verify both threads run"})
+	}
+	if pol.VIP != "" {
+		add(Step{Kind: StepMoveVIP, Server: newP, Description: fmt.Sprintf("move VIP %s (%s) to the new primary", pol.VIP, pol.VIPInterface)})
+	}
+	return out
+}
+
+func promoteText(v, old *topology.ServerView, keepLink bool) string {
+	s := "stop replication, RESET SLAVE ALL, SET GLOBAL read_only=0"
+	if v.Dialect.Flavor == "mysql" {
+		s = "stop replication, RESET REPLICA ALL, SET GLOBAL super_read_only=0, read_only=0"
+	}
+	if keepLink {
+		s = "SET GLOBAL read_only=0, keeping its replication from the old primary (the co-primary link)"
+	}
+	if old.SemiSync.SourceEnabled {
+		s += "; switch the semi-sync primary side on (the old primary used it)"
+	}
+	return s
+}
