@@ -27,6 +27,7 @@ func main() {
 		fn   func(context.Context, int) error
 	}{
 		{"discovery", benchDiscovery},
+		{"check", benchCheck},
 	}
 	for _, b := range benches {
 		if *only != "" && !strings.Contains(b.name, *only) {

@@ -101,17 +101,27 @@ type ServerJSON struct {
 
 func writeConfig(t *testing.T, l *lab.Lab, servers ...*lab.Server) string {
 	t.Helper()
+	if len(servers) == 0 {
+		servers = l.Servers
+	}
+	return writeConfigWith(t, l, servers, nil)
+}
+
+// writeConfigWith writes a config for the given servers; extra adds YAML
+// lines (candidate: true, no_master: true, ...) under a server's entry.
+func writeConfigWith(t *testing.T, l *lab.Lab, servers []*lab.Server, extra map[*lab.Server]string) string {
+	t.Helper()
 	yaml := l.ConfigYAML()
-	if len(servers) > 0 {
-		var b strings.Builder
-		b.WriteString(yaml[:strings.Index(yaml, "    servers:\n")+len("    servers:\n")])
-		for _, s := range servers {
-			fmt.Fprintf(&b, "      - address: %s\n", s.Addr())
+	var b strings.Builder
+	b.WriteString(yaml[:strings.Index(yaml, "    servers:\n")+len("    servers:\n")])
+	for _, s := range servers {
+		fmt.Fprintf(&b, "      - address: %s\n", s.Addr())
+		if e := extra[s]; e != "" {
+			fmt.Fprintf(&b, "        %s\n", e)
 		}
-		yaml = b.String()
 	}
 	p := filepath.Join(t.TempDir(), "myha.yaml")
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
