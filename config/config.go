@@ -15,11 +15,18 @@ const (
 	DefaultCheckInterval  = 1 * time.Second
 	DefaultMaxLag         = 30 * time.Second
 	DefaultCatchupTimeout = 60 * time.Second
+	DefaultBlockPeriod    = time.Hour
+	DefaultKillGrace      = time.Second
+	DefaultHookTimeout    = 30 * time.Second
+	DefaultStateDir       = "/var/lib/myha"
 )
 
 // Config is a whole, validated myha configuration: the same file on every
 // monitor and database host.
 type Config struct {
+	// StateDir holds failover records, the in-progress journal and
+	// acknowledgements (default /var/lib/myha).
+	StateDir string    `mapstructure:"state_dir"`
 	Clusters []Cluster `mapstructure:"clusters"`
 }
 
@@ -57,6 +64,24 @@ type Failover struct {
 	// relay log and catch up from a more advanced replica (default 60s); a
 	// failover that would take longer stops at a safe point instead.
 	CatchupTimeout time.Duration `mapstructure:"catchup_timeout"`
+	// BlockPeriod refuses automatic failovers of the cluster for this long
+	// after one, unless acknowledged (anti-flapping; default 1h).
+	BlockPeriod time.Duration `mapstructure:"block_period"`
+	// KillGrace is how long a switchover lets writes drain after read_only=1
+	// before it kills the sessions still writing (default 1s).
+	KillGrace time.Duration `mapstructure:"kill_grace"`
+	// HookTimeout bounds every hook run (default 30s).
+	HookTimeout time.Duration `mapstructure:"hook_timeout"`
+	// PreFailover and PostFailover are shell commands run before the first
+	// change and after the last, for failovers and switchovers alike, with
+	// MYHA_* environment variables. A failing pre hook aborts.
+	PreFailover  []string `mapstructure:"pre_failover"`
+	PostFailover []string `mapstructure:"post_failover"`
+	// MHA-compatible scripts, called with MHA's arguments and exit codes
+	// (0 ok, 10 warn and go on, anything else aborts).
+	MasterIPFailoverScript     string `mapstructure:"master_ip_failover_script"`
+	MasterIPOnlineChangeScript string `mapstructure:"master_ip_online_change_script"`
+	ShutdownScript             string `mapstructure:"shutdown_script"`
 }
 
 // Server is one database server of a cluster.

@@ -134,6 +134,9 @@ func Parse(data []byte, opt Options) (*Config, error) {
 // resolve applies defaults, password files and environment overrides.
 func (c *Config) resolve(opt Options) Errors {
 	var errs Errors
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		key := fmt.Sprintf("clusters[%d]", i)
@@ -151,6 +154,15 @@ func (c *Config) resolve(opt Options) Errors {
 		}
 		if cl.Failover.CatchupTimeout == 0 {
 			cl.Failover.CatchupTimeout = DefaultCatchupTimeout
+		}
+		if cl.Failover.BlockPeriod == 0 {
+			cl.Failover.BlockPeriod = DefaultBlockPeriod
+		}
+		if cl.Failover.KillGrace == 0 {
+			cl.Failover.KillGrace = DefaultKillGrace
+		}
+		if cl.Failover.HookTimeout == 0 {
+			cl.Failover.HookTimeout = DefaultHookTimeout
 		}
 		for _, s := range []struct {
 			val  *Secret

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,6 +57,9 @@ func (c *Config) Validate() Errors {
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, &Error{Key: key, Problem: fmt.Sprintf(format, a...)})
 	}
+	if !filepath.IsAbs(c.StateDir) {
+		bad("state_dir", "%q must be an absolute path", c.StateDir)
+	}
 	if len(c.Clusters) == 0 {
 		bad("clusters", "no cluster configured (add at least one under clusters:)")
 	}
@@ -91,13 +95,34 @@ func (c *Config) Validate() Errors {
 			name string
 			val  int64
 		}{{"connect_timeout", int64(cl.ConnectTimeout)}, {"read_timeout", int64(cl.ReadTimeout)}, {"check_interval", int64(cl.CheckInterval)},
-			{"failover.max_lag", int64(cl.Failover.MaxLag)}, {"failover.catchup_timeout", int64(cl.Failover.CatchupTimeout)}} {
+			{"failover.max_lag", int64(cl.Failover.MaxLag)}, {"failover.catchup_timeout", int64(cl.Failover.CatchupTimeout)},
+			{"failover.block_period", int64(cl.Failover.BlockPeriod)}, {"failover.kill_grace", int64(cl.Failover.KillGrace)},
+			{"failover.hook_timeout", int64(cl.Failover.HookTimeout)}} {
 			if d.val < 0 {
 				bad(key+"."+d.name, "must be positive")
 			}
 		}
 		if len(cl.Servers) == 0 {
 			bad(key+".servers", "no servers (list the primary and its replicas)")
+		}
+		for _, h := range []struct{ name, path string }{
+			{"master_ip_failover_script", cl.Failover.MasterIPFailoverScript},
+			{"master_ip_online_change_script", cl.Failover.MasterIPOnlineChangeScript},
+			{"shutdown_script", cl.Failover.ShutdownScript},
+		} {
+			if h.path != "" && !filepath.IsAbs(h.path) {
+				bad(key+".failover."+h.name, "%q must be an absolute path", h.path)
+			}
+		}
+		for _, hk := range []struct {
+			name  string
+			hooks []string
+		}{{"pre_failover", cl.Failover.PreFailover}, {"post_failover", cl.Failover.PostFailover}} {
+			for j, h := range hk.hooks {
+				if strings.TrimSpace(h) == "" {
+					bad(fmt.Sprintf("%s.failover.%s[%d]", key, hk.name, j), "empty hook command")
+				}
+			}
 		}
 		for j := range cl.Servers {
 			s := &cl.Servers[j]

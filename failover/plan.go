@@ -29,6 +29,8 @@ type Policy struct {
 	KillGrace time.Duration
 	// VIP is the virtual address (CIDR) and its interface; empty for none.
 	VIP, VIPInterface string
+	// IPScript is set when an MHA-compatible IP script moves the address.
+	IPScript bool
 }
 
 // Request is what the operator (or the daemon) asks for.
@@ -119,6 +121,9 @@ type Plan struct {
 	LostTransactions Loss        `json:"lost_transactions"`
 	Blockers         []string    `json:"blockers"`
 	Warnings         []string    `json:"warnings"`
+	// Resume is set when the plan finishes an interrupted failover whose
+	// new primary was already promoted.
+	Resume bool `json:"resume,omitempty"`
 }
 
 // OK reports whether the plan may be executed.

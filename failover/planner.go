@@ -82,7 +82,7 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 		if r == chosen {
 			c.Chosen = true
 		} else if c.Eligible && chosen != nil {
-			c.Reasons = []string{"eligible; not chosen: " + why}
+			c.Reasons = []string{fmt.Sprintf("%s preferred: %s", chosen.v.Spec.Address, why)}
 		}
 		p.Candidates = append(p.Candidates, c)
 	}

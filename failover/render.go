@@ -31,7 +31,7 @@ func (p *Plan) WriteText(w io.Writer) {
 			}
 			state := "eligible"
 			if !c.Eligible {
-				state = "not eligible"
+				state = "NOT eligible"
 			}
 			fmt.Fprintf(w, "   %s %d. %s  received %s  applied %s  behind %d  %s", mark, c.Rank, c.Address, orNone(c.Received), orNone(c.Applied), c.Behind, state)
 			if len(c.Reasons) > 0 {

@@ -43,8 +43,8 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen, source *re
 			add(Step{Kind: StepDemote, Server: old.Spec.Address, Source: newP,
 				Description: "make the old primary a read-only replica of the new one (MASTER_DEMOTE_TO_SLAVE=1 on MariaDB)"})
 		}
-		if pol.VIP != "" {
-			add(Step{Kind: StepMoveVIP, Server: newP, Description: fmt.Sprintf("move VIP %s (%s) to the new primary", pol.VIP, pol.VIPInterface)})
+		if pol.VIP != "" || pol.IPScript {
+			add(Step{Kind: StepMoveVIP, Server: newP, Description: vipText(pol)})
 		}
 		return out
 	}
@@ -79,10 +79,17 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen, source *re
 		add(Step{Kind: StepRepoint, Server: r.v.Spec.Address, Source: newP, Group: 2, Timeout: timeout,
 			Description: "replicate from the new primary (GTID auto-positioning), then verify both threads run"})
 	}
-	if pol.VIP != "" {
-		add(Step{Kind: StepMoveVIP, Server: newP, Description: fmt.Sprintf("move VIP %s (%s) to the new primary", pol.VIP, pol.VIPInterface)})
+	if pol.VIP != "" || pol.IPScript {
+		add(Step{Kind: StepMoveVIP, Server: newP, Description: vipText(pol)})
 	}
 	return out
+}
+
+func vipText(pol Policy) string {
+	if pol.VIP == "" {
+		return "move the service address to the new primary with the MHA-compatible IP script"
+	}
+	return fmt.Sprintf("move VIP %s (%s) to the new primary", pol.VIP, pol.VIPInterface)
 }
 
 func promoteText(v, old *topology.ServerView, keepLink bool) string {

@@ -69,39 +69,52 @@ func (d SQLDialer) Dial(ctx context.Context, addr string) (Querier, error) {
 	cfg.ReadTimeout = d.ReadTimeout
 	cfg.WriteTimeout = d.ReadTimeout
 	cfg.InterpolateParams = false
-	conn, err := mysql.NewConnector(cfg)
+	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
-	db := sql.OpenDB(conn)
+	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, d.ConnectTimeout+d.ReadTimeout)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
+	// One pinned session: GET_LOCK and session variables (lock_wait_timeout,
+	// sql_log_bin) belong to a connection, which a pool could swap.
+	conn, err := db.Conn(pctx)
+	if err == nil {
+		err = conn.PingContext(pctx)
+	}
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
 		db.Close()
 		return nil, &ServerError{Addr: addr, Op: "connect", Err: err}
 	}
-	return &sqlQuerier{db: db, addr: addr}, nil
+	return &sqlQuerier{db: db, conn: conn, addr: addr}, nil
 }
 
 type sqlQuerier struct {
 	db   *sql.DB
+	conn *sql.Conn
 	addr string
 }
 
-func (q *sqlQuerier) Close() error { return q.db.Close() }
+func (q *sqlQuerier) Close() error {
+	q.conn.Close()
+	return q.db.Close()
+}
 
 func (q *sqlQuerier) Exec(ctx context.Context, stmt string, args ...any) error {
-	if _, err := q.db.ExecContext(ctx, stmt, args...); err != nil {
+	if _, err := q.conn.ExecContext(ctx, stmt, args...); err != nil {
 		return &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
 	}
 	return nil
 }
 
 func (q *sqlQuerier) Query(ctx context.Context, stmt string, args ...any) ([]Row, error) {
-	rows, err := q.db.QueryContext(ctx, stmt, args...)
+	rows, err := q.conn.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return nil, &ServerError{Addr: q.addr, Op: firstWords(stmt), Err: err}
 	}

@@ -115,7 +115,8 @@ func trimServer(msg, addr string) string {
 }
 
 func policyFor(c config.Cluster) failover.Policy {
-	p := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: c.Failover.CatchupTimeout, KillGrace: defaultKillGrace}
+	p := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: c.Failover.CatchupTimeout, KillGrace: c.Failover.KillGrace,
+		IPScript: c.Failover.MasterIPFailoverScript != "" || c.Failover.MasterIPOnlineChangeScript != ""}
 	if c.VIP != nil {
 		p.VIP, p.VIPInterface = c.VIP.Address, c.VIP.Interface
 	}

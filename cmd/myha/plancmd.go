@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,13 +14,11 @@ import (
 	"github.com/myha/myha/topology"
 )
 
-const defaultKillGrace = time.Second
-
-// planCommand builds `myha failover` and `myha switchover`. Both print the
-// plan from the shared planner; executing it arrives with the executor.
+// planCommand builds `myha failover` and `myha switchover`: both plan with the
+// shared planner, show the plan, and execute it with the shared executor.
 func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	var cluster, newPrimary string
-	var dryRun, force bool
+	var dryRun, force, yes bool
 	short := map[failover.Kind]string{
 		failover.KindFailover:   "Replace a dead primary with the best replica",
 		failover.KindSwitchover: "Move the primary role to another server while the primary is healthy",
@@ -25,7 +26,10 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   string(kind),
 		Short: short,
-		Args:  cobra.NoArgs,
+		Long: short + ".\n\nShows the plan and asks for confirmation (unless --yes), then runs it step by step and\n" +
+			"prints a timeline. On an error it stops at a safe point and says where; running the same\n" +
+			"command again continues from there.\n\nExit codes: 0 done, 1 done with problems (see warnings), 2 blocked, failed, rolled back or refused.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig()
 			if err != nil {
@@ -49,30 +53,144 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 				}
 				newPrimary = norm
 			}
-			spec := clusterSpec(c)
-			snap := topology.Discover(cmd.Context(), spec, dialerFor(spec))
-			plan := failover.Build(&snap, policyFor(c), failover.Request{Kind: kind, NewPrimary: newPrimary, Force: force})
-			if a.jsonOut {
-				if err := a.printJSON(map[string]any{"dry_run": dryRun, "plan": plan}); err != nil {
-					return err
-				}
-			} else {
-				plan.WriteText(a.stdout)
-			}
-			if !plan.OK() {
-				return withCode(exitProblem, fmt.Errorf("%s of cluster %s is blocked (see the plan above)", kind, c.Name))
-			}
-			if !dryRun {
-				return withCode(exitProblem, fmt.Errorf("executing a %s is not available in this version yet: nothing was changed (use --dry-run to see the plan)", kind))
-			}
-			return nil
+			return a.runPlan(cmd.Context(), cfg, c, kind, failover.Request{Kind: kind, NewPrimary: newPrimary, Force: force}, dryRun, yes)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster (required when the config has several)")
 	cmd.Flags().StringVar(&newPrimary, "new-primary", "", "promote this server (host:port) instead of the best one")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	if kind == failover.KindFailover {
 		cmd.Flags().BoolVar(&force, "force", false, "fail over even if the primary still answers (it is fenced first)")
 	}
+	return cmd
+}
+
+func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster, kind failover.Kind, req failover.Request, dryRun, yes bool) error {
+	spec := clusterSpec(c)
+	pol := policyFor(c)
+	store := &failover.Store{Dir: cfg.StateDir}
+	snap := topology.Discover(ctx, spec, dialerFor(spec))
+
+	// An interrupted failover whose new primary took writes must be finished,
+	// never replaced by a second promotion.
+	journal, err := store.Journal(c.Name)
+	if err != nil {
+		return withCode(exitProblem, err)
+	}
+	var plan failover.Plan
+	if journal != nil && journal.Promoted {
+		if req.NewPrimary != "" && req.NewPrimary != journal.NewPrimary {
+			return withCode(exitProblem, fmt.Errorf("failover %s was interrupted after promoting %s; it must be finished first (run without --new-primary)", journal.ID, journal.NewPrimary))
+		}
+		plan = failover.BuildResume(&snap, pol, journal)
+	} else {
+		plan = failover.Build(&snap, pol, req)
+		if journal != nil {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("an earlier attempt (%s, started %s) stopped before promotion at step %q; planning afresh", journal.ID, journal.Started.Format(time.RFC3339), orNone(journal.LastStep)))
+		}
+	}
+	if until, last := store.BlockedUntil(c.Name, c.Failover.BlockPeriod, time.Now()); !until.IsZero() && kind == failover.KindFailover {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("failover %s (%s → %s) happened at %s: automatic failovers are blocked until %s unless acknowledged (myha ack); a manual one proceeds",
+			last.ID, last.OldPrimary, last.NewPrimary, last.Started.Format(time.RFC3339), until.Format(time.RFC3339)))
+	}
+	if a.jsonOut && (dryRun || !plan.OK()) {
+		if err := a.printJSON(map[string]any{"dry_run": dryRun, "plan": plan}); err != nil {
+			return err
+		}
+	} else if !a.jsonOut {
+		plan.WriteText(a.stdout)
+	}
+	if !plan.OK() {
+		return withCode(exitProblem, fmt.Errorf("%s of cluster %s is blocked: nothing was changed", kind, c.Name))
+	}
+	if dryRun {
+		return nil
+	}
+	if !yes && !a.confirm(fmt.Sprintf("Proceed with the %s, promoting %s? (yes/NO): ", kind, plan.NewPrimary)) {
+		return withCode(exitProblem, fmt.Errorf("not confirmed: nothing was changed"))
+	}
+	ex := &failover.Executor{
+		Dialer:           dialerFor(spec),
+		Repl:             topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
+		Policy:           pol,
+		Hooks:            hooksFor(c),
+		Store:            store,
+		Log:              a.log,
+		StatementTimeout: max(2*c.ReadTimeout, 5*time.Second),
+		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, spec, dialerFor(spec)) },
+	}
+	// Live progress on stderr; the report on stdout.
+	ex.Progress = func(s failover.StepResult) {
+		fmt.Fprintf(a.stderr, "  %-8s %-21s %-22s %8.1fms  %s\n", s.Status, s.Kind, s.Server, s.DurationMS, s.Note)
+	}
+	rep := ex.Execute(ctx, &snap, &plan)
+	if a.jsonOut {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(a.stdout)
+		rep.WriteTimeline(a.stdout)
+	}
+	switch rep.Result {
+	case failover.ResultSuccess:
+		return nil
+	case failover.ResultPartial:
+		a.code = exitWarn
+		return nil
+	}
+	return withCode(exitProblem, fmt.Errorf("%s %s: %s", kind, rep.Result, rep.Error))
+}
+
+// confirm asks on stdin; only "yes" proceeds (MHA's convention).
+func (a *app) confirm(prompt string) bool {
+	fmt.Fprint(a.stdout, prompt)
+	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+	return strings.EqualFold(strings.TrimSpace(line), "yes")
+}
+
+func hooksFor(c config.Cluster) failover.Hooks {
+	f := c.Failover
+	return failover.Hooks{Pre: f.PreFailover, Post: f.PostFailover, MasterIPFailoverScript: f.MasterIPFailoverScript,
+		MasterIPOnlineChangeScript: f.MasterIPOnlineChangeScript, ShutdownScript: f.ShutdownScript, Timeout: f.HookTimeout}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func (a *app) ackCommand() *cobra.Command {
+	var cluster string
+	cmd := &cobra.Command{
+		Use:   "ack",
+		Short: "Acknowledge the last failover, lifting the block on automatic failovers",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if cluster == "" {
+				return withCode(exitProblem, fmt.Errorf("--cluster is required"))
+			}
+			if _, err := selectClusters(cfg, cluster); err != nil {
+				return err
+			}
+			store := failover.Store{Dir: cfg.StateDir}
+			if err := store.Ack(cluster, time.Now()); err != nil {
+				return withCode(exitProblem, err)
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"cluster": cluster, "acknowledged": true})
+			}
+			fmt.Fprintf(a.stdout, "cluster %s: last failover acknowledged; automatic failovers are allowed again\n", cluster)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster")
 	return cmd
 }

@@ -163,6 +163,17 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 			rows = append(rows, map[string]string{"Grants": g})
 		}
 		return result([]string{"Grants"}, rows, nil)
+	case strings.HasPrefix(up, "SELECT GET_LOCK("):
+		return result([]string{"r"}, []map[string]string{{"r": "1"}}, nil)
+	case strings.HasPrefix(up, "SELECT MASTER_GTID_WAIT(") || strings.HasPrefix(up, "SELECT WAIT_FOR_EXECUTED_GTID_SET("):
+		return result([]string{"r"}, []map[string]string{{"r": "0"}}, nil)
+	case strings.HasPrefix(up, "SELECT @@GTID_EXECUTED AS POS"):
+		g := st.Vars["gtid_executed"]
+		return result([]string{"pos", "binlog_pos", "slave_pos"}, []map[string]string{{"pos": g, "binlog_pos": g, "slave_pos": ""}}, nil)
+	case strings.HasPrefix(up, "SELECT @@GTID_CURRENT_POS AS POS"):
+		return result([]string{"pos", "binlog_pos", "slave_pos"}, []map[string]string{{"pos": st.Vars["gtid_current_pos"], "binlog_pos": st.Vars["gtid_binlog_pos"], "slave_pos": st.Vars["gtid_slave_pos"]}}, nil)
+	case strings.HasPrefix(up, "SELECT ID FROM INFORMATION_SCHEMA.PROCESSLIST") || strings.HasPrefix(up, "SELECT DISTINCT P.ID"):
+		return result([]string{"ID"}, nil, nil)
 	case strings.HasPrefix(up, "SELECT 1"):
 		return result([]string{"1"}, []map[string]string{{"1": "1"}}, nil)
 	case strings.HasPrefix(up, "SET ") || strings.HasPrefix(up, "STOP ") || strings.HasPrefix(up, "START ") ||

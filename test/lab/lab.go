@@ -27,10 +27,14 @@ import (
 
 // Credentials the lab creates on every server. They exist only inside a lab.
 const (
-	AdminUser    = "myha"
-	AdminPass    = "lab-admin-pw"
-	ReplUser     = "repl"
-	ReplPass     = "lab-repl-pw"
+	AdminUser = "myha"
+	AdminPass = "lab-admin-pw"
+	ReplUser  = "repl"
+	ReplPass  = "lab-repl-pw"
+	// AppUser is an application account: no READ_ONLY ADMIN, so read_only
+	// stops it as it stops real clients.
+	AppUser      = "app"
+	AppPass      = "lab-app-pw"
 	ClusterName  = "lab"
 	mariadbdPath = "mariadbd"
 )
@@ -57,6 +61,10 @@ type Options struct {
 	Persistent bool
 	// ExtraArgs are added to every mariadbd command line.
 	ExtraArgs []string
+	// SemiSync turns on lossless semi-synchronous replication: the primary
+	// side (AFTER_SYNC) on db1 only, the replica side everywhere, so a write
+	// acknowledged to a client has reached a replica.
+	SemiSync bool
 }
 
 // Lab is a running set of servers and hosts.
@@ -187,6 +195,16 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 // co-primary pair) and makes db1 the one writable server.
 func (l *Lab) setupReplication(ctx context.Context) error {
 	p := l.Servers[0]
+	if l.opts.SemiSync {
+		for _, s := range l.Servers {
+			if err := s.Exec(ctx, "SET GLOBAL rpl_semi_sync_slave_enabled=1"); err != nil {
+				return err
+			}
+		}
+		if err := p.Exec(ctx, "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC", "SET GLOBAL rpl_semi_sync_master_timeout=10000", "SET GLOBAL rpl_semi_sync_master_enabled=1"); err != nil {
+			return err
+		}
+	}
 	for _, s := range l.Servers[1:] {
 		if err := s.ReplicateFrom(ctx, p); err != nil {
 			return err

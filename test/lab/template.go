@@ -64,7 +64,9 @@ GRANT ALL PRIVILEGES ON *.* TO '%s'@'%%' WITH GRANT OPTION;
 CREATE USER '%s'@'%%' IDENTIFIED BY '%s';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '%s'@'%%';
 CREATE DATABASE lab;
-`, AdminUser, AdminPass, AdminUser, ReplUser, ReplPass, ReplUser)
+CREATE USER '%s'@'%%' IDENTIFIED BY '%s';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON lab.* TO '%s'@'%%';
+`, AdminUser, AdminPass, AdminUser, ReplUser, ReplPass, ReplUser, AppUser, AppPass, AppUser)
 
 func hash(s string) uint32 {
 	var h uint32 = 2166136261

@@ -1,0 +1,413 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/myha/myha/topology"
+)
+
+// Executor carries out a plan against real servers: each step bounded by a
+// timeout, logged, timed, and reported. On an error it stops at a safe point
+// and reports every server's state; a rerun continues from there.
+type Executor struct {
+	Dialer topology.Dialer
+	// Repl is the account replicas use to connect to their new source.
+	Repl   topology.Credentials
+	Policy Policy
+	Hooks  Hooks
+	Store  *Store // failover records; nil records nothing
+	Log    *slog.Logger
+	// StatementTimeout bounds every statement that is not a wait.
+	StatementTimeout time.Duration
+	// Rediscover reads the topology again for the final state report.
+	Rediscover func(ctx context.Context) topology.Snapshot
+	// Progress is told about each step as it ends (a live timeline).
+	Progress func(StepResult)
+	// LockName overrides the advisory lock name (tests).
+	LockName string
+	// BeforeStep is a test seam for failure injection (kill a server just
+	// before a step); nil in production.
+	BeforeStep func(Step)
+	Now        func() time.Time
+}
+
+// run is the state of one execution.
+type run struct {
+	e      *Executor
+	snap   *topology.Snapshot
+	plan   *Plan
+	rep    *Report
+	start  time.Time
+	mu     sync.Mutex
+	sess   map[string]topology.Querier
+	final  string // switchover: the old primary's last GTID position
+	locks  []topology.Querier
+	blockT time.Time
+}
+
+// errNotFatal marks a step failure that does not stop the failover.
+type errNotFatal struct{ error }
+
+// Execute runs the plan. The snapshot must be the one the plan was built from.
+func (e *Executor) Execute(ctx context.Context, snap *topology.Snapshot, plan *Plan) *Report {
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	r := &run{e: e, snap: snap, plan: plan, start: now(), sess: map[string]topology.Querier{}}
+	r.rep = &Report{Cluster: plan.Cluster, Kind: plan.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary,
+		Started: r.start.UTC(), Steps: []StepResult{}, Warnings: []string{}, FinalState: []ServerSummary{}}
+	if e.Store != nil {
+		r.rep.Epoch = e.Store.NextEpoch(plan.Cluster)
+	}
+	r.rep.ID = fmt.Sprintf("%s-%d-%s", plan.Cluster, r.rep.Epoch, r.start.UTC().Format("20060102T150405"))
+	defer r.closeAll()
+	r.execute(ctx)
+	r.rep.DurationMS = msSince(r.start, time.Now())
+	if e.Rediscover != nil && r.rep.Result != ResultAborted {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		s := e.Rediscover(fctx)
+		cancel()
+		r.rep.FinalState = summarize(&s)
+		r.verify(&s)
+	}
+	if e.Store != nil && r.rep.Result != ResultAborted {
+		if err := e.Store.Finish(plan.Cluster, r.rep); err != nil {
+			r.rep.Warnings = append(r.rep.Warnings, "could not record the failover: "+err.Error())
+		}
+	}
+	return r.rep
+}
+
+func (r *run) log() *slog.Logger {
+	if r.e.Log != nil {
+		return r.e.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *run) execute(ctx context.Context) {
+	rep, plan := r.rep, r.plan
+	if !plan.OK() {
+		rep.Result, rep.Error = ResultAborted, "the plan is blocked: "+strings.Join(plan.Blockers, "; ")
+		return
+	}
+	if err := r.lock(ctx); err != nil {
+		rep.Result, rep.Error = ResultAborted, err.Error()
+		return
+	}
+	// Pre hooks: any failure aborts before the first change.
+	warns, err := r.e.Hooks.runShell(ctx, r.e.Hooks.Pre, hookEnv(rep, "pre"))
+	rep.Warnings = append(rep.Warnings, warns...)
+	if err == nil {
+		err = r.mhaPre(ctx)
+	}
+	if err != nil {
+		rep.Result, rep.Error = ResultAborted, err.Error()
+		rep.SafeStop = "before any change: no server was touched"
+		return
+	}
+	if r.e.Store != nil {
+		j := &InProgress{ID: rep.ID, Epoch: rep.Epoch, Kind: plan.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary, Started: rep.Started}
+		if err := r.e.Store.SaveJournal(plan.Cluster, j); err != nil {
+			rep.Result, rep.Error = ResultAborted, "cannot write the failover journal: "+err.Error()
+			return
+		}
+	}
+
+	rep.Result = ResultSuccess
+	if plan.Resume {
+		rep.Promoted = true
+	}
+	steps := plan.Steps
+	for i := 0; i < len(steps); {
+		j := i + 1
+		for steps[i].Group > 0 && j < len(steps) && steps[j].Group == steps[i].Group {
+			j++
+		}
+		results := r.runGroup(ctx, steps[i:j])
+		for _, res := range results {
+			if res.err == nil {
+				continue
+			}
+			var nf errNotFatal
+			if errors.As(res.err, &nf) || rep.Promoted {
+				// After promotion the cluster takes writes: go on, report it.
+				rep.Result = ResultPartial
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s on %s: %v", res.step.Kind, res.step.Server, res.err))
+				continue
+			}
+			r.safeStop(ctx, res.step, res.err)
+			return
+		}
+		i = j
+	}
+	if rep.Result == ResultPartial {
+		rep.Error = "the new primary takes writes, but some steps failed (see warnings)"
+	}
+	warns, err = r.e.Hooks.runShell(ctx, r.e.Hooks.Post, hookEnv(rep, "post"))
+	rep.Warnings = append(rep.Warnings, warns...)
+	if err != nil {
+		rep.Warnings = append(rep.Warnings, "post hook: "+err.Error())
+	}
+}
+
+type groupResult struct {
+	step Step
+	err  error
+}
+
+// runGroup runs one step, or a group of parallel steps, and records them.
+func (r *run) runGroup(ctx context.Context, steps []Step) []groupResult {
+	out := make([]groupResult, len(steps))
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r.e.BeforeStep != nil {
+				r.e.BeforeStep(s)
+			}
+			t0 := time.Now()
+			note, err := r.runStep(ctx, s)
+			status := "done"
+			var nf errNotFatal
+			switch {
+			case err != nil && errors.As(err, &nf):
+				status, note = "warning", joinNote(note, err.Error())
+			case err != nil:
+				status, note = "failed", joinNote(note, err.Error())
+			case strings.HasPrefix(note, "skipped"):
+				status = "skipped"
+			}
+			res := StepResult{Step: s, StartMS: msSince(r.start, t0), DurationMS: msSince(t0, time.Now()), Status: status, Note: note}
+			r.mu.Lock()
+			r.rep.Steps = append(r.rep.Steps, res)
+			r.mu.Unlock()
+			r.log().Info("step", "cluster", r.plan.Cluster, "kind", s.Kind, "server", s.Server, "status", status, "ms", res.DurationMS, "note", note)
+			if r.e.Progress != nil {
+				r.e.Progress(res)
+			}
+			out[i] = groupResult{step: s, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// safeStop ends a failover that cannot go on, undoing a switchover's fence
+// when nothing was promoted, and says exactly where it stopped.
+func (r *run) safeStop(ctx context.Context, s Step, err error) {
+	rep := r.rep
+	rep.Result, rep.Error = ResultFailed, fmt.Sprintf("%s on %s: %v", s.Kind, s.Server, err)
+	done := r.changesSoFar()
+	if r.plan.Kind == KindSwitchover && !rep.Promoted {
+		if rerr := r.rollbackSwitchover(ctx); rerr != nil {
+			rep.SafeStop = fmt.Sprintf("before promotion; ROLLBACK FAILED: %v: the old primary %s may still be read-only (SET GLOBAL read_only=0 on it to take writes again)", rerr, r.plan.OldPrimary)
+			return
+		}
+		rep.Result = ResultRolledBack
+		rep.SafeStop = fmt.Sprintf("rolled back before promotion: %s is writable again and nothing else was changed", r.plan.OldPrimary)
+		return
+	}
+	if !rep.Promoted {
+		rep.SafeStop = "before promotion: no server was made writable. Changes made: " + orNone(done) +
+			". Run the same command again to continue: it re-reads the topology and picks the best remaining candidate."
+		return
+	}
+	rep.SafeStop = fmt.Sprintf("after promotion: %s takes writes. Changes made: %s. Run the same command again to finish repointing.", r.plan.NewPrimary, orNone(done))
+}
+
+func (r *run) changesSoFar() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var parts []string
+	for _, s := range r.rep.Steps {
+		if s.Status == "done" || s.Status == "warning" {
+			parts = append(parts, fmt.Sprintf("%s on %s", s.Kind, s.Server))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// lock takes the cluster's failover lock on every reachable server and holds
+// it until the end, so two myha processes never change one cluster at once.
+func (r *run) lock(ctx context.Context) error {
+	name := r.e.LockName
+	if name == "" {
+		name = "myha_failover_" + r.plan.Cluster
+	}
+	var held []string
+	for i := range r.snap.Servers {
+		v := &r.snap.Servers[i]
+		if !v.Reachable {
+			continue
+		}
+		q, err := r.dial(ctx, v.Spec.Address)
+		if err != nil {
+			continue // it died since discovery; steps will see it
+		}
+		rows, err := r.query(ctx, q, v.Dialect.GetLock(name))
+		if err != nil {
+			q.Close()
+			return fmt.Errorf("cannot take the failover lock on %s: %v", v.Spec.Address, err)
+		}
+		if len(rows) != 1 || rows[0]["r"] != "1" {
+			q.Close()
+			held = append(held, v.Spec.Address)
+			continue
+		}
+		r.locks = append(r.locks, q)
+	}
+	if len(held) > 0 {
+		return fmt.Errorf("another failover of cluster %s is running: its lock %q is held on %s; nothing was changed", r.plan.Cluster, name, strings.Join(held, ", "))
+	}
+	return nil
+}
+
+func (r *run) closeAll() {
+	for _, q := range r.locks {
+		q.Close()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, q := range r.sess {
+		q.Close()
+	}
+}
+
+func (r *run) dial(ctx context.Context, addr string) (topology.Querier, error) {
+	return r.e.Dialer.Dial(ctx, addr)
+}
+
+// session returns the executor's working connection to a server.
+func (r *run) session(ctx context.Context, addr string) (topology.Querier, error) {
+	r.mu.Lock()
+	q := r.sess[addr]
+	r.mu.Unlock()
+	if q != nil {
+		return q, nil
+	}
+	q, err := r.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.sess[addr] = q
+	r.mu.Unlock()
+	return q, nil
+}
+
+func (r *run) timeout() time.Duration {
+	if r.e.StatementTimeout > 0 {
+		return r.e.StatementTimeout
+	}
+	return 5 * time.Second
+}
+
+func (r *run) exec(ctx context.Context, q topology.Querier, stmts ...string) error {
+	for _, s := range stmts {
+		sctx, cancel := context.WithTimeout(ctx, r.timeout())
+		err := q.Exec(sctx, s)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) query(ctx context.Context, q topology.Querier, stmt string) ([]topology.Row, error) {
+	sctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	return q.Query(sctx, stmt)
+}
+
+func (r *run) view(addr string) *topology.ServerView {
+	v, _ := r.snap.Server(addr)
+	return v
+}
+
+func splitHostPort(addr string) (string, int) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 3306
+	}
+	n, _ := strconv.Atoi(p)
+	return h, n
+}
+
+// summarize turns a snapshot into the report's final-state table.
+func summarize(s *topology.Snapshot) []ServerSummary {
+	var out []ServerSummary
+	for _, v := range s.Servers {
+		ss := ServerSummary{Address: v.Spec.Address, Reachable: v.Reachable, Writable: v.Reachable && !v.ReadOnly && !v.SuperReadOnly,
+			Source: v.Source}
+		if v.Reachable {
+			ss.Position = v.ExecutedPosition().String()
+		}
+		if c, ok := v.PrimaryConn(); ok {
+			ss.IORunning, ss.SQLRunning = c.IORunning(), c.SQLRunning
+			if v.Source == "" {
+				ss.Source = c.Source()
+			}
+		}
+		if len(v.Problems) > 0 {
+			ss.Note = strings.Join(v.Problems, "; ")
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+// verify checks the outcome a user cares about: one writable server, the
+// new one, and every repointed replica replicating from it.
+func (r *run) verify(s *topology.Snapshot) {
+	rep := r.rep
+	var writers []string
+	for _, v := range s.Servers {
+		if v.Reachable && !v.ReadOnly && !v.SuperReadOnly {
+			writers = append(writers, v.Spec.Address)
+		}
+	}
+	if len(writers) > 1 {
+		rep.Warnings = append(rep.Warnings, "MORE THAN ONE WRITABLE SERVER: "+strings.Join(writers, ", "))
+	}
+	if !rep.Promoted {
+		return
+	}
+	if len(writers) == 0 || writers[0] != rep.NewPrimary && len(writers) == 1 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("after the failover the writable server is %v, not %s", writers, rep.NewPrimary))
+	}
+	for _, st := range r.plan.Steps {
+		if st.Kind != StepRepoint {
+			continue
+		}
+		v, ok := s.Server(st.Server)
+		if !ok || !v.Reachable {
+			continue
+		}
+		c, ok := v.PrimaryConn()
+		if !ok || v.Source != rep.NewPrimary || !c.IORunning() || !c.SQLRunning {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s does not replicate from %s with both threads running", st.Server, rep.NewPrimary))
+			if rep.Result == ResultSuccess {
+				rep.Result = ResultPartial
+			}
+		}
+	}
+}

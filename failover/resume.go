@@ -1,0 +1,51 @@
+package failover
+
+import (
+	"fmt"
+
+	"github.com/myha/myha/topology"
+)
+
+// BuildResume plans the rest of a failover that was interrupted after its
+// new primary took writes. It never picks another primary: that would make
+// two writers. It repoints whoever still follows the old primary, and
+// re-applies the promotion if the new primary is not fully promoted.
+func BuildResume(snap *topology.Snapshot, pol Policy, j *InProgress) Plan {
+	p := Plan{Cluster: snap.Cluster, Kind: j.Kind, OldPrimary: j.OldPrimary, NewPrimary: j.NewPrimary, Resume: true,
+		Why:        fmt.Sprintf("finishing failover %s, interrupted after %s was promoted", j.ID, j.NewPrimary),
+		Candidates: []Candidate{}, Steps: []Step{}, LostReplicas: []Lost{}, Blockers: []string{}, Warnings: []string{}}
+	np, ok := snap.Server(j.NewPrimary)
+	switch {
+	case !ok:
+		p.Blockers = append(p.Blockers, fmt.Sprintf("the promoted server %s is no longer in the config", j.NewPrimary))
+		return p
+	case !np.Reachable:
+		p.Blockers = append(p.Blockers, fmt.Sprintf("the promoted server %s is unreachable (%s): bring it back, or fail over from it as a new failover once it is recorded dead", j.NewPrimary, np.Error))
+		return p
+	}
+	if _, replicating := np.PrimaryConn(); replicating || np.ReadOnly || np.SuperReadOnly {
+		p.Steps = append(p.Steps, Step{Kind: StepPromote, Server: np.Spec.Address, Description: "finish the promotion: stop and reset replication, read_only=0"})
+	}
+	for i := range snap.Servers {
+		v := &snap.Servers[i]
+		if v.Spec.Address == j.NewPrimary || v.Source != j.OldPrimary {
+			continue
+		}
+		switch {
+		case !v.Reachable:
+			p.LostReplicas = append(p.LostReplicas, Lost{Address: v.Spec.Address, Reason: "unreachable: repoint it when it is back"})
+		case len(v.Errant) > 0:
+			p.LostReplicas = append(p.LostReplicas, Lost{Address: v.Spec.Address, Reason: "errant transactions: it has diverged"})
+		default:
+			p.Steps = append(p.Steps, Step{Kind: StepRepoint, Server: v.Spec.Address, Source: j.NewPrimary, Group: 2, Timeout: pol.CatchupTimeout.Seconds(),
+				Description: "replicate from the new primary (GTID auto-positioning), then verify both threads run"})
+		}
+	}
+	if pol.VIP != "" || pol.IPScript {
+		p.Steps = append(p.Steps, Step{Kind: StepMoveVIP, Server: j.NewPrimary, Description: "move the VIP to the new primary (again: it is idempotent)"})
+	}
+	if len(p.Steps) == 0 {
+		p.Warnings = append(p.Warnings, "nothing left to do: the interrupted failover had finished its changes")
+	}
+	return p
+}

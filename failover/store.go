@@ -1,0 +1,171 @@
+package failover
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Store keeps a cluster's failover records in the state directory: the
+// journal of a failover in progress (so a rerun continues safely), the
+// history of finished ones, and acknowledgements for anti-flapping.
+type Store struct {
+	Dir string // state_dir
+}
+
+// InProgress is the journal of a running or interrupted failover.
+type InProgress struct {
+	ID         string    `json:"id"`
+	Epoch      int64     `json:"epoch"`
+	Kind       Kind      `json:"kind"`
+	OldPrimary string    `json:"old_primary"`
+	NewPrimary string    `json:"new_primary"`
+	Started    time.Time `json:"started"`
+	// Promoted is set once the new primary accepted writes: from then on a
+	// rerun must finish this failover, never pick another primary.
+	Promoted bool   `json:"promoted"`
+	LastStep string `json:"last_step"`
+}
+
+func (s Store) dir(cluster string) string { return filepath.Join(s.Dir, cluster) }
+
+func (s Store) ensure(cluster string) error {
+	if err := os.MkdirAll(s.dir(cluster), 0o700); err != nil {
+		return fmt.Errorf("state_dir %s: %w (create it, or set state_dir in the config)", s.Dir, err)
+	}
+	return nil
+}
+
+// writeAtomic replaces a file so a crash leaves the old or the new content.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Journal returns the in-progress record, or nil.
+func (s Store) Journal(cluster string) (*InProgress, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir(cluster), "in-progress.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j InProgress
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("%s: corrupt journal: %w", filepath.Join(s.dir(cluster), "in-progress.json"), err)
+	}
+	return &j, nil
+}
+
+// SaveJournal writes the in-progress record.
+func (s Store) SaveJournal(cluster string, j *InProgress) error {
+	if err := s.ensure(cluster); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(j, "", "  ")
+	return writeAtomic(filepath.Join(s.dir(cluster), "in-progress.json"), b)
+}
+
+// Finish appends the report to the history and removes the journal.
+func (s Store) Finish(cluster string, r *Report) error {
+	if err := s.ensure(cluster); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir(cluster), "history.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(r)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if r.Result == ResultFailed && r.Promoted {
+		return nil // keep the journal: a rerun must finish with the same new primary
+	}
+	err = os.Remove(filepath.Join(s.dir(cluster), "in-progress.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// History returns the recorded failovers, oldest first.
+func (s Store) History(cluster string) ([]Report, error) {
+	f, err := os.Open(filepath.Join(s.dir(cluster), "history.jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Report
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r Report
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out, sc.Err()
+}
+
+// NextEpoch numbers failovers of a cluster: one more than any recorded.
+func (s Store) NextEpoch(cluster string) int64 {
+	h, _ := s.History(cluster)
+	var max int64
+	for _, r := range h {
+		if r.Epoch > max {
+			max = r.Epoch
+		}
+	}
+	return max + 1
+}
+
+// Ack records that an operator acknowledged the last failover, lifting the
+// block period.
+func (s Store) Ack(cluster string, at time.Time) error {
+	if err := s.ensure(cluster); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(s.dir(cluster), "ack"), []byte(at.UTC().Format(time.RFC3339Nano)))
+}
+
+// BlockedUntil says until when automatic failovers are refused: the last
+// promoting failover plus the block period, unless acknowledged after it.
+// The zero time means not blocked.
+func (s Store) BlockedUntil(cluster string, period time.Duration, now time.Time) (time.Time, *Report) {
+	h, _ := s.History(cluster)
+	var last *Report
+	for i := range h {
+		if h[i].Promoted && (last == nil || h[i].Started.After(last.Started)) {
+			last = &h[i]
+		}
+	}
+	if last == nil {
+		return time.Time{}, nil
+	}
+	until := last.Started.Add(period)
+	if !now.Before(until) {
+		return time.Time{}, last
+	}
+	if b, err := os.ReadFile(filepath.Join(s.dir(cluster), "ack")); err == nil {
+		if at, err := time.Parse(time.RFC3339Nano, string(b)); err == nil && at.After(last.Started) {
+			return time.Time{}, last
+		}
+	}
+	return until, last
+}
