@@ -248,7 +248,10 @@ func (r *run) catchUp(ctx context.Context, s Step) (string, error) {
 }
 
 // promote makes the chosen server the primary. From here on the cluster
-// takes writes again.
+// takes writes again. In a switchover the old primary is fenced and the new
+// one has applied its final position, so writes are opened first and
+// replication is reset after, which shortens the write-blocked window; a
+// failover stops replication first, since its old primary may come back.
 func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	q, err := r.session(ctx, s.Server)
 	if err != nil {
@@ -257,18 +260,27 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	d, c := r.connName(s.Server)
 	old := r.view(r.plan.OldPrimary)
 	keep := r.plan.Kind == KindSwitchover && old != nil && old.CoPrimaryOf == s.Server
-	var stmts []string
-	if !keep {
-		stmts = append(stmts, d.StopReplica(c), d.ResetReplicaAll(c))
-	}
+	var before, after []string
 	if old != nil && old.SemiSync.SourceEnabled {
-		stmts = append(stmts, d.SemiSyncPrimaryOn())
+		before = append(before, d.SemiSyncPrimaryOn())
 	}
-	stmts = append(stmts, d.SetReadOnly(false)...)
-	if err := r.exec(ctx, q, stmts...); err != nil {
+	switch {
+	case keep:
+	case r.plan.Kind == KindSwitchover:
+		after = append(after, d.StopReplica(c), d.ResetReplicaAll(c))
+	default:
+		before = append([]string{d.StopReplica(c), d.ResetReplicaAll(c)}, before...)
+	}
+	if err := r.exec(ctx, q, before...); err != nil {
+		return "", err
+	}
+	if err := r.exec(ctx, q, d.SetReadOnly(false)...); err != nil {
 		return "", err
 	}
 	r.markPromoted()
+	if err := r.exec(ctx, q, after...); err != nil {
+		return "read_only=0", fmt.Errorf("writable, but resetting its replication failed: %w", err)
+	}
 	note := "read_only=0"
 	if keep {
 		note += ", co-primary link kept"
@@ -392,24 +404,36 @@ func (r *run) setReadOnly(ctx context.Context, s Step) (string, error) {
 	return "read_only=1", nil
 }
 
-// killWriters ends sessions still writing after the grace period, then reads
-// the old primary's final position.
+// killWriters lets writes still running on the old primary finish (or fail
+// on read_only) for up to the grace period, moving on as soon as none are
+// left, then kills the rest and reads the old primary's final position.
 func (r *run) killWriters(ctx context.Context, s Step) (string, error) {
 	q, err := r.session(ctx, s.Server)
 	if err != nil {
 		return "", err
 	}
 	d := r.view(s.Server).Dialect
-	n := 0
-	if g := r.e.Policy.KillGrace; g > 0 {
-		// Let running writes finish or fail on read_only, then end the rest.
+	deadline := time.Now().Add(r.e.Policy.KillGrace)
+	killed, waited := 0, false
+	for {
+		rows, err := r.query(ctx, q, d.WritingSessionsQuery())
+		if err != nil {
+			return "", err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			if killed, err = r.killSessions(ctx, q, d.WritingSessionsQuery()); err != nil {
+				return "", err
+			}
+			break
+		}
+		waited = true
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(g):
-		}
-		if n, err = r.killSessions(ctx, q, d.WritingSessionsQuery()); err != nil {
-			return "", err
+		case <-time.After(5 * time.Millisecond): // polling for running writes to end
 		}
 	}
 	rows, err := r.query(ctx, q, d.GTIDExecutedQuery())
@@ -417,7 +441,11 @@ func (r *run) killWriters(ctx context.Context, s Step) (string, error) {
 		return "", err
 	}
 	r.final = rows[0]["binlog_pos"]
-	return fmt.Sprintf("%d writing session(s) killed; final position %s", n, orNone(r.final)), nil
+	note := "no write was running"
+	if waited {
+		note = fmt.Sprintf("waited for running writes; %d session(s) killed after %s", killed, r.e.Policy.KillGrace)
+	}
+	return note + "; final position " + orNone(r.final), nil
 }
 
 func (r *run) waitCaughtUp(ctx context.Context, s Step) (string, error) {

@@ -123,6 +123,7 @@ func (r *run) execute(ctx context.Context) {
 		}
 	}
 
+	r.warmSessions(ctx)
 	rep.Result = ResultSuccess
 	if plan.Resume {
 		rep.Promoted = true
@@ -216,6 +217,13 @@ func (r *run) safeStop(ctx context.Context, s Step, err error) {
 	rep := r.rep
 	rep.Result, rep.Error = ResultFailed, fmt.Sprintf("%s on %s: %v", s.Kind, s.Server, err)
 	done := r.changesSoFar()
+	if r.e.Store != nil {
+		j := &InProgress{ID: rep.ID, Epoch: rep.Epoch, Kind: r.plan.Kind, OldPrimary: r.plan.OldPrimary, NewPrimary: r.plan.NewPrimary,
+			Started: rep.Started, Promoted: rep.Promoted, LastStep: fmt.Sprintf("%s on %s", s.Kind, s.Server)}
+		if jerr := r.e.Store.SaveJournal(r.plan.Cluster, j); jerr != nil {
+			rep.Warnings = append(rep.Warnings, "could not update the journal: "+jerr.Error())
+		}
+	}
 	if r.plan.Kind == KindSwitchover && !rep.Promoted {
 		if rerr := r.rollbackSwitchover(ctx); rerr != nil {
 			rep.SafeStop = fmt.Sprintf("before promotion; ROLLBACK FAILED: %v: the old primary %s may still be read-only (SET GLOBAL read_only=0 on it to take writes again)", rerr, r.plan.OldPrimary)
@@ -278,6 +286,24 @@ func (r *run) lock(ctx context.Context) error {
 		return fmt.Errorf("another failover of cluster %s is running: its lock %q is held on %s; nothing was changed", r.plan.Cluster, name, strings.Join(held, ", "))
 	}
 	return nil
+}
+
+// warmSessions opens the working connection to every reachable server the
+// plan touches, in parallel, so no step pays for a connect in the middle of
+// a write-blocked window.
+func (r *run) warmSessions(ctx context.Context) {
+	var wg sync.WaitGroup
+	seen := map[string]bool{}
+	for _, s := range r.plan.Steps {
+		for _, addr := range []string{s.Server, s.Source} {
+			if v := r.view(addr); addr != "" && !seen[addr] && v != nil && v.Reachable {
+				seen[addr] = true
+				wg.Add(1)
+				go func() { defer wg.Done(); r.session(ctx, addr) }()
+			}
+		}
+	}
+	wg.Wait()
 }
 
 func (r *run) closeAll() {

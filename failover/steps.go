@@ -28,7 +28,7 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen, source *re
 		add(Step{Kind: StepSetReadOnly, Server: old.Spec.Address,
 			Description: fmt.Sprintf("SET GLOBAL %s=1 on the old primary: writes stop here (the write-blocked window starts)", old.Dialect.ReadOnlyVariable())})
 		add(Step{Kind: StepKillWriters, Server: old.Spec.Address, Timeout: pol.KillGrace.Seconds(),
-			Description: fmt.Sprintf("after %s, kill client sessions still running writes on the old primary", pol.KillGrace)})
+			Description: fmt.Sprintf("let writes still running finish (up to %s), then kill the sessions still writing; read the final position", pol.KillGrace)})
 		add(Step{Kind: StepWaitCaughtUp, Server: newP, Source: old.Spec.Address, Timeout: timeout,
 			Description: "wait until the new primary has applied the old primary's last transaction; on timeout roll back (old primary writable again, nothing else changed)"})
 		add(Step{Kind: StepPromote, Server: newP, Description: promoteText(chosen.v, old, pairSwitch)})

@@ -91,8 +91,10 @@ func (s Store) Finish(cluster string, r *Report) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if r.Result == ResultFailed && r.Promoted {
-		return nil // keep the journal: a rerun must finish with the same new primary
+	if r.Result == ResultFailed {
+		// Keep the journal: a rerun says what happened and, once promoted,
+		// must finish with the same new primary.
+		return nil
 	}
 	err = os.Remove(filepath.Join(s.dir(cluster), "in-progress.json"))
 	if errors.Is(err, os.ErrNotExist) {

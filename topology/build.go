@@ -115,6 +115,19 @@ func Build(cluster string, states []ServerState, takenAt time.Time) Snapshot {
 		}
 	}
 	primary := -1
+	if len(treeRoots) == 0 {
+		// A primary whose replicas are all gone is still the primary: the
+		// one writable server that replicates from nobody.
+		var lone []int
+		for _, r := range roots {
+			if pairOf[r] < 0 && writable(r) {
+				lone = append(lone, r)
+			}
+		}
+		if len(lone) == 1 {
+			treeRoots = lone
+		}
+	}
 	switch len(treeRoots) {
 	case 0:
 		if len(views) > 0 {

@@ -1,0 +1,89 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myha/myha/config"
+	"github.com/myha/myha/failover"
+	"github.com/myha/myha/test/lab"
+	topo "github.com/myha/myha/topology"
+)
+
+// The candidate dies mid-failover: the executor (the same one the CLI runs,
+// in-process so the kill can be timed) must stop at a safe point with no
+// server writable; the CLI run again must then complete with the next
+// candidate.
+func TestFailoverCandidateDiesMidway(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfgPath := haConfig(t, l, "", nil)
+	db2, db3 := l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.Server("db1").Exec(ctx, "INSERT INTO lab.w VALUES (1, NOW(6)), (2, NOW(6))"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, l.Server("db1").Kill())
+
+	cfg, err := config.LoadFile(cfgPath, config.Options{})
+	must(t, err)
+	c := cfg.Clusters[0]
+	spec := topo.ClusterSpec{Name: c.Name, Credentials: topo.Credentials{User: c.User, Password: c.Password.Value()},
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout}
+	for _, s := range c.Servers {
+		spec.Servers = append(spec.Servers, topo.ServerSpec{Address: s.Address})
+	}
+	dialer := topo.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}
+	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second}
+	var plan failover.Plan
+	var snap topo.Snapshot
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		snap = topo.Discover(ctx, spec, dialer)
+		plan = failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover})
+		if plan.OK() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // replicas have not noticed the kill yet
+	}
+	if plan.NewPrimary != db2.Addr() {
+		t.Fatalf("plan chose %s, want db2 (blockers %v)", plan.NewPrimary, plan.Blockers)
+	}
+	ex := &failover.Executor{
+		Dialer: dialer, Repl: topo.Credentials{User: lab.ReplUser, Password: lab.ReplPass}, Policy: pol,
+		Store:      &failover.Store{Dir: cfg.StateDir},
+		Rediscover: func(ctx context.Context) topo.Snapshot { return topo.Discover(ctx, spec, dialer) },
+		BeforeStep: func(s failover.Step) {
+			if s.Kind == failover.StepWaitApplied && s.Server == db2.Addr() {
+				db2.Kill()
+			}
+		},
+	}
+	rep := ex.Execute(ctx, &snap, &plan)
+	if rep.Result != failover.ResultFailed || rep.Promoted || !strings.Contains(rep.SafeStop, "before promotion: no server was made writable") {
+		t.Fatalf("candidate died: result %s promoted %v safe stop %q error %q", rep.Result, rep.Promoted, rep.SafeStop, rep.Error)
+	}
+	for _, s := range rep.FinalState {
+		if s.Writable {
+			t.Fatalf("%s writable after a safe stop", s.Address)
+		}
+	}
+	t.Logf("safe stop: %s", rep.SafeStop)
+
+	// Run the command again: it plans afresh and promotes db3.
+	r := myha(t, "failover", "--cluster", "lab", "--yes", "--config", cfgPath)
+	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") || !strings.Contains(r.stdout, "new primary: "+db3.Addr()) ||
+		!strings.Contains(r.stdout, "stopped before promotion") {
+		t.Fatalf("rerun (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if ro := mustQ(t, db3, "SELECT @@read_only"); ro != "0" {
+		t.Fatal("db3 not writable after the rerun")
+	}
+	if n := mustQ(t, db3, "SELECT COUNT(*) FROM lab.w"); n != "2" {
+		t.Fatalf("db3 has %s rows, want 2", n)
+	}
+	if _, err := os.Stat(cfg.StateDir + "/lab/in-progress.json"); err == nil {
+		t.Fatal("journal left behind after a finished failover")
+	}
+}
