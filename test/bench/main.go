@@ -28,6 +28,8 @@ func main() {
 	}{
 		{"discovery", benchDiscovery},
 		{"check", benchCheck},
+		{"failover", benchFailover},
+		{"switchover", benchSwitchover},
 	}
 	for _, b := range benches {
 		if *only != "" && !strings.Contains(b.name, *only) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +30,8 @@ type Writer struct {
 	dbs    map[*Server]*sql.DB
 	cancel context.CancelFunc
 	done   chan struct{}
+	// Debug, when set before writes start, is told about each failed write.
+	Debug func(string)
 }
 
 // CreateWriteTable makes the table writers insert into, on db1.
@@ -43,6 +46,12 @@ func (l *Lab) StartWriter(table string, target *Server, interval time.Duration, 
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Writer{lab: l, table: table, interval: interval, retarget: retarget, target: target, next: 1,
 		dbs: map[*Server]*sql.DB{}, cancel: cancel, done: make(chan struct{})}
+	// Continue after rows earlier writers left, so ids never collide.
+	if last, err := target.QueryString(ctx, fmt.Sprintf("SELECT COALESCE(MAX(id), 0) FROM lab.%s", table)); err == nil {
+		if n, err := strconv.ParseInt(last, 10, 64); err == nil {
+			w.next = n + 1_000_000
+		}
+	}
 	go w.loop(ctx)
 	return w
 }
@@ -106,6 +115,9 @@ func (w *Writer) insert(ctx context.Context, s *Server, id int64) bool {
 	defer w.mu.Unlock()
 	if err != nil {
 		w.errs++
+		if w.Debug != nil {
+			w.Debug(fmt.Sprintf("%s %s id %d: %v", now.Format("15:04:05.000"), s.Name, id, err))
+		}
 		return false
 	}
 	w.acked = append(w.acked, id)
