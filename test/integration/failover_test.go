@@ -292,3 +292,54 @@ func TestFailoverRefusedWhileLockHeld(t *testing.T) {
 		t.Fatal("db2 changed while another failover held the lock")
 	}
 }
+
+func TestSwitchoverCoPrimaryKeepsThePair(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3, CoPrimary: true})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	r := myha(t, "switchover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "keep_co_primary_link") {
+		t.Fatalf("co-primary switchover (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	must(t, db2.Exec(ctx, "INSERT INTO lab.w VALUES (1, NOW(6))"))
+	must(t, l.WaitReplicatedFrom(ctx, db2, 10*time.Second))
+	tp := topology(t, cfg)
+	a, b := tp.server(t, db2.Addr()), tp.server(t, db1.Addr())
+	if a.Role != "primary" || b.Role != "co-primary" || *a.Source != db1.Addr() || *b.Source != db2.Addr() || !*a.IORunning || !*b.IORunning {
+		t.Fatalf("the pair must survive the switchover: db2 %+v db1 %+v", a, b)
+	}
+	if v := tp.server(t, db3.Addr()); *v.Source != db2.Addr() {
+		t.Fatalf("db3 replicates from %s, want db2", *v.Source)
+	}
+	if n := mustQ(t, db1, "SELECT COUNT(*) FROM lab.w"); n != "1" {
+		t.Fatal("a write on the new primary did not reach its co-primary")
+	}
+}
+
+// An MHA master_ip_failover_script is called as MHA calls it: --command=stop
+// before any change, --command=start after the promotion; exit 10 is a warning.
+func TestFailoverCallsMHAScript(t *testing.T) {
+	l := lab.New(t, lab.Options{Servers: 3})
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "calls.log")
+	script := filepath.Join(dir, "master_ip_failover")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+logf+"\ncase \"$*\" in *--command=start*) exit 10;; esac\nexit 0\n"), 0o755)
+	cfg := haConfig(t, l, "      master_ip_failover_script: "+script+"\n", nil)
+	must(t, l.Server("db1").Kill())
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if rep.Result != "partial" || r.code != 1 {
+		t.Fatalf("exit 10 from the start phase must be a warning: exit %d %+v", r.code, rep)
+	}
+	b, _ := os.ReadFile(logf)
+	calls := strings.Split(strings.TrimSpace(string(b)), "\n")
+	db1 := l.Server("db1")
+	if len(calls) != 2 || !strings.HasPrefix(calls[0], "--command=stop") || !strings.Contains(calls[0], "--orig_master_host="+db1.IP) ||
+		!strings.HasPrefix(calls[1], "--command=start") || !strings.Contains(calls[1], "--new_master_host="+strings.Split(rep.NewPrimary, ":")[0]) {
+		t.Fatalf("script calls: %q", calls)
+	}
+	if strings.Contains(string(b), "password") {
+		t.Fatal("a password was passed on the command line")
+	}
+}
