@@ -19,6 +19,11 @@ const (
 	DefaultKillGrace      = time.Second
 	DefaultHookTimeout    = 30 * time.Second
 	DefaultStateDir       = "/var/lib/myha"
+	DefaultGossipPort     = 7946
+	DefaultRaftPort       = 7947
+	DefaultAPIPort        = 8080
+	DefaultDownAfter      = time.Second
+	DefaultGossipLabel    = "myha"
 )
 
 // Config is a whole, validated myha configuration: the same file on every
@@ -26,8 +31,45 @@ const (
 type Config struct {
 	// StateDir holds failover records, the in-progress journal and
 	// acknowledgements (default /var/lib/myha).
-	StateDir string    `mapstructure:"state_dir"`
+	StateDir string `mapstructure:"state_dir"`
+	// Monitors are the hosts that run `myha daemon`: the same list on every
+	// host. They gossip, elect a leader, and only the leader fails over.
+	Monitors []Monitor `mapstructure:"monitors"`
+	Security Security  `mapstructure:"security"`
 	Clusters []Cluster `mapstructure:"clusters"`
+}
+
+// Monitor is one `myha daemon` host.
+type Monitor struct {
+	Name       string `mapstructure:"name"`
+	Address    string `mapstructure:"address"` // IP or host name, no port
+	GossipPort int    `mapstructure:"gossip_port"`
+	RaftPort   int    `mapstructure:"raft_port"`
+	APIPort    int    `mapstructure:"api_port"`
+}
+
+// Security holds the secrets monitors share. Files, not inline values, so
+// the config can be world-readable.
+type Security struct {
+	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64); gossip is
+	// encrypted when it is set.
+	GossipKeyFile string `mapstructure:"gossip_key_file"`
+	// APITokenFile holds the bearer token mutating API calls need.
+	APITokenFile string `mapstructure:"api_token_file"`
+	// GossipLabel separates deployments sharing a network (default "myha").
+	GossipLabel string `mapstructure:"gossip_label"`
+	GossipKey   Secret `mapstructure:"-"`
+	APIToken    Secret `mapstructure:"-"`
+}
+
+// Monitor returns the monitor with this name.
+func (c *Config) Monitor(name string) (*Monitor, bool) {
+	for i := range c.Monitors {
+		if c.Monitors[i].Name == name {
+			return &c.Monitors[i], true
+		}
+	}
+	return nil, false
 }
 
 // Cluster is one replication topology that myha keeps writable.
@@ -82,7 +124,20 @@ type Failover struct {
 	MasterIPFailoverScript     string `mapstructure:"master_ip_failover_script"`
 	MasterIPOnlineChangeScript string `mapstructure:"master_ip_online_change_script"`
 	ShutdownScript             string `mapstructure:"shutdown_script"`
+	// Auto lets the daemon fail over by itself (default true).
+	Auto *bool `mapstructure:"auto"`
+	// AutoRejoin makes a returning old primary a replica of the new one when
+	// it has no errant transactions (default false: it is only reported).
+	AutoRejoin bool `mapstructure:"auto_rejoin"`
+	// DownAfter is how long the primary must stay unreachable, confirmed by
+	// a majority of monitors and by its replicas, before the daemon fails
+	// over: a restart or a blip shorter than this causes no failover
+	// (default 1s).
+	DownAfter time.Duration `mapstructure:"down_after"`
 }
+
+// AutoEnabled says whether the daemon may fail this cluster over by itself.
+func (f Failover) AutoEnabled() bool { return f.Auto == nil || *f.Auto }
 
 // Server is one database server of a cluster.
 type Server struct {

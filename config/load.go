@@ -137,6 +137,36 @@ func (c *Config) resolve(opt Options) Errors {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
+	for i := range c.Monitors {
+		m := &c.Monitors[i]
+		if m.GossipPort == 0 {
+			m.GossipPort = DefaultGossipPort
+		}
+		if m.RaftPort == 0 {
+			m.RaftPort = DefaultRaftPort
+		}
+		if m.APIPort == 0 {
+			m.APIPort = DefaultAPIPort
+		}
+	}
+	if c.Security.GossipLabel == "" {
+		c.Security.GossipLabel = DefaultGossipLabel
+	}
+	for _, f := range []struct {
+		dst  *Secret
+		path string
+		key  string
+	}{{&c.Security.GossipKey, c.Security.GossipKeyFile, "security.gossip_key_file"}, {&c.Security.APIToken, c.Security.APITokenFile, "security.api_token_file"}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := opt.ReadFile(f.path)
+		if err != nil {
+			errs = append(errs, &Error{Key: f.key, Problem: fmt.Sprintf("cannot read %s: %s", f.path, statReason(err))})
+			continue
+		}
+		*f.dst = Secret(strings.TrimSpace(string(b)))
+	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		key := fmt.Sprintf("clusters[%d]", i)
@@ -163,6 +193,9 @@ func (c *Config) resolve(opt Options) Errors {
 		}
 		if cl.Failover.HookTimeout == 0 {
 			cl.Failover.HookTimeout = DefaultHookTimeout
+		}
+		if cl.Failover.DownAfter == 0 {
+			cl.Failover.DownAfter = DefaultDownAfter
 		}
 		for _, s := range []struct {
 			val  *Secret

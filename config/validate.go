@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
@@ -63,6 +64,33 @@ func (c *Config) Validate() Errors {
 	if len(c.Clusters) == 0 {
 		bad("clusters", "no cluster configured (add at least one under clusters:)")
 	}
+	monNames := map[string]bool{}
+	for i, m := range c.Monitors {
+		key := fmt.Sprintf("monitors[%d]", i)
+		switch {
+		case m.Name == "":
+			bad(key+".name", "missing (each monitor needs a unique name; `myha daemon --name` picks one)")
+		case monNames[m.Name]:
+			bad(key+".name", "duplicate monitor name %q", m.Name)
+		}
+		monNames[m.Name] = true
+		if m.Address == "" || strings.Contains(m.Address, ":") && net.ParseIP(m.Address) == nil {
+			bad(key+".address", "%q: write an IP address or host name without a port (ports are gossip_port, raft_port, api_port)", m.Address)
+		}
+		for _, p := range []struct {
+			name string
+			v    int
+		}{{"gossip_port", m.GossipPort}, {"raft_port", m.RaftPort}, {"api_port", m.APIPort}} {
+			if p.v < 1 || p.v > 65535 {
+				bad(key+"."+p.name, "must be 1-65535")
+			}
+		}
+	}
+	if k := len(c.Security.GossipKey); k != 0 {
+		if _, err := DecodeGossipKey(c.Security.GossipKey); err != nil {
+			bad("security.gossip_key_file", "%v", err)
+		}
+	}
 	names := map[string]int{}
 	owner := map[string]string{} // address → key of its first use, across clusters
 	for i := range c.Clusters {
@@ -97,7 +125,7 @@ func (c *Config) Validate() Errors {
 		}{{"connect_timeout", int64(cl.ConnectTimeout)}, {"read_timeout", int64(cl.ReadTimeout)}, {"check_interval", int64(cl.CheckInterval)},
 			{"failover.max_lag", int64(cl.Failover.MaxLag)}, {"failover.catchup_timeout", int64(cl.Failover.CatchupTimeout)},
 			{"failover.block_period", int64(cl.Failover.BlockPeriod)}, {"failover.kill_grace", int64(cl.Failover.KillGrace)},
-			{"failover.hook_timeout", int64(cl.Failover.HookTimeout)}} {
+			{"failover.hook_timeout", int64(cl.Failover.HookTimeout)}, {"failover.down_after", int64(cl.Failover.DownAfter)}} {
 			if d.val < 0 {
 				bad(key+"."+d.name, "must be positive")
 			}
@@ -157,4 +185,19 @@ func (c *Config) Validate() Errors {
 		}
 	}
 	return errs
+}
+
+// DecodeGossipKey turns the key file's content (raw bytes or base64) into a
+// 16, 24 or 32 byte AES key.
+func DecodeGossipKey(s Secret) ([]byte, error) {
+	raw := []byte(s.Value())
+	if n := len(raw); n == 16 || n == 24 || n == 32 {
+		return raw, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s.Value()); err == nil {
+		if n := len(b); n == 16 || n == 24 || n == 32 {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("the gossip key must be 16, 24 or 32 bytes, raw or base64 (generate one with: head -c32 /dev/urandom | base64)")
 }

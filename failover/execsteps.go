@@ -299,6 +299,9 @@ func (r *run) markPromoted() {
 		r.rep.WriteBlockedMS = &b
 	}
 	r.mu.Unlock()
+	if r.e.OnPromoted != nil {
+		r.e.OnPromoted()
+	}
 	if r.e.Store != nil {
 		j := &InProgress{ID: r.rep.ID, Epoch: r.rep.Epoch, Kind: r.plan.Kind, OldPrimary: r.plan.OldPrimary, NewPrimary: r.plan.NewPrimary,
 			Started: r.rep.Started, Promoted: true, LastStep: string(StepPromote)}

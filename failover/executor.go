@@ -33,6 +33,12 @@ type Executor struct {
 	Progress func(StepResult)
 	// LockName overrides the advisory lock name (tests).
 	LockName string
+	// Epoch numbers this failover when the caller keeps the records (the
+	// daemon's raft log); 0 means the Store numbers it.
+	Epoch int64
+	// OnPromoted is called once the new primary takes writes (the daemon
+	// commits that to raft before going on).
+	OnPromoted func()
 	// BeforeStep is a test seam for failure injection (kill a server just
 	// before a step); nil in production.
 	BeforeStep func(Step)
@@ -65,7 +71,10 @@ func (e *Executor) Execute(ctx context.Context, snap *topology.Snapshot, plan *P
 	r := &run{e: e, snap: snap, plan: plan, start: now(), sess: map[string]topology.Querier{}}
 	r.rep = &Report{Cluster: plan.Cluster, Kind: plan.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary,
 		Started: r.start.UTC(), Steps: []StepResult{}, Warnings: []string{}, FinalState: []ServerSummary{}}
-	if e.Store != nil {
+	switch {
+	case e.Epoch > 0:
+		r.rep.Epoch = e.Epoch
+	case e.Store != nil:
 		r.rep.Epoch = e.Store.NextEpoch(plan.Cluster)
 	}
 	r.rep.ID = fmt.Sprintf("%s-%d-%s", plan.Cluster, r.rep.Epoch, r.start.UTC().Format("20060102T150405"))
@@ -318,6 +327,13 @@ func (r *run) closeAll() {
 }
 
 func (r *run) dial(ctx context.Context, addr string) (topology.Querier, error) {
+	if v := r.view(addr); v != nil && !v.Reachable {
+		// Known down (killed, cut): try, but do not wait a full connect
+		// timeout for a server that is probably gone.
+		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		return r.e.Dialer.Dial(dctx, addr)
+	}
 	return r.e.Dialer.Dial(ctx, addr)
 }
 

@@ -43,6 +43,11 @@ type Request struct {
 	// Hypothetical plans "if the primary died now" for myha check: the
 	// primary's present health is ignored.
 	Hypothetical bool
+	// ReplicasConfirmed says the caller has established that the replicas
+	// lost the primary (the daemon watches their heartbeats stop, which is
+	// faster than their IO threads giving up); the "replicas still
+	// replicate" blocker is then not applied.
+	ReplicasConfirmed bool
 }
 
 // StepKind names a step the executor knows how to run.

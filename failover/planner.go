@@ -40,7 +40,7 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 	switch {
 	case req.Kind == KindFailover && old.Reachable && !req.Hypothetical && !req.Force:
 		p.Blockers = append(p.Blockers, fmt.Sprintf("primary %s answers: it is not dead (use switchover for a planned change, or --force to fence it and fail over)", old.Spec.Address))
-	case req.Kind == KindFailover && !old.Reachable && !req.Hypothetical:
+	case req.Kind == KindFailover && !old.Reachable && !req.Hypothetical && !req.ReplicasConfirmed:
 		if still := stillReplicating(snap, old.Spec.Address); len(still) > 0 && !req.Force {
 			p.Blockers = append(p.Blockers, fmt.Sprintf("primary %s is unreachable from here, but %s still replicate from it: a network problem between this host and the primary is likelier than a dead primary (use --force only if you are sure)", old.Spec.Address, strings.Join(still, ", ")))
 		}

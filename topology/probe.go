@@ -204,6 +204,7 @@ func parseReplicaRow(d Dialect, r Row) (ReplicaConn, error) {
 		lag := atoi64(r.Get("Seconds_Behind_Master", "Seconds_Behind_Source"))
 		c.LagSeconds = &lag
 	}
+	c.Heartbeats = atoi64(r.Get("Slave_received_heartbeats"))
 	if hb := r.Get("Slave_heartbeat_period"); hb != "" {
 		c.HeartbeatSecs, _ = strconv.ParseFloat(hb, 64)
 	}

@@ -113,8 +113,11 @@ type ReplicaConn struct {
 	SQLState      string
 	IOStateText   string
 	HeartbeatSecs float64
-	ConnectRetry  int
-	Filters       map[string]string // Replicate_* filters that are set
+	// Heartbeats counts heartbeats received from the source (MariaDB
+	// Slave_received_heartbeats): a silent source stops it moving.
+	Heartbeats   int64
+	ConnectRetry int
+	Filters      map[string]string // Replicate_* filters that are set
 }
 
 // IORunning reports a connected IO thread.

@@ -174,9 +174,25 @@ func (l *Lab) makeBridge(ctx context.Context) error {
 func (l *Lab) makeHost(ctx context.Context, name string, n int) (Host, error) {
 	h := Host{Name: name, NS: fmt.Sprintf("mh%d-%s", l.ID, name), IP: fmt.Sprintf("198.18.%d.%d", l.ID, n)}
 	h.veth = fmt.Sprintf("mh%dv%d", l.ID, n)
+	// The kernel tears namespaces down asynchronously: a veth of an earlier
+	// lab with this number may still exist for a moment.
+	exec.Command("ip", "link", "del", h.veth).Run()
+	exec.Command("ip", "netns", "del", h.NS).Run()
+	if err := run(ctx, "ip", "netns", "add", h.NS); err != nil {
+		return h, err
+	}
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = run(ctx, "ip", "link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS); err == nil || !strings.Contains(err.Error(), "File exists") {
+			break
+		}
+		exec.Command("ip", "link", "del", h.veth).Run()
+		time.Sleep(50 * time.Millisecond) // waiting for the kernel to free the old link
+	}
+	if err != nil {
+		return h, err
+	}
 	for _, args := range [][]string{
-		{"netns", "add", h.NS},
-		{"link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
 		{"link", "set", h.veth, "master", l.Bridge, "up"},
 		{"-n", h.NS, "addr", "add", h.IP + "/24", "dev", "eth0"},
 		{"-n", h.NS, "link", "set", "eth0", "up"},

@@ -193,3 +193,29 @@ func (h *Host) CanReach(ctx context.Context, addr string) bool {
 	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port)
 	return h.Command(ctx, "timeout", "1", "bash", "-c", script).Run() == nil
 }
+
+// Isolate makes this host unreachable from the given hosts only (blackhole
+// routes on this host: it cannot answer them), while everything else still
+// reaches it. Unisolate removes the routes.
+func (h *Host) Isolate(ctx context.Context, from ...*Host) error {
+	if h.NS == "" {
+		return ErrNoNamespaces
+	}
+	for _, f := range from {
+		if err := run(ctx, "ip", "-n", h.NS, "route", "add", "blackhole", f.IP+"/32"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Unisolate undoes Isolate.
+func (h *Host) Unisolate(ctx context.Context, from ...*Host) error {
+	if h.NS == "" {
+		return ErrNoNamespaces
+	}
+	for _, f := range from {
+		run(ctx, "ip", "-n", h.NS, "route", "del", "blackhole", f.IP+"/32")
+	}
+	return nil
+}

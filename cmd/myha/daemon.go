@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/myha/myha/config"
+	"github.com/myha/myha/daemon"
+	"github.com/myha/myha/topology"
+)
+
+func (a *app) daemonCommand() *cobra.Command {
+	var name, logFormat string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a monitor: probe, gossip, elect a leader, fail over dead primaries",
+		Long: "Runs one monitor of the deployment (the config's monitors: list; usually three hosts).\n" +
+			"Monitors probe every server, share what they see over gossip, elect a leader with raft, and\n" +
+			"only the leader fails over, when a majority of monitors and the replicas agree the primary is\n" +
+			"dead. SIGHUP reloads the config (a bad file is refused and the old config kept); SIGTERM\n" +
+			"leaves gossip and raft cleanly.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if logFormat == "json" {
+				var lvl slog.Level
+				lvl.UnmarshalText([]byte(a.logLevel))
+				a.log = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+			}
+			path, err := config.Find(a.configPath)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv})
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			if name == "" {
+				name, _ = os.Hostname()
+			}
+			dc, err := daemonConfig(cfg, name, a.log)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			d, err := daemon.New(dc)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					// A fresh load of the file: validated whole, swapped whole.
+					newCfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv})
+					if err != nil {
+						a.log.Error("SIGHUP: config refused, keeping the running one", "file", path, "err", err)
+						continue
+					}
+					nd, err := daemonConfig(newCfg, name, a.log)
+					if err != nil {
+						a.log.Error("SIGHUP: config refused, keeping the running one", "err", err)
+						continue
+					}
+					d.Reload(nd.Clusters)
+					a.log.Info("SIGHUP: config reloaded", "file", path, "clusters", len(nd.Clusters))
+				}
+			}()
+			if err := d.Run(cmd.Context()); err != nil {
+				return withCode(exitProblem, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "this monitor's name in the config's monitors list (default: the host name)")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// daemonConfig hands the validated config down as plain values.
+func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Config, error) {
+	if len(cfg.Monitors) == 0 {
+		cfg.Monitors = []config.Monitor{{Name: name, Address: "127.0.0.1", GossipPort: config.DefaultGossipPort, RaftPort: config.DefaultRaftPort, APIPort: config.DefaultAPIPort}}
+	}
+	if _, ok := cfg.Monitor(name); !ok {
+		var names []string
+		for _, m := range cfg.Monitors {
+			names = append(names, m.Name)
+		}
+		return daemon.Config{}, fmt.Errorf("--name %q: no such monitor in the config (monitors: %v)", name, names)
+	}
+	dc := daemon.Config{Self: name, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: cfg.Security.GossipLabel,
+		APIToken: cfg.Security.APIToken.Value(), Log: log}
+	if cfg.Security.GossipKey != "" {
+		k, err := config.DecodeGossipKey(cfg.Security.GossipKey)
+		if err != nil {
+			return dc, err
+		}
+		dc.GossipKey = k
+	}
+	for _, m := range cfg.Monitors {
+		dc.Monitors = append(dc.Monitors, daemon.MonitorAddr{Name: m.Name, Address: m.Address, GossipPort: m.GossipPort, RaftPort: m.RaftPort, APIPort: m.APIPort})
+	}
+	for _, c := range cfg.Clusters {
+		dc.Clusters = append(dc.Clusters, daemon.ClusterConfig{
+			Spec: clusterSpec(c), Policy: policyFor(c), Hooks: hooksFor(c),
+			Repl:     topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
+			Interval: c.CheckInterval, DownAfter: c.Failover.DownAfter, BlockPeriod: c.Failover.BlockPeriod,
+			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin,
+		})
+	}
+	return dc, nil
+}

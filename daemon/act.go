@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/myha/myha/failover"
+	"github.com/myha/myha/topology"
+)
+
+// lead is what the leader does after each probe of a cluster: keep the
+// agreed primary current, keep any other server from being writable, and
+// fail over a dead primary.
+func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdict) {
+	st := cm.d.fsm.snapshot()
+	name := cm.cfg.Spec.Name
+	if _, open := st.Open[name]; open || cm.acting.Load() {
+		return
+	}
+	agreed := st.Primary[name]
+	if v.State == StateHealthy && snap.Primary != "" && agreed != snap.Primary && len(snap.Problems) == 0 {
+		cm.d.apply(command{Op: "primary", Cluster: name, Primary: snap.Primary, At: cm.d.now()})
+		agreed = snap.Primary
+	}
+	if agreed != "" {
+		cm.fenceStrays(ctx, snap, agreed)
+	}
+	if v.State != StateDead {
+		return
+	}
+	if !cm.cfg.Auto {
+		cm.d.log.Warn("primary is dead; failover.auto is off: not failing over", "cluster", name)
+		return
+	}
+	if until, ok := st.Blocked[name]; ok && cm.d.now().Before(until) {
+		cm.d.log.Warn("primary is dead, but automatic failovers are blocked (anti-flapping); run myha ack", "cluster", name, "until", until)
+		return
+	}
+	go cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0)
+}
+
+// fenceStrays sets read_only on any writable server that is not the agreed
+// primary (an old primary back from the dead, a DBA's mistake): never two
+// writers. With auto_rejoin a returned old primary also becomes a replica.
+func (cm *clusterMon) fenceStrays(ctx context.Context, snap *topology.Snapshot, agreed string) {
+	for _, v := range snap.Servers {
+		if !v.Reachable || v.Spec.Address == agreed || v.ReadOnly || v.SuperReadOnly {
+			continue
+		}
+		q, err := cm.dialer.Dial(ctx, v.Spec.Address)
+		if err != nil {
+			continue
+		}
+		for _, stmt := range v.Dialect.SetReadOnly(true) {
+			if err = q.Exec(ctx, stmt); err != nil {
+				break
+			}
+		}
+		q.Close()
+		cm.d.log.Warn("fenced a writable server that is not the agreed primary", "cluster", cm.cfg.Spec.Name, "server", v.Spec.Address, "primary", agreed, "err", err)
+	}
+}
+
+// failover decides (committing to raft before the first change), executes
+// with the shared planner and executor, and records the result. epoch > 0
+// continues an open decision.
+func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch int64) (*failover.Report, error) {
+	if !cm.acting.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("a failover of %s is already running on this monitor", cm.cfg.Spec.Name)
+	}
+	defer cm.acting.Store(false)
+	name := cm.cfg.Spec.Name
+	snap := topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
+	plan := failover.Build(&snap, cm.cfg.Policy, req)
+	if !plan.OK() {
+		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
+		return nil, fmt.Errorf("blocked: %s", strings.Join(plan.Blockers, "; "))
+	}
+	if epoch == 0 {
+		epoch = cm.d.fsm.snapshot().Epoch + 1
+	}
+	dec := &Decision{Epoch: epoch, Cluster: name, Kind: req.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary, Leader: cm.d.self.Name, Started: cm.d.now()}
+	if err := cm.d.apply(command{Op: "decide", Decision: dec, At: cm.d.now()}); err != nil {
+		return nil, fmt.Errorf("could not commit the decision: %w", err)
+	}
+	cm.d.log.Warn("failing over", "cluster", name, "epoch", epoch, "old", plan.OldPrimary, "new", plan.NewPrimary, "why", plan.Why)
+	return cm.execute(ctx, &snap, &plan, dec)
+}
+
+func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan *failover.Plan, dec *Decision) (*failover.Report, error) {
+	ex := &failover.Executor{
+		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
+		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
+		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, cm.cfg.Spec, cm.dialer) },
+		OnPromoted: func() {
+			if err := cm.d.apply(command{Op: "promoted", Cluster: dec.Cluster, Decision: dec, At: cm.d.now()}); err != nil {
+				cm.d.log.Error("could not commit the promotion", "cluster", dec.Cluster, "err", err)
+			}
+		},
+	}
+	rep := ex.Execute(context.WithoutCancel(ctx), snap, plan)
+	if rep.Result == failover.ResultAborted && strings.Contains(rep.Error, "another failover") {
+		// A previous leader may still be at work: leave the decision open
+		// for the next attempt rather than recording a second outcome.
+		return rep, fmt.Errorf("%s", rep.Error)
+	}
+	if err := cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now(), Block: cm.cfg.BlockPeriod}); err != nil {
+		cm.d.log.Error("could not commit the failover result", "cluster", dec.Cluster, "epoch", dec.Epoch, "err", err)
+	}
+	cm.d.met.failovers.WithLabelValues(dec.Cluster, string(rep.Result)).Inc()
+	cm.d.log.Warn("failover finished", "cluster", dec.Cluster, "epoch", dec.Epoch, "result", rep.Result, "new", rep.NewPrimary,
+		"writable_after_ms", rep.WritableAfterMS, "error", rep.Error)
+	cm.poke()
+	return rep, nil
+}
+
+// resume finishes a failover a previous leader left open: after promotion
+// it only completes the repoints (never a second promotion); before, it
+// plans again under the same epoch. It retries while another monitor may
+// still hold the failover lock.
+func (cm *clusterMon) resume(ctx context.Context, dec Decision) {
+	cm.d.log.Warn("resuming an interrupted failover", "cluster", dec.Cluster, "epoch", dec.Epoch, "promoted", dec.Promoted, "new", dec.NewPrimary)
+	for attempt := 0; attempt < 30 && ctx.Err() == nil && cm.d.isLeader(); attempt++ {
+		var err error
+		if dec.Promoted {
+			if !cm.acting.CompareAndSwap(false, true) {
+				sleepCtx(ctx, time.Second)
+				continue
+			}
+			snap := topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
+			plan := failover.BuildResume(&snap, cm.cfg.Policy, &failover.InProgress{ID: fmt.Sprint(dec.Epoch), Epoch: dec.Epoch, Kind: dec.Kind,
+				OldPrimary: dec.OldPrimary, NewPrimary: dec.NewPrimary, Promoted: true})
+			if plan.OK() {
+				_, err = cm.execute(ctx, &snap, &plan, &dec)
+			} else {
+				err = fmt.Errorf("%s", strings.Join(plan.Blockers, "; "))
+			}
+			cm.acting.Store(false)
+		} else {
+			_, err = cm.failover(ctx, failover.Request{Kind: dec.Kind, ReplicasConfirmed: cm.confirmedDead()}, dec.Epoch)
+			if err != nil && strings.Contains(err.Error(), "blocked") {
+				// The old primary answers again, or nothing can be promoted:
+				// close the decision with that outcome.
+				rep := &failover.Report{Epoch: dec.Epoch, Cluster: dec.Cluster, Kind: dec.Kind, OldPrimary: dec.OldPrimary,
+					Result: failover.ResultAborted, Error: "resumed by " + cm.d.self.Name + ": " + err.Error(), Started: dec.Started, Steps: []failover.StepResult{}}
+				cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now()})
+				return
+			}
+		}
+		if err == nil {
+			return
+		}
+		cm.d.log.Warn("resume attempt failed; retrying", "cluster", dec.Cluster, "epoch", dec.Epoch, "err", err)
+		sleepCtx(ctx, time.Second)
+	}
+}
+
+// confirmedDead reports whether this monitor's detector judges the primary dead.
+func (cm *clusterMon) confirmedDead() bool {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.verdict.State == StateDead
+}

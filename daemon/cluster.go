@@ -1,0 +1,245 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/myha/myha/topology"
+)
+
+// clusterMon watches one cluster: it probes every server each interval
+// (and every 100 ms while the primary fails), keeps a connection open to
+// the primary so a killed server is noticed at once, gossips what it sees,
+// and judges the primary's health. On the leader a dead verdict starts a
+// failover.
+type clusterMon struct {
+	d      *Daemon
+	cfg    ClusterConfig
+	dialer topology.Dialer
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	acting atomic.Bool
+
+	mu        sync.Mutex
+	snap      topology.Snapshot
+	primary   string
+	failures  int
+	downSince time.Time
+	verdict   Verdict
+	prog      *progress
+	silent    map[string]time.Duration
+	lastDead  time.Time
+}
+
+func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
+	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress()}
+	if d.cfg.Dialer != nil {
+		cm.dialer = d.cfg.Dialer(c.Spec)
+	} else {
+		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout}
+	}
+	return cm
+}
+
+func (cm *clusterMon) start(ctx context.Context) {
+	ctx, cm.cancel = context.WithCancel(ctx)
+	cm.done.Add(2)
+	go func() { defer cm.done.Done(); cm.loop(ctx) }()
+	go func() { defer cm.done.Done(); cm.watch(ctx) }()
+}
+
+func (cm *clusterMon) stop() {
+	if cm.cancel != nil {
+		cm.cancel()
+	}
+	cm.done.Wait()
+}
+
+func (cm *clusterMon) poke() {
+	select {
+	case cm.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (cm *clusterMon) loop(ctx context.Context) {
+	for {
+		cm.probe(ctx)
+		wait := cm.cfg.Interval
+		cm.mu.Lock()
+		if cm.failures > 0 {
+			wait = min(wait, 100*time.Millisecond) // re-probe fast once a probe fails
+		}
+		cm.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-cm.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// probe discovers the cluster, updates what this monitor believes, gossips
+// it, and judges the primary.
+func (cm *clusterMon) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, cm.cfg.Spec.ConnectTimeout+2*cm.cfg.Spec.ReadTimeout)
+	snap := topology.Discover(pctx, cm.cfg.Spec, cm.dialer)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	now := cm.d.now()
+	silent := cm.prog.observe(&snap, now)
+
+	cm.mu.Lock()
+	if snap.Primary != "" {
+		cm.primary = snap.Primary
+	}
+	primary := cm.primary
+	reachable := false
+	if v, ok := snap.Server(primary); ok && v.Reachable {
+		reachable = true
+	}
+	switch {
+	case reachable:
+		cm.failures, cm.downSince = 0, time.Time{}
+	case cm.failures == 0:
+		cm.failures, cm.downSince = 1, now
+	default:
+		cm.failures++
+	}
+	cm.snap, cm.silent = snap, silent
+	failures, downSince := cm.failures, cm.downSince
+	cm.mu.Unlock()
+
+	var obs []Observation
+	for _, v := range snap.Servers {
+		o := Observation{Cluster: cm.cfg.Spec.Name, Server: v.Spec.Address, Reachable: v.Reachable, ObservedAt: now}
+		if v.Spec.Address == primary && !reachable {
+			o.DownForMS = now.Sub(downSince).Milliseconds()
+		}
+		obs = append(obs, o)
+		cm.d.met.up.WithLabelValues(cm.cfg.Spec.Name, v.Spec.Address).Set(b2f(v.Reachable))
+		cm.d.met.probe.WithLabelValues(cm.cfg.Spec.Name).Observe(v.ProbeRTT.Seconds())
+		if c, ok := v.PrimaryConn(); ok && c.LagSeconds != nil {
+			cm.d.met.lag.WithLabelValues(cm.cfg.Spec.Name, v.Spec.Address).Set(float64(*c.LagSeconds))
+		}
+	}
+	cm.d.gossip().publish(obs)
+
+	in := DetectInput{Primary: primary, Monitors: len(cm.d.cfg.Monitors), OwnReachable: reachable, OwnFailures: failures,
+		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, ReplicaSilence: max(2*time.Second, 2*cm.cfg.Interval)}
+	if !reachable {
+		in.OwnDownFor = now.Sub(downSince)
+	}
+	for _, p := range cm.d.gossip().views()[cm.cfg.Spec.Name+"|"+primary] {
+		in.Peers = append(in.Peers, PeerView{Monitor: p.Monitor, Reachable: p.Reachable, DownFor: time.Duration(p.DownForMS) * time.Millisecond, Age: p.Age})
+	}
+	for _, v := range snap.Servers {
+		if v.Source != primary || v.Spec.Address == primary {
+			continue
+		}
+		rv := ReplicaView{Address: v.Spec.Address, Reachable: v.Reachable, SilentFor: silent[v.Spec.Address]}
+		if c, ok := v.PrimaryConn(); ok {
+			rv.IORunning = c.IORunning()
+		}
+		in.Replicas = append(in.Replicas, rv)
+	}
+	verdict := Detect(in)
+	cm.mu.Lock()
+	changed := verdict.State != cm.verdict.State
+	cm.verdict = verdict
+	if verdict.State == StateDead && cm.lastDead.IsZero() {
+		cm.lastDead = now
+		cm.d.met.detection.WithLabelValues(cm.cfg.Spec.Name).Observe(now.Sub(downSince).Seconds())
+	}
+	if verdict.State != StateDead {
+		cm.lastDead = time.Time{}
+	}
+	cm.mu.Unlock()
+	if changed {
+		lvl := cm.d.log.Info
+		if verdict.State != StateHealthy {
+			lvl = cm.d.log.Warn
+		}
+		lvl("primary state", "cluster", cm.cfg.Spec.Name, "primary", primary, "state", verdict.State, "reasons", verdict.Reasons)
+	}
+	if cm.d.isLeader() {
+		cm.lead(ctx, &snap, verdict)
+	}
+}
+
+// watch keeps a session open on the primary running a long SLEEP: when the
+// server dies the session breaks at once and the prober is woken, instead of
+// noticing at its next tick.
+func (cm *clusterMon) watch(ctx context.Context) {
+	wd := topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second}
+	for ctx.Err() == nil {
+		cm.mu.Lock()
+		primary := cm.primary
+		cm.mu.Unlock()
+		if primary == "" {
+			sleepCtx(ctx, 200*time.Millisecond)
+			continue
+		}
+		q, err := wd.Dial(ctx, primary)
+		if err != nil {
+			sleepCtx(ctx, 200*time.Millisecond)
+			continue
+		}
+		for ctx.Err() == nil {
+			qctx, cancel := context.WithTimeout(ctx, 35*time.Second)
+			_, err := q.Query(qctx, "SELECT SLEEP(30)")
+			cancel()
+			cm.mu.Lock()
+			moved := cm.primary != primary
+			cm.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				cm.poke()
+				break
+			}
+			if moved {
+				break
+			}
+		}
+		q.Close()
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// status is the cluster as the API shows it.
+func (cm *clusterMon) status() map[string]any {
+	cm.mu.Lock()
+	snap, verdict := cm.snap, cm.verdict
+	cm.mu.Unlock()
+	st := cm.d.fsm.snapshot()
+	out := map[string]any{}
+	b, _ := json.Marshal(snap.Report())
+	json.Unmarshal(b, &out)
+	out["state"] = verdict.State
+	out["verdict"] = verdict
+	out["epoch"] = st.PrimEpoc[cm.cfg.Spec.Name]
+	out["agreed_primary"] = st.Primary[cm.cfg.Spec.Name]
+	if open, ok := st.Open[cm.cfg.Spec.Name]; ok {
+		out["failover_in_progress"] = open
+	}
+	if until, ok := st.Blocked[cm.cfg.Spec.Name]; ok && cm.d.now().Before(until) {
+		out["automatic_failover_blocked_until"] = until
+	}
+	out["auto_failover"] = cm.cfg.Auto
+	return out
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,292 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/myha/myha/failover"
+	"github.com/myha/myha/topology"
+)
+
+// MonitorAddr is one monitor of the deployment.
+type MonitorAddr struct {
+	Name       string
+	Address    string
+	GossipPort int
+	RaftPort   int
+	APIPort    int
+}
+
+// ClusterConfig is one cluster as the daemon needs it, in plain values.
+type ClusterConfig struct {
+	Spec        topology.ClusterSpec
+	Policy      failover.Policy
+	Hooks       failover.Hooks
+	Repl        topology.Credentials
+	Interval    time.Duration
+	DownAfter   time.Duration
+	BlockPeriod time.Duration
+	Auto        bool
+	AutoRejoin  bool
+}
+
+// Config is the daemon's whole configuration.
+type Config struct {
+	Self        string
+	Monitors    []MonitorAddr
+	StateDir    string
+	GossipKey   []byte
+	GossipLabel string
+	APIToken    string
+	Clusters    []ClusterConfig
+	Log         *slog.Logger
+	// Test seams: nil means the real network, disk and servers.
+	GossipTransport memberlist.Transport
+	RaftTransport   raft.Transport
+	RaftStores      *RaftStores
+	Dialer          func(topology.ClusterSpec) topology.Dialer
+	LibLogs         io.Writer // memberlist and raft output
+}
+
+// RaftStores are raft's stores, replaced by in-memory ones in tests.
+type RaftStores struct {
+	Logs   raft.LogStore
+	Stable raft.StableStore
+	Snaps  raft.SnapshotStore
+}
+
+// Daemon is one running monitor.
+type Daemon struct {
+	cfg   Config
+	self  MonitorAddr
+	log   *slog.Logger
+	fsm   *fsm
+	raftp atomic.Pointer[raft.Raft]
+	gossp atomic.Pointer[gossip]
+	met   *metrics
+	now   func() time.Time
+
+	mu       sync.RWMutex
+	clusters map[string]*clusterMon
+	ctx      context.Context
+	wg       sync.WaitGroup
+}
+
+// New checks the configuration and finds this monitor in it.
+func New(cfg Config) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	found := false
+	for _, m := range cfg.Monitors {
+		if m.Name == cfg.Self {
+			d.self, found = m, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("monitor %q is not in the monitors list of the config (pass --name)", cfg.Self)
+	}
+	d.met = newMetrics()
+	return d, nil
+}
+
+// Run starts gossip, raft, the cluster monitors and the API, and blocks
+// until ctx ends; then it leaves gossip and raft cleanly.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.ctx = ctx
+	g, err := startGossip(GossipConfig{Name: d.self.Name, BindAddr: d.self.Address, Port: d.self.GossipPort, Key: d.cfg.GossipKey,
+		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs}, d.now)
+	if err != nil {
+		return err
+	}
+	d.gossp.Store(g)
+	defer g.leave()
+
+	peers := map[string]string{}
+	for _, m := range d.cfg.Monitors {
+		peers[m.Name] = hostPort(m.Address, m.RaftPort)
+	}
+	rc := RaftConfig{Self: d.self.Name, BindAddr: hostPort(d.self.Address, d.self.RaftPort), Peers: peers,
+		Dir: filepath.Join(d.cfg.StateDir, "raft"), Transport: d.cfg.RaftTransport, LogOutput: d.cfg.LibLogs}
+	if s := d.cfg.RaftStores; s != nil {
+		rc.Logs, rc.Stable, rc.Snaps = s.Logs, s.Stable, s.Snaps
+	}
+	r, stopRaft, err := startRaft(rc, d.fsm)
+	if err != nil {
+		return err
+	}
+	d.raftp.Store(r)
+	defer stopRaft()
+
+	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", api.Addr)
+	if err != nil && d.cfg.GossipTransport == nil {
+		return fmt.Errorf("API on %s: %w", api.Addr, err)
+	}
+	if ln != nil {
+		go api.Serve(ln)
+		defer api.Close()
+	}
+
+	d.wg.Add(2)
+	go d.joinLoop(ctx)
+	go d.leaderLoop(ctx)
+	d.Reload(d.cfg.Clusters)
+	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
+		"raft", rc.BindAddr, "api", api.Addr, "clusters", len(d.cfg.Clusters))
+	<-ctx.Done()
+	d.log.Info("monitor stopping: leaving gossip and raft", "name", d.self.Name)
+	d.mu.Lock()
+	for _, c := range d.clusters {
+		c.stop()
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+	if d.raft().State() == raft.Leader && len(d.cfg.Monitors) > 1 {
+		d.raft().LeadershipTransfer().Error() // hand over before leaving
+	}
+	return nil
+}
+
+// Reload swaps the cluster definitions: new clusters start, removed ones
+// stop, changed ones restart with the new settings. Monitors and ports are
+// fixed for the life of the process.
+func (d *Daemon) Reload(clusters []ClusterConfig) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := map[string]ClusterConfig{}
+	for _, c := range clusters {
+		want[c.Spec.Name] = c
+	}
+	for name, cm := range d.clusters {
+		if _, ok := want[name]; !ok {
+			cm.stop()
+			delete(d.clusters, name)
+		}
+	}
+	for name, c := range want {
+		if old, ok := d.clusters[name]; ok {
+			old.stop()
+		}
+		cm := newClusterMon(d, c)
+		d.clusters[name] = cm
+		cm.start(d.ctx)
+	}
+	d.cfg.Clusters = clusters
+}
+
+// joinLoop keeps trying to join the other monitors until all are members.
+func (d *Daemon) joinLoop(ctx context.Context) {
+	defer d.wg.Done()
+	var addrs []string
+	for _, m := range d.cfg.Monitors {
+		if m.Name != d.self.Name {
+			addrs = append(addrs, hostPort(m.Address, m.GossipPort))
+		}
+	}
+	for {
+		if d.gossip().members() < len(d.cfg.Monitors) && len(addrs) > 0 {
+			d.gossip().join(addrs)
+		}
+		d.met.members.Set(float64(d.gossip().members()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// leaderLoop reacts to leadership: a new leader first makes sure its state
+// is current, then finishes or reports failovers a previous leader left open.
+func (d *Daemon) leaderLoop(ctx context.Context) {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader := <-d.raft().LeaderCh():
+			d.met.leader.Set(b2f(isLeader))
+			if !isLeader {
+				continue
+			}
+			d.log.Info("became leader", "name", d.self.Name)
+			if err := d.raft().Barrier(5 * time.Second).Error(); err != nil {
+				d.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			for cluster, dec := range d.fsm.snapshot().Open {
+				d.mu.RLock()
+				cm := d.clusters[cluster]
+				d.mu.RUnlock()
+				if cm != nil {
+					go cm.resume(ctx, *dec)
+				}
+			}
+		}
+	}
+}
+
+// isLeader reports whether this monitor may act.
+func (d *Daemon) isLeader() bool {
+	r := d.raftp.Load()
+	return r != nil && r.State() == raft.Leader
+}
+
+// raft returns the raft node; Run sets it before anything uses it.
+func (d *Daemon) raft() *raft.Raft { return d.raftp.Load() }
+
+// gossip returns the gossip member; Run sets it before anything uses it.
+func (d *Daemon) gossip() *gossip { return d.gossp.Load() }
+
+// apply commits a command; only the leader can.
+func (d *Daemon) apply(c command) error {
+	if !d.isLeader() {
+		return errors.New("not the leader")
+	}
+	b, err := jsonMarshal(c)
+	if err != nil {
+		return err
+	}
+	f := d.raft().Apply(b, 5*time.Second)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// leaderAPI returns the API address of the current leader, if known.
+func (d *Daemon) leaderAPI() (string, string) {
+	_, id := d.raft().LeaderWithID()
+	for _, m := range d.cfg.Monitors {
+		if string(id) == m.Name {
+			return m.Name, hostPort(m.Address, m.APIPort)
+		}
+	}
+	return "", ""
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

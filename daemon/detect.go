@@ -1,0 +1,141 @@
+// Package daemon is `myha daemon`: monitors that probe every server, gossip
+// what they see (hashicorp/memberlist), elect one leader (hashicorp/raft),
+// agree by quorum that a primary is dead, and let only the leader fail over,
+// with the shared planner and executor.
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is a cluster's health as the detector judges it.
+type State string
+
+// Detector states. Only StateDead leads to a failover.
+const (
+	StateHealthy     State = "healthy"
+	StateSuspect     State = "suspect"                // own probes fail, not yet long enough
+	StateNoQuorum    State = "primary_down_no_quorum" // fewer than a majority of monitors see it down
+	StateUnreachable State = "unreachable_primary"    // replicas still replicate: a network problem
+	StateAllDown     State = "primary_and_replicas_unreachable"
+	StateNoPrimary   State = "no_primary"
+	StateDead        State = "dead_primary"
+)
+
+// PeerView is another monitor's latest observation of the primary, with its
+// age measured on that monitor's clock plus transit.
+type PeerView struct {
+	Monitor   string
+	Reachable bool
+	DownFor   time.Duration
+	Age       time.Duration
+}
+
+// ReplicaView is what this monitor sees of one replica of the primary.
+type ReplicaView struct {
+	Address   string
+	Reachable bool
+	IORunning bool
+	// SilentFor is how long the replica has received nothing (no event, no
+	// heartbeat) from the primary.
+	SilentFor time.Duration
+}
+
+// DetectInput is everything a verdict depends on.
+type DetectInput struct {
+	Primary        string
+	Monitors       int // configured monitors, this one included
+	OwnReachable   bool
+	OwnFailures    int           // consecutive failed probes
+	OwnDownFor     time.Duration // since the first of them
+	Peers          []PeerView
+	Replicas       []ReplicaView
+	DownAfter      time.Duration // the primary must be down this long
+	Freshness      time.Duration // peer observations older than this do not count
+	ReplicaSilence time.Duration // a replica silent this long has lost the primary
+}
+
+// Verdict is the detector's judgement with its reasons, in words.
+type Verdict struct {
+	State   State    `json:"state"`
+	Votes   int      `json:"monitors_seeing_it_down"`
+	Needed  int      `json:"monitors_needed"`
+	Reasons []string `json:"reasons"`
+}
+
+// minFailures is how many consecutive probes must fail, however fast.
+const minFailures = 2
+
+// Detect decides whether the primary is dead. A primary is declared dead
+// only when all hold: this monitor's probes failed repeatedly for at least
+// DownAfter; a strict majority of all configured monitors has fresh
+// observations that it is unreachable; and every reachable replica has lost
+// it (IO thread down, or nothing received for ReplicaSilence). When in
+// doubt it says so and does not declare the primary dead.
+func Detect(in DetectInput) Verdict {
+	v := Verdict{Needed: in.Monitors/2 + 1}
+	if in.Primary == "" {
+		v.State = StateNoPrimary
+		v.Reasons = []string{"no primary identified"}
+		return v
+	}
+	if in.OwnReachable {
+		v.State = StateHealthy
+		return v
+	}
+	if in.OwnFailures < minFailures || in.OwnDownFor < in.DownAfter {
+		v.State = StateSuspect
+		v.Reasons = []string{fmt.Sprintf("%d failed probe(s) over %s; failing over needs %d over at least %s (failover.down_after)",
+			in.OwnFailures, in.OwnDownFor.Round(time.Millisecond), minFailures, in.DownAfter)}
+		return v
+	}
+	v.Votes = 1
+	var stale, up []string
+	for _, p := range in.Peers {
+		switch {
+		case p.Age > in.Freshness:
+			stale = append(stale, p.Monitor)
+		case p.Reachable:
+			up = append(up, p.Monitor)
+		default:
+			v.Votes++
+		}
+	}
+	if v.Votes < v.Needed {
+		v.State = StateNoQuorum
+		v.Reasons = append(v.Reasons, fmt.Sprintf("only %d of %d monitors see %s down; %d needed", v.Votes, in.Monitors, in.Primary, v.Needed))
+		if len(up) > 0 {
+			v.Reasons = append(v.Reasons, "reachable from "+strings.Join(up, ", "))
+		}
+		if len(stale) > 0 {
+			v.Reasons = append(v.Reasons, "no fresh word from "+strings.Join(stale, ", "))
+		}
+		return v
+	}
+	reachable := 0
+	var still []string
+	for _, r := range in.Replicas {
+		if !r.Reachable {
+			continue
+		}
+		reachable++
+		if r.IORunning && r.SilentFor < in.ReplicaSilence {
+			still = append(still, r.Address)
+		}
+	}
+	switch {
+	case reachable == 0:
+		v.State = StateAllDown
+		v.Reasons = append(v.Reasons, fmt.Sprintf("%s and all its replicas are unreachable: no failover (this monitor group may be cut off)", in.Primary))
+	case len(still) > 0:
+		v.State = StateUnreachable
+		v.Reasons = append(v.Reasons, fmt.Sprintf("%s is unreachable from the monitors, but %s still replicate from it: no failover", in.Primary, strings.Join(still, ", ")))
+	default:
+		v.State = StateDead
+		v.Reasons = append(v.Reasons, fmt.Sprintf("%d of %d monitors see %s down for %s and its %d reachable replica(s) lost it",
+			v.Votes, in.Monitors, in.Primary, in.OwnDownFor.Round(time.Millisecond), reachable))
+	}
+	return v
+}

@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Observation is what one monitor saw of one server at one moment, on its
+// own clock.
+type Observation struct {
+	Cluster    string    `json:"c"`
+	Server     string    `json:"s"`
+	Reachable  bool      `json:"r"`
+	DownForMS  int64     `json:"d,omitempty"`
+	ObservedAt time.Time `json:"t"`
+}
+
+// gossipMsg is one monitor's latest observations of every server.
+type gossipMsg struct {
+	Monitor string        `json:"m"`
+	SentAt  time.Time     `json:"at"`
+	Obs     []Observation `json:"o"`
+}
+
+// peerState is the latest message from a peer and when it arrived (on our
+// clock). Ages are (sent − observed) on the peer's clock plus (now −
+// received) on ours: no two clocks are ever compared.
+type peerState struct {
+	msg      gossipMsg
+	received time.Time
+}
+
+// gossip wraps memberlist: membership, and a delegate that keeps the peers'
+// latest observations.
+type gossip struct {
+	ml       *memberlist.Memberlist
+	self     string
+	mu       sync.Mutex
+	peers    map[string]peerState
+	local    []byte // our latest message, for push/pull
+	now      func() time.Time
+	inflight sync.Map // peer name → struct{}: a reliable send under way
+}
+
+// GossipConfig are memberlist settings as plain values.
+type GossipConfig struct {
+	Name, BindAddr string
+	Port           int
+	Key            []byte
+	Label          string
+	// Transport replaces the network (memberlist's MockNetwork in tests).
+	Transport memberlist.Transport
+	LogOutput io.Writer
+}
+
+func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
+	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.Name
+	mc.BindAddr, mc.BindPort = c.BindAddr, c.Port
+	mc.AdvertiseAddr, mc.AdvertisePort = c.BindAddr, c.Port
+	// Faster than the LAN defaults: monitors are few and close.
+	mc.ProbeInterval, mc.ProbeTimeout, mc.GossipInterval = 500*time.Millisecond, 250*time.Millisecond, 100*time.Millisecond
+	mc.SuspicionMult = 3
+	mc.TCPTimeout = 2 * time.Second
+	mc.Delegate = g
+	mc.Label = c.Label
+	if len(c.Key) > 0 {
+		mc.SecretKey = c.Key
+	}
+	if c.Transport != nil {
+		mc.Transport = c.Transport
+	}
+	if c.LogOutput == nil {
+		c.LogOutput = io.Discard
+	}
+	mc.LogOutput, mc.Logger = nil, log.New(c.LogOutput, "memberlist: ", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip on %s:%d: %w", c.BindAddr, c.Port, err)
+	}
+	g.ml = ml
+	return g, nil
+}
+
+// join contacts the other monitors; failures are retried by the caller's loop.
+func (g *gossip) join(addrs []string) (int, error) { return g.ml.Join(addrs) }
+
+// publish sends our observations to every other member now, and keeps them
+// for push/pull. Small messages go over UDP, large ones over TCP, each peer
+// in its own goroutine so a dead peer never delays the others.
+func (g *gossip) publish(obs []Observation) {
+	msg := gossipMsg{Monitor: g.self, SentAt: g.now(), Obs: obs}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return
+	}
+	g.mu.Lock()
+	g.local = b
+	g.mu.Unlock()
+	for _, m := range g.ml.Members() {
+		if m.Name == g.self {
+			continue
+		}
+		if len(b) < 1000 {
+			g.ml.SendBestEffort(m, b)
+			continue
+		}
+		if _, busy := g.inflight.LoadOrStore(m.Name, struct{}{}); busy {
+			continue
+		}
+		go func(m *memberlist.Node) {
+			defer g.inflight.Delete(m.Name)
+			g.ml.SendReliable(m, b)
+		}(m)
+	}
+}
+
+// views returns every peer's observations with their ages now.
+func (g *gossip) views() map[string][]PeerObs {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string][]PeerObs{}
+	for name, p := range g.peers {
+		transit := now.Sub(p.received)
+		for _, o := range p.msg.Obs {
+			age := p.msg.SentAt.Sub(o.ObservedAt) + transit
+			out[o.Cluster+"|"+o.Server] = append(out[o.Cluster+"|"+o.Server], PeerObs{Monitor: name, Observation: o, Age: age})
+		}
+	}
+	return out
+}
+
+// PeerObs is a peer's observation with its age.
+type PeerObs struct {
+	Monitor string
+	Observation
+	Age time.Duration
+}
+
+func (g *gossip) members() int {
+	if g.ml == nil {
+		return 0
+	}
+	return g.ml.NumMembers()
+}
+
+func (g *gossip) leave() {
+	g.ml.Leave(time.Second)
+	g.ml.Shutdown()
+}
+
+func (g *gossip) store(b []byte) {
+	var m gossipMsg
+	if json.Unmarshal(b, &m) != nil || m.Monitor == "" || m.Monitor == g.self {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if old, ok := g.peers[m.Monitor]; ok && old.msg.SentAt.After(m.SentAt) {
+		return // out of order
+	}
+	g.peers[m.Monitor] = peerState{msg: m, received: g.now()}
+}
+
+// NodeMeta implements memberlist.Delegate.
+func (g *gossip) NodeMeta(limit int) []byte { return []byte(`{"role":"monitor"}`) }
+
+// NotifyMsg implements memberlist.Delegate. It must not block and must copy
+// the buffer, which memberlist reuses.
+func (g *gossip) NotifyMsg(b []byte) { g.store(append([]byte(nil), b...)) }
+
+// GetBroadcasts implements memberlist.Delegate; messages are sent directly.
+func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+// LocalState implements memberlist.Delegate (push/pull).
+func (g *gossip) LocalState(join bool) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]byte(nil), g.local...)
+}
+
+// MergeRemoteState implements memberlist.Delegate.
+func (g *gossip) MergeRemoteState(buf []byte, join bool) { g.store(append([]byte(nil), buf...)) }
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -1,0 +1,44 @@
+package daemon
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/myha/myha/topology"
+)
+
+// progress remembers when each replica last received something from its
+// source (a new event or a heartbeat), to tell a replica whose IO thread
+// still says "Yes" but hears nothing (the primary's network is cut) from
+// one that replicates. It is the faster signal: the IO thread itself only
+// gives up after slave_net_timeout.
+type progress struct {
+	last map[string]replicaMark
+}
+
+type replicaMark struct {
+	key     string
+	changed time.Time
+}
+
+func newProgress() *progress { return &progress{last: map[string]replicaMark{}} }
+
+// observe records a snapshot taken at now and returns, per replica address,
+// how long it has been silent.
+func (p *progress) observe(s *topology.Snapshot, now time.Time) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, v := range s.Servers {
+		c, ok := v.PrimaryConn()
+		if !ok || !v.Reachable {
+			continue
+		}
+		key := c.GTIDIOPos.String() + "|" + c.RetrievedSet.String() + "|" + c.ReadCoord.String() + "|" + strconv.FormatInt(c.Heartbeats, 10)
+		m, seen := p.last[v.Spec.Address]
+		if !seen || m.key != key {
+			m = replicaMark{key: key, changed: now}
+			p.last[v.Spec.Address] = m
+		}
+		out[v.Spec.Address] = now.Sub(m.changed)
+	}
+	return out
+}

@@ -1,0 +1,362 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/myha/myha/test/lab"
+)
+
+const apiToken = "lab-api-token"
+
+// monitorsLab is a lab with three monitor hosts running `myha daemon`.
+type monitorsLab struct {
+	*lab.Lab
+	cfg   string
+	mons  []*lab.Host
+	mu    sync.Mutex
+	procs map[string]*exec.Cmd
+	logs  map[string]*os.File
+	dir   string
+}
+
+func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
+	t.Helper()
+	opts.Hosts = append(opts.Hosts, "mon1", "mon2", "mon3")
+	l := lab.New(t, opts)
+	l.RequireNetns(t)
+	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir()}
+	tok := filepath.Join(m.dir, "token")
+	os.WriteFile(tok, []byte(apiToken), 0o600)
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\nsecurity:\n  api_token_file: %s\nmonitors:\n", filepath.Join(m.dir, "state"), tok)
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
+		h := l.Host(n)
+		m.mons = append(m.mons, h)
+		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
+	}
+	y := b.String() + l.ConfigYAML()
+	y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+"    servers:\n", 1)
+	m.cfg = filepath.Join(m.dir, "myha.yaml")
+	os.WriteFile(m.cfg, []byte(y), 0o600)
+	for _, h := range m.mons {
+		m.start(t, h)
+	}
+	t.Cleanup(func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for name, p := range m.procs {
+			p.Process.Signal(syscall.SIGTERM)
+			err := p.Wait()
+			if t.Failed() {
+				t.Logf("%s exited: %v", name, err)
+				b, _ := os.ReadFile(m.logs[name].Name())
+				t.Logf("--- %s log ---\n%s", name, tail(string(b), 3000))
+			}
+		}
+	})
+	return m
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func (m *monitorsLab) start(t *testing.T, h *lab.Host) {
+	t.Helper()
+	f, _ := os.OpenFile(filepath.Join(m.dir, h.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd := h.Command(context.Background(), myhaBin, "daemon", "--name", h.Name, "--config", m.cfg, "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.procs[h.Name], m.logs[h.Name] = cmd, f
+	m.mu.Unlock()
+}
+
+// kill ends a monitor at once (kill -9).
+func (m *monitorsLab) kill(name string) {
+	m.mu.Lock()
+	p := m.procs[name]
+	delete(m.procs, name)
+	m.mu.Unlock()
+	if p != nil {
+		p.Process.Kill()
+		p.Wait()
+	}
+}
+
+func getJSON(url string, v any) (int, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, json.Unmarshal(b, v)
+}
+
+func (m *monitorsLab) api(h *lab.Host, path string) string { return "http://" + h.IP + ":8080" + path }
+
+// leader returns the monitor that answers 200 on /leader, waiting for one.
+func (m *monitorsLab) leader(t *testing.T, among ...*lab.Host) *lab.Host {
+	t.Helper()
+	if len(among) == 0 {
+		among = m.mons
+	}
+	var found *lab.Host
+	waitFor(t, "a leader", 20*time.Second, func() bool {
+		n := 0
+		for _, h := range among {
+			var v map[string]any
+			if code, _ := getJSON(m.api(h, "/leader"), &v); code == 200 {
+				found, n = h, n+1
+			}
+		}
+		return n == 1
+	})
+	return found
+}
+
+type failoversJSON struct {
+	Failovers []ReportJSON `json:"failovers"`
+}
+
+func (m *monitorsLab) failovers(h *lab.Host) ([]ReportJSON, error) {
+	var f failoversJSON
+	_, err := getJSON(m.api(h, "/api/failovers"), &f)
+	return f.Failovers, err
+}
+
+type clustersJSON struct {
+	Leader   string `json:"leader"`
+	Clusters []struct {
+		State   string `json:"state"`
+		Primary string `json:"agreed_primary"`
+	} `json:"clusters"`
+}
+
+func (m *monitorsLab) state(h *lab.Host) string {
+	var c clustersJSON
+	if _, err := getJSON(m.api(h, "/api/clusters"), &c); err != nil || len(c.Clusters) == 0 {
+		return ""
+	}
+	return c.Clusters[0].State
+}
+
+func (m *monitorsLab) waitHealthy(t *testing.T) {
+	t.Helper()
+	waitFor(t, "every monitor to see a healthy primary", 30*time.Second, func() bool {
+		for _, h := range m.mons {
+			if m.state(h) != "healthy" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition
+	}
+}
+
+// noFailoverFor asserts that no monitor records a failover for a while.
+func (m *monitorsLab) noFailoverFor(t *testing.T, d time.Duration, among ...*lab.Host) {
+	t.Helper()
+	if len(among) == 0 {
+		among = m.mons
+	}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for _, h := range among {
+			if f, err := m.failovers(h); err == nil && len(f) > 0 {
+				t.Fatalf("%s recorded a failover: %+v", h.Name, f[0])
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // sampling for an unwanted failover
+	}
+}
+
+// oneFailoverEverywhere waits until every listed monitor records exactly
+// one failover, the same one, and returns it.
+func (m *monitorsLab) oneFailoverEverywhere(t *testing.T, among ...*lab.Host) ReportJSON {
+	t.Helper()
+	if len(among) == 0 {
+		among = m.mons
+	}
+	waitFor(t, "the failover to be recorded on every monitor", 30*time.Second, func() bool {
+		for _, h := range among {
+			if f, err := m.failovers(h); err != nil || len(f) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(time.Second) // a second failover would show up now
+	var first ReportJSON
+	for i, h := range among {
+		f, _ := m.failovers(h)
+		if len(f) != 1 {
+			t.Fatalf("%s records %d failovers, want exactly 1: %+v", h.Name, len(f), f)
+		}
+		if i == 0 {
+			first = f[0]
+		} else if f[0].NewPrimary != first.NewPrimary {
+			t.Fatalf("monitors disagree: %s vs %s", f[0].NewPrimary, first.NewPrimary)
+		}
+	}
+	return first
+}
+
+func TestDaemonKillPrimary(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3, SemiSync: true}, "")
+	must(t, m.CreateWriteTable(ctx, "w"))
+	m.waitHealthy(t)
+	leader := m.leader(t)
+	w := m.StartWriter("w", m.Server("db1"), 10*time.Millisecond, false)
+	must(t, w.WaitAcked(30, 10*time.Second))
+	must(t, m.Server("db1").Kill())
+	w.Stop()
+	rep := m.oneFailoverEverywhere(t)
+	if rep.Result != "success" || !rep.Promoted {
+		t.Fatalf("failover: %+v", rep)
+	}
+	newP := m.Server("db2")
+	if rep.NewPrimary == m.Server("db3").Addr() {
+		newP = m.Server("db3")
+	}
+	other := map[*lab.Server]*lab.Server{m.Server("db2"): m.Server("db3"), m.Server("db3"): m.Server("db2")}[newP]
+	assertSurvivors(t, m.Lab, m.cfg, w, newP, newP, other)
+	t.Logf("leader %s failed over to %s", leader.Name, newP.Name)
+}
+
+func TestDaemonCutPrimaryNetwork(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	must(t, m.CreateWriteTable(ctx, "w"))
+	m.waitHealthy(t)
+	start := time.Now()
+	must(t, m.Server("db1").Cut(ctx))
+	rep := m.oneFailoverEverywhere(t)
+	if rep.Result != "success" {
+		t.Fatalf("failover after a cut: %+v", rep)
+	}
+	t.Logf("failed over %s after the cut (writable %.0fms into the failover)", time.Since(start).Round(time.Millisecond), *rep.WritableAfterMS)
+}
+
+func TestDaemonNoFailoverWhenOnlyMonitorsLoseThePrimary(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.waitHealthy(t)
+	db1 := m.Server("db1")
+	must(t, db1.Isolate(ctx, m.mons...))
+	defer db1.Unisolate(ctx, m.mons...)
+	waitFor(t, "monitors to report an unreachable primary", 20*time.Second, func() bool {
+		return m.state(m.mons[0]) == "unreachable_primary"
+	})
+	m.noFailoverFor(t, 4*time.Second)
+}
+
+func TestDaemonMonitorLossCausesNoFailover(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.waitHealthy(t)
+	leader := m.leader(t)
+	var rest []*lab.Host
+	for _, h := range m.mons {
+		if h != leader {
+			rest = append(rest, h)
+		}
+	}
+	// Cut a follower: nothing happens.
+	must(t, rest[0].Cut(ctx))
+	m.noFailoverFor(t, 3*time.Second, leader, rest[1])
+	must(t, rest[0].Heal(ctx))
+	// Cut the leader: the other two elect a new one, still no failover.
+	must(t, leader.Cut(ctx))
+	newLeader := m.leader(t, rest...)
+	if newLeader == leader {
+		t.Fatal("the cut leader is still the leader")
+	}
+	m.noFailoverFor(t, 3*time.Second, rest...)
+	must(t, leader.Heal(ctx))
+}
+
+func TestDaemonLeaderKilledMidFailover(t *testing.T) {
+	ctx := context.Background()
+	// A slow pre hook keeps the failover open long enough to kill its leader.
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      pre_failover: [\"sleep 3\"]\n")
+	must(t, m.CreateWriteTable(ctx, "w"))
+	m.waitHealthy(t)
+	leader := m.leader(t)
+	must(t, m.Server("db1").Kill())
+	waitFor(t, "the leader to open the failover", 20*time.Second, func() bool {
+		var v struct {
+			InProgress map[string]any `json:"in_progress"`
+		}
+		getJSON(m.api(leader, "/api/failovers"), &v)
+		return len(v.InProgress) > 0
+	})
+	m.kill(leader.Name)
+	var rest []*lab.Host
+	for _, h := range m.mons {
+		if h != leader {
+			rest = append(rest, h)
+		}
+	}
+	rep := m.oneFailoverEverywhere(t, rest...)
+	if rep.Result != "success" {
+		t.Fatalf("the new leader did not complete the failover: %+v", rep)
+	}
+	tp := topology(t, m.cfg)
+	writable := 0
+	for _, s := range tp.Clusters[0].Servers {
+		if s.Reachable && !s.ReadOnly {
+			writable++
+		}
+	}
+	if writable != 1 {
+		t.Fatalf("%d writable servers after the resumed failover", writable)
+	}
+}
+
+func TestDaemonPrimaryRestartCausesNoFailover(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.waitHealthy(t)
+	db1 := m.Server("db1")
+	start := time.Now()
+	must(t, db1.Kill())
+	must(t, db1.Start(ctx))
+	must(t, db1.Exec(ctx, "SET GLOBAL read_only=0")) // the operator's restart procedure
+	down := time.Since(start)
+	if down > time.Second {
+		t.Skipf("the restart took %s, longer than failover.down_after: not the case under test", down)
+	}
+	t.Logf("primary was down %s", down.Round(time.Millisecond))
+	m.noFailoverFor(t, 3*time.Second)
+}
