@@ -72,7 +72,15 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	}
 	defer cm.acting.Store(false)
 	name := cm.cfg.Spec.Name
-	snap := topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
+	// The detector's snapshot is fresh (the primary is re-probed every
+	// 100 ms while it fails); rediscovering would wait another connect
+	// timeout on a cut primary.
+	cm.mu.Lock()
+	snap, at := cm.snap, cm.snapAt
+	cm.mu.Unlock()
+	if cm.d.now().Sub(at) > 500*time.Millisecond || req.Kind != failover.KindFailover || !req.ReplicasConfirmed {
+		snap = topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
+	}
 	plan := failover.Build(&snap, cm.cfg.Policy, req)
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)

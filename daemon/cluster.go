@@ -33,16 +33,50 @@ type clusterMon struct {
 	prog      *progress
 	silent    map[string]time.Duration
 	lastDead  time.Time
+	snapAt    time.Time
+	failing   map[string]bool
+
+	probeDialer topology.Dialer
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
-	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress()}
+	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}}
 	if d.cfg.Dialer != nil {
 		cm.dialer = d.cfg.Dialer(c.Spec)
 	} else {
 		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout}
 	}
+	cm.probeDialer = fastFailDialer{inner: cm.dialer, failing: cm.isFailing}
 	return cm
+}
+
+// fastFailDialer bounds connects to servers that just failed a probe: a cut
+// server would otherwise cost a full connect timeout on every re-probe and
+// slow detection down to one probe per timeout.
+type fastFailDialer struct {
+	inner   topology.Dialer
+	failing func(string) bool
+}
+
+const failingConnectTimeout = 300 * time.Millisecond
+
+func (f fastFailDialer) Dial(ctx context.Context, addr string) (topology.Querier, error) {
+	if f.failing(addr) {
+		dctx, cancel := context.WithTimeout(ctx, failingConnectTimeout)
+		defer cancel()
+		q, err := f.inner.Dial(dctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		return q, nil
+	}
+	return f.inner.Dial(ctx, addr)
+}
+
+func (cm *clusterMon) isFailing(addr string) bool {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.failing[addr]
 }
 
 func (cm *clusterMon) start(ctx context.Context) {
@@ -87,8 +121,9 @@ func (cm *clusterMon) loop(ctx context.Context) {
 // probe discovers the cluster, updates what this monitor believes, gossips
 // it, and judges the primary.
 func (cm *clusterMon) probe(ctx context.Context) {
+	started := cm.d.now()
 	pctx, cancel := context.WithTimeout(ctx, cm.cfg.Spec.ConnectTimeout+2*cm.cfg.Spec.ReadTimeout)
-	snap := topology.Discover(pctx, cm.cfg.Spec, cm.dialer)
+	snap := topology.Discover(pctx, cm.cfg.Spec, cm.probeDialer)
 	cancel()
 	if ctx.Err() != nil {
 		return
@@ -109,11 +144,16 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	case reachable:
 		cm.failures, cm.downSince = 0, time.Time{}
 	case cm.failures == 0:
-		cm.failures, cm.downSince = 1, now
+		// Down since the failing attempt began: a cut server spends the
+		// whole connect timeout failing.
+		cm.failures, cm.downSince = 1, started
 	default:
 		cm.failures++
 	}
-	cm.snap, cm.silent = snap, silent
+	cm.snap, cm.silent, cm.snapAt = snap, silent, now
+	for _, v := range snap.Servers {
+		cm.failing[v.Spec.Address] = !v.Reachable
+	}
 	failures, downSince := cm.failures, cm.downSince
 	cm.mu.Unlock()
 
@@ -133,7 +173,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	cm.d.gossip().publish(obs)
 
 	in := DetectInput{Primary: primary, Monitors: len(cm.d.cfg.Monitors), OwnReachable: reachable, OwnFailures: failures,
-		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, ReplicaSilence: max(2*time.Second, 2*cm.cfg.Interval)}
+		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, ReplicaSilence: replicaSilence(cm.cfg.Interval)}
 	if !reachable {
 		in.OwnDownFor = now.Sub(downSince)
 	}
@@ -243,3 +283,10 @@ func (cm *clusterMon) status() map[string]any {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// replicaSilence is how long a replica must hear nothing from its primary
+// to count as having lost it: one and a half heartbeat periods (myha sets
+// MASTER_HEARTBEAT_PERIOD=1) or probe intervals, whichever is longer.
+func replicaSilence(interval time.Duration) time.Duration {
+	return max(1500*time.Millisecond, interval*3/2)
+}

@@ -35,7 +35,13 @@ func (p *progress) observe(s *topology.Snapshot, now time.Time) map[string]time.
 		key := c.GTIDIOPos.String() + "|" + c.RetrievedSet.String() + "|" + c.ReadCoord.String() + "|" + strconv.FormatInt(c.Heartbeats, 10)
 		m, seen := p.last[v.Spec.Address]
 		if !seen || m.key != key {
-			m = replicaMark{key: key, changed: now}
+			// When this server was read, not when the whole discovery ended
+			// (which waits on the slowest, e.g. a cut primary's timeout).
+			at := now
+			if !s.TakenAt.IsZero() {
+				at = s.TakenAt.Add(v.ProbeRTT)
+			}
+			m = replicaMark{key: key, changed: at}
 			p.last[v.Spec.Address] = m
 		}
 		out[v.Spec.Address] = now.Sub(m.changed)

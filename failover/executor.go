@@ -330,7 +330,7 @@ func (r *run) dial(ctx context.Context, addr string) (topology.Querier, error) {
 	if v := r.view(addr); v != nil && !v.Reachable {
 		// Known down (killed, cut): try, but do not wait a full connect
 		// timeout for a server that is probably gone.
-		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		return r.e.Dialer.Dial(dctx, addr)
 	}

@@ -30,6 +30,7 @@ func main() {
 		{"check", benchCheck},
 		{"failover", benchFailover},
 		{"switchover", benchSwitchover},
+		{"daemon", benchDaemon},
 	}
 	for _, b := range benches {
 		if *only != "" && !strings.Contains(b.name, *only) {
