@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/myha/myha/binlog"
 	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
 )
@@ -26,6 +29,7 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 	}
 	if agreed != "" {
 		cm.fenceStrays(ctx, snap, agreed)
+		cm.rejoin(ctx, snap, agreed, st)
 	}
 	if v.State != StateDead {
 		return
@@ -170,4 +174,89 @@ func (cm *clusterMon) confirmedDead() bool {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	return cm.verdict.State == StateDead
+}
+
+// rejoin handles old primaries that came back after a failover: never
+// writable (fenceStrays), and with failover.auto_rejoin made replicas of the
+// agreed primary when they hold nothing the new primary lacks. One with
+// errant transactions (what the old primary committed but no replica
+// received) stays read-only and is reported, for a DBA to look at.
+func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agreed string, st fsmState) {
+	p, ok := snap.Server(agreed)
+	if !ok || !p.Reachable || p.ReadOnly {
+		return
+	}
+	olds := map[string]bool{}
+	for _, r := range st.History {
+		if r.Cluster == cm.cfg.Spec.Name && r.Promoted && r.OldPrimary != agreed {
+			olds[r.OldPrimary] = true
+		}
+	}
+	for i := range snap.Servers {
+		v := &snap.Servers[i]
+		if !olds[v.Spec.Address] || !v.Reachable || v.Spec.Address == agreed {
+			continue
+		}
+		if _, replicating := v.PrimaryConn(); replicating {
+			continue
+		}
+		errant := errantVs(v, p)
+		cm.mu.Lock()
+		reported := cm.rejoinNoted[v.Spec.Address]
+		cm.rejoinNoted[v.Spec.Address] = true
+		cm.mu.Unlock()
+		switch {
+		case len(errant) > 0:
+			if !reported {
+				cm.d.log.Warn("old primary is back with transactions the new primary does not have: left read-only, not rejoined",
+					"cluster", cm.cfg.Spec.Name, "server", v.Spec.Address, "errant", errant)
+			}
+		case !cm.cfg.AutoRejoin:
+			if !reported {
+				cm.d.log.Warn("old primary is back (read-only); set failover.auto_rejoin to make it a replica automatically",
+					"cluster", cm.cfg.Spec.Name, "server", v.Spec.Address)
+			}
+		default:
+			host, port := splitAddr(agreed)
+			q, err := cm.dialer.Dial(ctx, v.Spec.Address)
+			if err != nil {
+				continue
+			}
+			stmts := append(v.Dialect.SetReadOnly(true), v.Dialect.ChangeSource("", topology.Source{Host: host, Port: port,
+				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true}), v.Dialect.StartReplica(""))
+			for _, stmt := range stmts {
+				if err = q.Exec(ctx, stmt); err != nil {
+					break
+				}
+			}
+			q.Close()
+			cm.d.log.Warn("old primary rejoined as a replica of the new primary", "cluster", cm.cfg.Spec.Name, "server", v.Spec.Address, "primary", agreed, "err", err)
+		}
+	}
+}
+
+func errantVs(v, p *topology.ServerView) []string {
+	if v.Dialect.Flavor != p.Dialect.Flavor {
+		return []string{"different flavor"}
+	}
+	if v.Dialect.IsMariaDB() {
+		var out []string
+		for _, g := range binlog.MariaDBErrant(v.GTIDBinlogPos, v.GTIDSlavePos, v.ServerID, p.GTIDBinlogPos, p.GTIDSlavePos) {
+			out = append(out, g.String())
+		}
+		return out
+	}
+	if d := v.GTIDExecuted.Subtract(p.GTIDExecuted); !d.IsEmpty() {
+		return []string{d.String()}
+	}
+	return nil
+}
+
+func splitAddr(addr string) (string, int) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 3306
+	}
+	n, _ := strconv.Atoi(p)
+	return h, n
 }

@@ -35,12 +35,14 @@ type clusterMon struct {
 	lastDead  time.Time
 	snapAt    time.Time
 	failing   map[string]bool
+	// rejoinNoted remembers returned old primaries already reported.
+	rejoinNoted map[string]bool
 
 	probeDialer topology.Dialer
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
-	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}}
+	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}, rejoinNoted: map[string]bool{}}
 	if d.cfg.Dialer != nil {
 		cm.dialer = d.cfg.Dialer(c.Spec)
 	} else {

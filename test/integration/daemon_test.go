@@ -360,3 +360,33 @@ func TestDaemonPrimaryRestartCausesNoFailover(t *testing.T) {
 	t.Logf("primary was down %s", down.Round(time.Millisecond))
 	m.noFailoverFor(t, 3*time.Second)
 }
+
+// The old primary comes back after a failover, even writable by mistake:
+// the leader makes it read-only, and with auto_rejoin a replica of the new
+// primary (it has no errant transactions: nothing was written after the
+// last replicated transaction).
+func TestDaemonOldPrimaryReturns(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      auto_rejoin: true\n")
+	must(t, m.CreateWriteTable(ctx, "w"))
+	m.waitHealthy(t)
+	db1 := m.Server("db1")
+	must(t, db1.Kill())
+	rep := m.oneFailoverEverywhere(t)
+	must(t, db1.Start(ctx))
+	must(t, db1.Exec(ctx, "SET GLOBAL read_only=0")) // a careless restart script
+	waitFor(t, "the old primary to replicate from the new one", 20*time.Second, func() bool {
+		v := topology(t, m.cfg).server(t, db1.Addr())
+		return v.ReadOnly && v.Source != nil && *v.Source == rep.NewPrimary && v.IORunning != nil && *v.IORunning && *v.SQLRunning
+	})
+	tp := topology(t, m.cfg)
+	writable := 0
+	for _, s := range tp.Clusters[0].Servers {
+		if !s.ReadOnly {
+			writable++
+		}
+	}
+	if writable != 1 || *tp.Clusters[0].Primary != rep.NewPrimary {
+		t.Fatalf("after the rejoin: %d writable, primary %v", writable, *tp.Clusters[0].Primary)
+	}
+}
