@@ -1,33 +1,62 @@
 #!/usr/bin/env bash
-# make demo: bring up a real 3-server MariaDB lab, show what myha sees, break
-# things the way production does, show it again, and clean up.
+# make demo: myha's main job on a local lab it sets up itself. Three
+# monitors (myha daemon) watch three real MariaDB servers; the primary is
+# killed with kill -9 and the monitors fail over by themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cfg=$(mktemp /tmp/myha-demo-XXXX.yaml)
-trap 'bin/labctl down >/dev/null; rm -f "$cfg"' EXIT
-
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bin/labctl down >/dev/null
+  rm -f "$cfg"
+}
+trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Starting a lab: 3 MariaDB 10.11 servers, one primary and two replicas"
-bin/labctl up -config "$cfg"
+step "Starting a lab: 3 MariaDB 10.11 servers (one primary, two replicas) and 3 monitor hosts"
+bin/labctl up -monitors -config "$cfg"
+lab=$(ls -d /tmp/myha-lab/[0-9]* | head -1)
+id=$(basename "$lab")
+
+step "Starting three monitors: myha daemon --name monN"
+for m in mon1 mon2 mon3; do
+  if ip netns list 2>/dev/null | grep -q "^mh$id-$m"; then
+    ip netns exec "mh$id-$m" bin/myha daemon --name "$m" --config "$cfg" --log-level info >"$lab/$m.log" 2>&1 &
+  else
+    bin/myha daemon --name "$m" --config "$cfg" --log-level info >"$lab/$m.log" 2>&1 &
+  fi
+  pids+=($!)
+done
+api=$(awk '/name: mon1/{f=1} f&&/address:/{print $2; exit}' "$cfg")
+port=$(awk '/name: mon1/{f=1} f&&/api_port:/{print $2; exit}' "$cfg"); port=${port:-8080}
+url="http://$api:$port"
+for i in $(seq 1 100); do
+  if bin/myha status --daemon "$url" 2>/dev/null | grep -q "healthy, primary [0-9]"; then break; fi
+  sleep 0.2
+done
+bin/myha status --daemon "$url"
 
 step "myha topology"
 bin/myha topology --config "$cfg"
 
-lab=$(ls -d /tmp/myha-lab/[0-9]* | head -1)
-sock() { echo "$lab/$1/sock"; }
+step "myha check (failures and warnings only; the full report lists every check)"
+bin/myha check --config "$cfg" | grep -E "WARN|FAIL|^  new primary|is healthy|NOT healthy" || true
 
-step "A DBA writes on replica db3 by mistake (an errant transaction), and db2's SQL thread is stopped"
-mariadb -uroot -S "$(sock db3)" -e "SET GLOBAL read_only=0; INSERT INTO lab.seed VALUES (42); SET GLOBAL read_only=1;"
-mariadb -uroot -S "$(sock db2)" -e "STOP SLAVE SQL_THREAD"
-bin/myha topology --config "$cfg"
+step "kill -9 the primary db1 at $(date +%T.%3N)"
+kill -9 "$(cat "$lab/db1.pid")"
+for i in $(seq 1 150); do
+  if bin/myha history --daemon "$url" 2>/dev/null | grep -q "SUCCESS\|PARTIAL\|FAILED"; then break; fi
+  sleep 0.1
+done
+echo "failover recorded at $(date +%T.%3N)"
 
-step "The same, as JSON for scripts (myha topology --json), db3 only"
-json=$(bin/myha topology --config "$cfg" --json)
-if command -v python3 >/dev/null; then
-  python3 -c 'import json,sys; print(json.dumps([s for s in json.load(sys.stdin)["clusters"][0]["servers"] if s["server_id"]==3][0], indent=2))' <<<"$json"
-else
-  echo "$json"
-fi
+step "What the monitors did (myha history --daemon $url)"
+bin/myha history --daemon "$url"
 
-step "Done; the lab is removed"
+step "myha topology after the failover"
+bin/myha topology --config "$cfg" || true
+bin/myha status --daemon "$url"
+
+step "Done; the lab and the monitors are removed"

@@ -42,6 +42,12 @@ func (a *app) checkCommand() *cobra.Command {
 			worst := failover.OK
 			for i, c := range clusters {
 				r := runCheck(cmd.Context(), c)
+				if n := len(cfg.Monitors); n < 3 {
+					r.Checks = append(r.Checks, failover.Check{Name: "monitors", Status: failover.Warn,
+						Message: fmt.Sprintf("%d monitor(s) configured: fewer than 3 cannot lose one and keep a quorum for automatic failover", n),
+						Fix:     "list three monitors (separate hosts) under monitors: and run myha daemon on each"})
+					r.Status = failover.Summarize(r.Checks)
+				}
 				reports = append(reports, r)
 				worst = failover.Summarize(append(r.Checks, failover.Check{Status: worst}))
 				if !a.jsonOut {

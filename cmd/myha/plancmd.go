@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // planCommand builds `myha failover` and `myha switchover`: both plan with the
 // shared planner, show the plan, and execute it with the shared executor.
 func (a *app) planCommand(kind failover.Kind) *cobra.Command {
-	var cluster, newPrimary string
+	var cluster, newPrimary, daemonURL string
 	var dryRun, force, yes bool
 	short := map[failover.Kind]string{
 		failover.KindFailover:   "Replace a dead primary with the best replica",
@@ -53,6 +54,16 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 				}
 				newPrimary = norm
 			}
+			if daemonURL != "" && !dryRun {
+				q := url.Values{}
+				if newPrimary != "" {
+					q.Set("new_primary", newPrimary)
+				}
+				if force {
+					q.Set("force", "true")
+				}
+				return a.remote(cmd.Context(), cfg, daemonURL, c.Name, string(kind), q)
+			}
 			return a.runPlan(cmd.Context(), cfg, c, kind, failover.Request{Kind: kind, NewPrimary: newPrimary, Force: force}, dryRun, yes)
 		},
 	}
@@ -60,6 +71,7 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	cmd.Flags().StringVar(&newPrimary, "new-primary", "", "promote this server (host:port) instead of the best one")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&daemonURL, "daemon", "", "run it through a monitor (http://host:8080): serialized with automatic failovers, executed by the leader")
 	if kind == failover.KindFailover {
 		cmd.Flags().BoolVar(&force, "force", false, "fail over even if the primary still answers (it is fenced first)")
 	}
@@ -164,12 +176,12 @@ func orNone(s string) string {
 }
 
 func (a *app) ackCommand() *cobra.Command {
-	var cluster string
+	var cluster, daemonURL string
 	cmd := &cobra.Command{
 		Use:   "ack",
 		Short: "Acknowledge the last failover, lifting the block on automatic failovers",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -179,6 +191,9 @@ func (a *app) ackCommand() *cobra.Command {
 			}
 			if _, err := selectClusters(cfg, cluster); err != nil {
 				return err
+			}
+			if daemonURL != "" {
+				return a.remote(cmd.Context(), cfg, daemonURL, cluster, "ack", nil)
 			}
 			store := failover.Store{Dir: cfg.StateDir}
 			if err := store.Ack(cluster, time.Now()); err != nil {
@@ -192,5 +207,6 @@ func (a *app) ackCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster")
+	cmd.Flags().StringVar(&daemonURL, "daemon", "", "acknowledge through a monitor (http://host:8080): lifts the daemon's block")
 	return cmd
 }

@@ -390,3 +390,81 @@ func TestDaemonOldPrimaryReturns(t *testing.T) {
 		t.Fatalf("after the rejoin: %d writable, primary %v", writable, *tp.Clusters[0].Primary)
 	}
 }
+
+// A manual switchover through a follower's API runs on the leader, is
+// recorded in the replicated history, and needs the token.
+func TestDaemonSwitchoverThroughAPI(t *testing.T) {
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.waitHealthy(t)
+	leader := m.leader(t)
+	var follower *lab.Host
+	for _, h := range m.mons {
+		if h != leader {
+			follower = h
+			break
+		}
+	}
+	resp, err := http.Post(m.api(follower, "/api/clusters/lab/switchover"), "", nil)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %v %v", resp.StatusCode, err)
+	}
+	db2 := m.Server("db2")
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--daemon", "http://"+follower.IP+":8080", "--config", m.cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") {
+		t.Fatalf("switchover via %s (exit %d):\n%s\n%s", follower.Name, r.code, r.stdout, r.stderr)
+	}
+	rep := m.oneFailoverEverywhere(t)
+	if rep.NewPrimary != db2.Addr() {
+		t.Fatalf("recorded %+v", rep)
+	}
+	h := myha(t, "history", "--daemon", "http://"+leader.IP+":8080")
+	if h.code != 0 || !strings.Contains(h.stdout, "Switchover") || !strings.Contains(h.stdout, "writes were blocked for") {
+		t.Fatalf("history:\n%s%s", h.stdout, h.stderr)
+	}
+
+	// The check endpoint runs the same checks and planner as myha check.
+	var chk struct {
+		Checks []struct{ Name, Status string } `json:"checks"`
+		Plan   struct {
+			NewPrimary string `json:"new_primary"`
+		} `json:"plan"`
+	}
+	if code, err := getJSON(m.api(follower, "/api/clusters/lab/check"), &chk); code != 200 || err != nil || len(chk.Checks) < 20 || chk.Plan.NewPrimary == "" {
+		t.Fatalf("/check: %d %v %+v", code, err, chk)
+	}
+	resp, err = http.Get(m.api(leader, "/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, metric := range []string{"myha_server_up", "myha_raft_leader 1", "myha_gossip_members 3", "myha_failovers_total"} {
+		if !strings.Contains(string(body), metric) {
+			t.Errorf("/metrics lacks %s", metric)
+		}
+	}
+
+	// SIGHUP with a broken file: refused, the monitor keeps running.
+	good, _ := os.ReadFile(m.cfg)
+	os.WriteFile(m.cfg, append(good, []byte("bogus_key: 1\n")...), 0o600)
+	m.mu.Lock()
+	m.procs[follower.Name].Process.Signal(syscall.SIGHUP)
+	m.mu.Unlock()
+	waitFor(t, "the bad reload to be refused", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(m.logs[follower.Name].Name())
+		return strings.Contains(string(b), "config refused")
+	})
+	os.WriteFile(m.cfg, good, 0o600)
+	if m.state(follower) == "" {
+		t.Fatal("the monitor stopped answering after a refused reload")
+	}
+	// SIGTERM: a clean exit.
+	m.mu.Lock()
+	p := m.procs[follower.Name]
+	delete(m.procs, follower.Name)
+	m.mu.Unlock()
+	p.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}

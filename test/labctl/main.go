@@ -10,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/myha/myha/test/lab"
@@ -26,6 +28,7 @@ func main() {
 		n := fs.Int("servers", 3, "number of MariaDB servers")
 		co := fs.Bool("co-primary", false, "db1 and db2 replicate from each other")
 		out := fs.String("config", "", "also copy the lab's myha config here")
+		monitors := fs.Bool("monitors", false, "add the three monitor hosts to the config (monitors:, state_dir)")
 		fs.Parse(os.Args[2:])
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -40,8 +43,13 @@ func main() {
 			fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
 			os.Exit(1)
 		}
+		yaml := l.ConfigYAML()
+		if *monitors {
+			yaml = monitorsYAML(l) + yaml
+			os.WriteFile(cfg, []byte(yaml), 0o600)
+		}
 		if *out != "" {
-			if err := os.WriteFile(*out, []byte(l.ConfigYAML()), 0o600); err != nil {
+			if err := os.WriteFile(*out, []byte(yaml), 0o600); err != nil {
 				fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
 				os.Exit(1)
 			}
@@ -55,6 +63,9 @@ func main() {
 		for _, s := range l.Servers {
 			fmt.Printf("  %s  %s  datadir %s\n", s.Name, s.Addr(), s.DataDir)
 		}
+		for _, h := range l.Hosts {
+			fmt.Printf("  %-6s %s (namespace %s)\n", h.Name, h.IP, orLoopback(h.NS))
+		}
 		fmt.Printf("config: %s\nremove it with: make lab-down\n", cfg)
 	case "down":
 		lab.DestroyAll()
@@ -63,4 +74,26 @@ func main() {
 		fmt.Fprintf(os.Stderr, "labctl: unknown command %q (up or down)\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// monitorsYAML lists the three monitor hosts; on loopback they share
+// 127.0.0.1 with ports of their own.
+func monitorsYAML(l *lab.Lab) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\nmonitors:\n", filepath.Join(l.Dir, "state"))
+	for i, n := range []string{"mon1", "mon2", "mon3"} {
+		h := l.Host(n)
+		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
+		if !l.Netns {
+			fmt.Fprintf(&b, "    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", 17946+10*i, 17947+10*i, 18080+10*i)
+		}
+	}
+	return b.String()
+}
+
+func orLoopback(ns string) string {
+	if ns == "" {
+		return "none: loopback"
+	}
+	return ns
 }
