@@ -24,6 +24,8 @@ const (
 	DefaultAPIPort        = 8080
 	DefaultDownAfter      = time.Second
 	DefaultGossipLabel    = "myha"
+	DefaultAgentHTTPPort  = 8008
+	DefaultVIPLease       = 3 * time.Second
 )
 
 // Config is a whole, validated myha configuration: the same file on every
@@ -36,6 +38,7 @@ type Config struct {
 	// host. They gossip, elect a leader, and only the leader fails over.
 	Monitors []Monitor `mapstructure:"monitors"`
 	Security Security  `mapstructure:"security"`
+	Agents   Agents    `mapstructure:"agents"`
 	Clusters []Cluster `mapstructure:"clusters"`
 }
 
@@ -156,6 +159,26 @@ type VIP struct {
 	// Address is a CIDR such as 198.18.0.100/24.
 	Address   string `mapstructure:"address"`
 	Interface string `mapstructure:"interface"`
+	// Method is "agent" (myha agent on each database host holds it) or
+	// "hook" (master_ip_failover_script moves it, e.g. a cloud IP).
+	Method string `mapstructure:"method"`
+	// Lease is how long an agent may hold the VIP without word from the
+	// monitors' leader (default 3s).
+	Lease time.Duration `mapstructure:"lease"`
+	// Gratuitous ARP: GARPCount per burst (5), GARPRepeat more bursts (1)
+	// GARPDelay apart (5s), GARPRefresh periodic re-announcement (off).
+	GARPCount   int           `mapstructure:"garp_count"`
+	GARPRepeat  int           `mapstructure:"garp_repeat"`
+	GARPDelay   time.Duration `mapstructure:"garp_delay"`
+	GARPRefresh time.Duration `mapstructure:"garp_refresh"`
+}
+
+// Agents are the settings of `myha agent` on the database hosts.
+type Agents struct {
+	// HTTPPort serves the health endpoints HAProxy checks (default 8008).
+	HTTPPort int `mapstructure:"http_port"`
+	// GossipPort is where agents join the monitors' gossip (default 7946).
+	GossipPort int `mapstructure:"gossip_port"`
 }
 
 // Cluster returns the named cluster.

@@ -149,6 +149,12 @@ func (c *Config) resolve(opt Options) Errors {
 			m.APIPort = DefaultAPIPort
 		}
 	}
+	if c.Agents.HTTPPort == 0 {
+		c.Agents.HTTPPort = DefaultAgentHTTPPort
+	}
+	if c.Agents.GossipPort == 0 {
+		c.Agents.GossipPort = DefaultGossipPort
+	}
 	if c.Security.GossipLabel == "" {
 		c.Security.GossipLabel = DefaultGossipLabel
 	}
@@ -196,6 +202,14 @@ func (c *Config) resolve(opt Options) Errors {
 		}
 		if cl.Failover.DownAfter == 0 {
 			cl.Failover.DownAfter = DefaultDownAfter
+		}
+		if v := cl.VIP; v != nil {
+			if v.Method == "" {
+				v.Method = "agent"
+			}
+			if v.Lease == 0 {
+				v.Lease = DefaultVIPLease
+			}
 		}
 		for _, s := range []struct {
 			val  *Secret

@@ -177,6 +177,12 @@ func (c *Config) Validate() Errors {
 			} else if p.Addr().IsUnspecified() || p.Addr().IsMulticast() || p.Addr().IsLoopback() {
 				bad(vkey+".address", "%s cannot be a virtual IP", p)
 			}
+			if cl.VIP.Method != "agent" && cl.VIP.Method != "hook" {
+				bad(vkey+".method", "%q: use agent (myha agent holds the VIP) or hook (master_ip_failover_script moves it)", cl.VIP.Method)
+			}
+			if cl.VIP.Lease < 0 || cl.VIP.GARPCount < 0 || cl.VIP.GARPRepeat < 0 || cl.VIP.GARPDelay < 0 || cl.VIP.GARPRefresh < 0 {
+				bad(vkey, "lease and garp_* settings must not be negative")
+			}
 			if cl.VIP.Interface == "" {
 				bad(vkey+".interface", "missing (the network interface the VIP is added to, e.g. eth0)")
 			} else if !ifaceRE.MatchString(cl.VIP.Interface) {

@@ -30,6 +30,7 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 	if agreed != "" {
 		cm.fenceStrays(ctx, snap, agreed)
 		cm.rejoin(ctx, snap, agreed, st)
+		cm.renewLease(snap, agreed, st.PrimEpoc[name])
 	}
 	if v.State != StateDead {
 		return
@@ -259,4 +260,22 @@ func splitAddr(addr string) (string, int) {
 	}
 	n, _ := strconv.Atoi(p)
 	return h, n
+}
+
+// renewLease leases the VIP to the agreed primary's agent while that
+// primary answers and is writable; a dead primary's lease just lapses.
+func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch int64) {
+	if cm.cfg.VIPLease <= 0 {
+		return
+	}
+	v, ok := snap.Server(agreed)
+	if !ok || !v.Reachable || v.ReadOnly || v.SuperReadOnly {
+		return
+	}
+	g := cm.d.gossip()
+	l := cm.lease.next(cm.cfg.Spec.Name, agreed, epoch, cm.cfg.VIPLease, cm.d.now(), func(server string, since time.Time) bool {
+		a, at, ok := g.agent(server)
+		return ok && !a.Holding && at.After(since)
+	})
+	g.publishLease(l)
 }

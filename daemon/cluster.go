@@ -39,6 +39,7 @@ type clusterMon struct {
 	rejoinNoted map[string]bool
 
 	probeDialer topology.Dialer
+	lease       leaseTracker
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {

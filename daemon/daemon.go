@@ -40,6 +40,9 @@ type ClusterConfig struct {
 	BlockPeriod time.Duration
 	Auto        bool
 	AutoRejoin  bool
+	// VIPLease, when set, makes the leader lease the VIP to the agent of the
+	// agreed primary (vip.method: agent).
+	VIPLease time.Duration
 }
 
 // Config is the daemon's whole configuration.
@@ -110,7 +113,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	d.ctx = ctx
 	g, err := startGossip(GossipConfig{Name: d.self.Name, BindAddr: d.self.Address, Port: d.self.GossipPort, Key: d.cfg.GossipKey,
-		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs}, d.now)
+		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent}, d.now)
 	if err != nil {
 		return err
 	}
@@ -239,6 +242,17 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// onAgent wakes the leader when an agent reports, so a confirmed release
+// hands the VIP over at once.
+func (d *Daemon) onAgent(a AgentMsg) {
+	if !d.isLeader() {
+		return
+	}
+	if cm := d.cluster(a.Cluster); cm != nil {
+		cm.poke()
 	}
 }
 

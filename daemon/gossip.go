@@ -23,11 +23,46 @@ type Observation struct {
 	ObservedAt time.Time `json:"t"`
 }
 
-// gossipMsg is one monitor's latest observations of every server.
+// gossipMsg is one member's message: a monitor's observations of every
+// server, the leader's VIP lease, or an agent's status.
 type gossipMsg struct {
 	Monitor string        `json:"m"`
 	SentAt  time.Time     `json:"at"`
-	Obs     []Observation `json:"o"`
+	Kind    string        `json:"k,omitempty"` // "" observations, "lease", "agent"
+	Obs     []Observation `json:"o,omitempty"`
+	Lease   *LeaseMsg     `json:"l,omitempty"`
+	Agent   *AgentMsg     `json:"a,omitempty"`
+}
+
+// LeaseMsg lets the agent of Primary hold the cluster's VIP. The agent may
+// act only WaitMS after receiving it (the previous holder's lease may still
+// run), and trusts it for two thirds of LeaseMS after receipt, while the
+// leader counts the full LeaseMS from sending: transit delays can never
+// make two holders overlap.
+type LeaseMsg struct {
+	Cluster string `json:"c"`
+	Primary string `json:"p"`
+	Epoch   int64  `json:"e"`
+	LeaseMS int64  `json:"d"`
+	WaitMS  int64  `json:"w"`
+}
+
+// AgentMsg is an agent's report of whether it holds the VIP.
+type AgentMsg struct {
+	Cluster string `json:"c"`
+	Server  string `json:"s"`
+	Holding bool   `json:"h"`
+	Epoch   int64  `json:"e"`
+}
+
+type leaseState struct {
+	msg      LeaseMsg
+	received time.Time
+}
+
+type agentState struct {
+	msg      AgentMsg
+	received time.Time
 }
 
 // peerState is the latest message from a peer and when it arrived (on our
@@ -48,6 +83,10 @@ type gossip struct {
 	local    []byte // our latest message, for push/pull
 	now      func() time.Time
 	inflight sync.Map // peer name → struct{}: a reliable send under way
+	role     string
+	leases   map[string]leaseState // cluster → latest lease
+	agents   map[string]agentState // server → latest agent status
+	onAgent  func(AgentMsg)
 }
 
 // GossipConfig are memberlist settings as plain values.
@@ -59,10 +98,16 @@ type GossipConfig struct {
 	// Transport replaces the network (memberlist's MockNetwork in tests).
 	Transport memberlist.Transport
 	LogOutput io.Writer
+	Role      string         // monitor or agent
+	OnAgent   func(AgentMsg) // called (without locks held) when an agent reports
 }
 
 func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
-	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now}
+	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now, role: c.Role,
+		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent}
+	if g.role == "" {
+		g.role = "monitor"
+	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.Name
 	mc.BindAddr, mc.BindPort = c.BindAddr, c.Port
@@ -106,6 +151,42 @@ func (g *gossip) publish(obs []Observation) {
 	g.mu.Lock()
 	g.local = b
 	g.mu.Unlock()
+	g.sendAll(b)
+}
+
+// publishLease sends the leader's VIP lease to every member.
+func (g *gossip) publishLease(l LeaseMsg) {
+	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Kind: "lease", Lease: &l})
+	if err == nil {
+		g.sendAll(b)
+	}
+}
+
+// publishAgent sends an agent's status to every member.
+func (g *gossip) publishAgent(a AgentMsg) {
+	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Kind: "agent", Agent: &a})
+	if err == nil {
+		g.sendAll(b)
+	}
+}
+
+// lease returns the latest lease for a cluster and when it arrived.
+func (g *gossip) lease(cluster string) (LeaseMsg, time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.leases[cluster]
+	return l.msg, l.received, ok
+}
+
+// agent returns an agent's latest status and when it arrived.
+func (g *gossip) agent(server string) (AgentMsg, time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.agents[server]
+	return a.msg, a.received, ok
+}
+
+func (g *gossip) sendAll(b []byte) {
 	for _, m := range g.ml.Members() {
 		if m.Name == g.self {
 			continue
@@ -164,6 +245,28 @@ func (g *gossip) store(b []byte) {
 	if json.Unmarshal(b, &m) != nil || m.Monitor == "" || m.Monitor == g.self {
 		return
 	}
+	switch m.Kind {
+	case "lease":
+		if m.Lease == nil {
+			return
+		}
+		g.mu.Lock()
+		g.leases[m.Lease.Cluster] = leaseState{msg: *m.Lease, received: g.now()}
+		g.mu.Unlock()
+		return
+	case "agent":
+		if m.Agent == nil {
+			return
+		}
+		g.mu.Lock()
+		g.agents[m.Agent.Server] = agentState{msg: *m.Agent, received: g.now()}
+		cb := g.onAgent
+		g.mu.Unlock()
+		if cb != nil {
+			go cb(*m.Agent)
+		}
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if old, ok := g.peers[m.Monitor]; ok && old.msg.SentAt.After(m.SentAt) {
@@ -173,7 +276,7 @@ func (g *gossip) store(b []byte) {
 }
 
 // NodeMeta implements memberlist.Delegate.
-func (g *gossip) NodeMeta(limit int) []byte { return []byte(`{"role":"monitor"}`) }
+func (g *gossip) NodeMeta(limit int) []byte { return []byte(`{"role":"` + g.role + `"}`) }
 
 // NotifyMsg implements memberlist.Delegate. It must not block and must copy
 // the buffer, which memberlist reuses.

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -82,6 +83,12 @@ func (a *app) daemonCommand() *cobra.Command {
 	return cmd
 }
 
+// daemonConfigFor builds the shared parts (monitors, clusters, security)
+// for an agent, which is not one of the monitors.
+func daemonConfigFor(cfg *config.Config, a *app) (daemon.Config, error) {
+	return daemonConfig(cfg, cfg.Monitors[0].Name, a.log)
+}
+
 // daemonConfig hands the validated config down as plain values.
 func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Config, error) {
 	if len(cfg.Monitors) == 0 {
@@ -111,8 +118,16 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 			Spec: clusterSpec(c), Policy: policyFor(c), Hooks: hooksFor(c),
 			Repl:     topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
 			Interval: c.CheckInterval, DownAfter: c.Failover.DownAfter, BlockPeriod: c.Failover.BlockPeriod,
-			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin,
+			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin, VIPLease: vipLease(c),
 		})
 	}
 	return dc, nil
+}
+
+// vipLease is the lease the leader grants agents, when agents move the VIP.
+func vipLease(c config.Cluster) time.Duration {
+	if c.VIP == nil || c.VIP.Method != "agent" {
+		return 0
+	}
+	return c.VIP.Lease
 }

@@ -32,6 +32,11 @@ type monitorsLab struct {
 }
 
 func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
+	return startMonitorsLabVIP(t, opts, failoverYAML, "")
+}
+
+// startMonitorsLabVIP also adds cluster-level YAML (a vip: section).
+func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYAML string) *monitorsLab {
 	t.Helper()
 	opts.Hosts = append(opts.Hosts, "mon1", "mon2", "mon3")
 	l := lab.New(t, opts)
@@ -47,7 +52,7 @@ func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *moni
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
 	}
 	y := b.String() + l.ConfigYAML()
-	y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+"    servers:\n", 1)
+	y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+clusterYAML+"    servers:\n", 1)
 	m.cfg = filepath.Join(m.dir, "myha.yaml")
 	os.WriteFile(m.cfg, []byte(y), 0o600)
 	for _, h := range m.mons {
@@ -61,8 +66,8 @@ func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *moni
 			err := p.Wait()
 			if t.Failed() {
 				t.Logf("%s exited: %v", name, err)
-				b, _ := os.ReadFile(m.logs[name].Name())
-				t.Logf("--- %s log ---\n%s", name, tail(string(b), 3000))
+				b, rerr := os.ReadFile(m.logs[name].Name())
+				t.Logf("--- %s log (%s, %v) ---\n%s", name, m.logs[name].Name(), rerr, tail(string(b), 3000))
 			}
 		}
 	})
@@ -76,10 +81,13 @@ func tail(s string, n int) string {
 	return s
 }
 
-func (m *monitorsLab) start(t *testing.T, h *lab.Host) {
+func (m *monitorsLab) start(t *testing.T, h *lab.Host, args ...string) {
 	t.Helper()
 	f, _ := os.OpenFile(filepath.Join(m.dir, h.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	cmd := h.Command(context.Background(), myhaBin, "daemon", "--name", h.Name, "--config", m.cfg, "--log-level", "info")
+	if len(args) == 0 {
+		args = []string{"daemon", "--name", h.Name}
+	}
+	cmd := h.Command(context.Background(), myhaBin, append(args, "--config", m.cfg, "--log-level", "info")...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

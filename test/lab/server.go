@@ -24,7 +24,7 @@ func (s *Server) args(extra []string) []string {
 		"--pid-file=" + filepath.Join(s.DataDir, "mariadbd.pid"),
 		"--log-error=" + filepath.Join(s.DataDir, "error.log"),
 		"--port=" + strconv.Itoa(s.Port),
-		"--bind-address=" + s.IP,
+		"--bind-address=" + s.bindAddress(),
 		"--server-id=" + strconv.Itoa(s.ServerID),
 		"--log-bin=mysql-bin",
 		"--log-slave-updates=1",
@@ -218,4 +218,14 @@ func (h *Host) Unisolate(ctx context.Context, from ...*Host) error {
 		run(ctx, "ip", "-n", h.NS, "route", "del", "blackhole", f.IP+"/32")
 	}
 	return nil
+}
+
+// bindAddress is where mariadbd listens: every address of its own host in a
+// namespace (so a VIP added to the host reaches it, as in production), only
+// 127.0.0.1 on loopback.
+func (s *Server) bindAddress() string {
+	if s.NS != "" {
+		return "0.0.0.0"
+	}
+	return s.IP
 }

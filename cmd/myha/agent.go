@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/myha/myha/config"
+	"github.com/myha/myha/daemon"
+	"github.com/myha/myha/vip"
+)
+
+func (a *app) agentCommand() *cobra.Command {
+	var server string
+	cmd := &cobra.Command{
+		Use:   "agent --server HOST:PORT",
+		Short: "Run on a database host: hold the VIP while the local server is the agreed primary; health endpoints",
+		Long: "Joins the monitors' gossip, follows the leader's lease for its cluster and holds the VIP (address +\n" +
+			"gratuitous ARP) only while its local server is the agreed primary, writable, and the lease is fresh.\n" +
+			"Serves /primary, /replica[?lag=N], /read-only, /health, /liveness, /readiness for HAProxy on\n" +
+			"agents.http_port (8008). Needs CAP_NET_ADMIN and CAP_NET_RAW to move the VIP.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			ac, err := agentConfig(cmd.Context(), cfg, server, a)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			ag, err := daemon.NewAgent(ac)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			if err := ag.Run(cmd.Context()); err != nil {
+				return withCode(exitProblem, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "", "the local database server, as written in the config (host:port)")
+	return cmd
+}
+
+func agentConfig(ctx context.Context, cfg *config.Config, server string, a *app) (daemon.AgentConfig, error) {
+	if server == "" {
+		return daemon.AgentConfig{}, fmt.Errorf("--server is required (the local database server, host:port as in the config)")
+	}
+	norm, err := config.NormalizeAddress(server)
+	if err != nil {
+		return daemon.AgentConfig{}, fmt.Errorf("--server: %v", err)
+	}
+	var cl *config.Cluster
+	for i := range cfg.Clusters {
+		if _, ok := cfg.Clusters[i].Server(norm); ok {
+			cl = &cfg.Clusters[i]
+		}
+	}
+	if cl == nil {
+		return daemon.AgentConfig{}, fmt.Errorf("--server %s is not a server of any configured cluster", norm)
+	}
+	host, _, _ := net.SplitHostPort(norm)
+	bind := host
+	if ip := net.ParseIP(host); ip == nil {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		addrs, err := net.DefaultResolver.LookupHost(rctx, host)
+		cancel()
+		if err != nil || len(addrs) == 0 {
+			return daemon.AgentConfig{}, fmt.Errorf("--server %s: cannot resolve %s to bind the agent: %v", norm, host, err)
+		}
+		bind = addrs[0]
+	}
+	dc, err := daemonConfig(cfg, "", a.log)
+	if err != nil && len(cfg.Monitors) > 0 {
+		// daemonConfig checks the monitor name; the agent is not one.
+		dc, err = daemonConfigFor(cfg, a)
+	}
+	if err != nil {
+		return daemon.AgentConfig{}, err
+	}
+	var cc daemon.ClusterConfig
+	for _, c := range dc.Clusters {
+		if c.Spec.Name == cl.Name {
+			cc = c
+		}
+	}
+	ac := daemon.AgentConfig{Server: norm, Cluster: cc, Monitors: dc.Monitors, BindAddr: bind, GossipPort: cfg.Agents.GossipPort,
+		HTTPPort: cfg.Agents.HTTPPort, GossipKey: dc.GossipKey, GossipLabel: dc.GossipLabel, Log: a.log}
+	if v := cl.VIP; v != nil {
+		ac.Lease = v.Lease
+		if v.Method == "agent" {
+			p, err := netip.ParsePrefix(v.Address)
+			if err != nil {
+				return ac, fmt.Errorf("vip.address: %v", err)
+			}
+			ac.VIP = &vip.Config{Address: p, Interface: v.Interface, Count: v.GARPCount, Repeat: v.GARPRepeat, Delay: v.GARPDelay, Refresh: v.GARPRefresh}
+		}
+	}
+	return ac, nil
+}

@@ -1,0 +1,216 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/myha/myha/test/lab"
+)
+
+// vipLab is a monitors lab with an agent on every database host and a VIP.
+type vipLab struct {
+	*monitorsLab
+	vip    string // address without prefix length
+	client *lab.Host
+}
+
+func startVIPLab(t *testing.T, opts lab.Options) *vipLab {
+	t.Helper()
+	opts.Hosts = append(opts.Hosts, "client")
+	// The lab's subnet is only known once it is up: take the id from a probe.
+	m := startMonitorsLabVIP(t, opts, "", "    vip:\n      address: VIPADDR/24\n      interface: eth0\n      garp_delay: 1s\n")
+	vipIP := fmt.Sprintf("198.18.%d.200", m.ID)
+	b, _ := readFile(m.cfg)
+	writeFile(m.cfg, strings.Replace(b, "VIPADDR", vipIP, 1))
+	// Monitors started before the VIP address was filled in: restart them
+	// on the final config.
+	for _, h := range m.mons {
+		m.kill(h.Name)
+		m.start(t, h)
+	}
+	for _, s := range m.Servers {
+		h := s.Host
+		m.start(t, &h, "agent", "--server", s.Addr())
+	}
+	return &vipLab{monitorsLab: m, vip: vipIP, client: m.Host("client")}
+}
+
+// holders lists the servers whose host has the VIP on eth0 right now.
+func (v *vipLab) holders() []string {
+	var out []string
+	for _, s := range v.Servers {
+		b, err := exec.Command("ip", "-n", s.NS, "-4", "addr", "show", "dev", "eth0").Output()
+		if err == nil && strings.Contains(string(b), " "+v.vip+"/") {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// sampler checks every 50 ms, for the whole test, that at most one host holds
+// the VIP and at most one server is writable.
+type sampler struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	bad  []string
+	n    int
+}
+
+func (v *vipLab) sample(t *testing.T) *sampler {
+	s := &sampler{stop: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx := context.Background()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			h := v.holders()
+			var writers []string
+			for _, srv := range v.Servers {
+				if !srv.Running() {
+					continue
+				}
+				qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				ro, err := srv.QueryString(qctx, "SELECT @@read_only")
+				cancel()
+				if err == nil && ro == "0" {
+					writers = append(writers, srv.Name)
+				}
+			}
+			s.mu.Lock()
+			s.n++
+			if len(h) > 1 {
+				s.bad = append(s.bad, fmt.Sprintf("%s: two VIP holders %v", time.Now().Format("15:04:05.000"), h))
+			}
+			if len(writers) > 1 {
+				s.bad = append(s.bad, fmt.Sprintf("%s: two writable servers %v", time.Now().Format("15:04:05.000"), writers))
+			}
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { s.finish(t) })
+	return s
+}
+
+func (s *sampler) finish(t *testing.T) {
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	close(s.stop)
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.bad) > 0 {
+		t.Errorf("%d of %d samples broke the rules: %v", len(s.bad), s.n, s.bad[:min(5, len(s.bad))])
+	}
+	t.Logf("%d samples at 50 ms: never two VIP holders, never two writable servers", s.n)
+}
+
+func (v *vipLab) waitHolder(t *testing.T, name string, timeout time.Duration) time.Time {
+	t.Helper()
+	waitFor(t, "the VIP on "+name, timeout, func() bool {
+		h := v.holders()
+		return len(h) == 1 && h[0] == name
+	})
+	return time.Now()
+}
+
+// clientMAC is the MAC the client host's ARP cache has for the VIP.
+func (v *vipLab) clientMAC() string {
+	b, _ := exec.Command("ip", "-n", v.client.NS, "neigh", "show", v.vip).Output()
+	f := strings.Fields(string(b))
+	for i, w := range f {
+		if w == "lladdr" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+func macOf(s *lab.Server) string {
+	b, _ := exec.Command("ip", "-n", s.NS, "link", "show", "dev", "eth0").Output()
+	f := strings.Fields(string(b))
+	for i, w := range f {
+		if w == "link/ether" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// writeViaVIP inserts one row through the VIP as the application would.
+func (v *vipLab) writeViaVIP(ctx context.Context, id int) error {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = lab.AppUser, lab.AppPass, "tcp", v.vip+":3306"
+	c.Timeout, c.ReadTimeout = 500*time.Millisecond, time.Second
+	conn, _ := mysql.NewConnector(c)
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	_, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO lab.w VALUES (%d, NOW(6))", id))
+	return err
+}
+
+func TestVIPFollowsThePrimary(t *testing.T) {
+	ctx := context.Background()
+	v := startVIPLab(t, lab.Options{Servers: 3})
+	must(t, v.CreateWriteTable(ctx, "w"))
+	v.waitHealthy(t)
+	smp := v.sample(t)
+	v.waitHolder(t, "db1", 20*time.Second)
+	must(t, v.writeViaVIP(ctx, 1))
+	v.client.CanReach(ctx, v.vip+":3306") // the client learns the VIP's MAC
+	if got, want := v.clientMAC(), macOf(v.Server("db1")); got != want {
+		t.Fatalf("client ARP for the VIP: %q, want db1's %q", got, want)
+	}
+
+	// kill -9 the primary: the VIP moves with the failover.
+	must(t, v.Server("db1").Kill())
+	rep := v.oneFailoverEverywhere(t)
+	newP := v.Server("db2")
+	if rep.NewPrimary == v.Server("db3").Addr() {
+		newP = v.Server("db3")
+	}
+	moved := v.waitHolder(t, newP.Name, 15*time.Second)
+	// Gratuitous ARP updates the client's cache without it asking.
+	waitFor(t, "the client's ARP entry to point at the new primary", 2*time.Second, func() bool { return v.clientMAC() == macOf(newP) })
+	t.Logf("VIP on %s; client ARP updated %s after the move", newP.Name, time.Since(moved).Round(time.Millisecond))
+	waitFor(t, "writes through the VIP to resume", 10*time.Second, func() bool { return v.writeViaVIP(ctx, 2) == nil })
+
+	// All monitors die: the agent keeps the VIP and the primary writable
+	// (failsafe: its replica still follows it).
+	for _, h := range v.mons {
+		v.kill(h.Name)
+	}
+	time.Sleep(5 * time.Second) // longer than the 3 s lease: the failsafe must hold
+	if h := v.holders(); len(h) != 1 || h[0] != newP.Name {
+		t.Fatalf("after losing every monitor the VIP is on %v, want %s", h, newP.Name)
+	}
+	must(t, v.writeViaVIP(ctx, 3))
+	smp.finish(t)
+}
+
+func readFile(p string) (string, error) {
+	b, err := exec.Command("cat", p).Output()
+	return string(b), err
+}
+
+func writeFile(p, s string) {
+	cmd := exec.Command("tee", p)
+	cmd.Stdin = strings.NewReader(s)
+	cmd.Run()
+}
