@@ -47,13 +47,13 @@ type Agent struct {
 	dialer topology.Dialer
 	now    func() time.Time
 
-	mu        sync.Mutex
-	local     topology.ServerState
-	holding   bool
-	failsafe  bool
-	lease     LeaseMsg
-	leaseOK   bool
-	lastSent  time.Time
+	mu       sync.Mutex
+	local    topology.ServerState
+	holding  bool
+	failsafe bool
+	lease    LeaseMsg
+	leaseOK  bool
+	lastSent time.Time
 }
 
 // NewAgent checks the configuration; Run starts the agent.
@@ -250,21 +250,21 @@ func (a *Agent) fence(ctx context.Context, st *topology.ServerState) {
 
 // agentStatus is the health endpoints' JSON body.
 type agentStatus struct {
-	Server        string  `json:"server"`
-	Role          string  `json:"role"`
-	Reachable     bool    `json:"reachable"`
-	ReadOnly      bool    `json:"read_only"`
-	LagSeconds    *int64  `json:"lag_seconds"`
-	GTIDPosition  string  `json:"gtid_position"`
-	Epoch         int64   `json:"epoch"`
-	AgreedPrimary string  `json:"agreed_primary"`
-	LeaseFresh    bool    `json:"lease_fresh"`
-	Failsafe      bool    `json:"failsafe"`
-	VIPHeld       bool    `json:"vip_held"`
-	Source        string  `json:"source,omitempty"`
-	Error         string  `json:"error,omitempty"`
-	IORunning     bool    `json:"io_running"`
-	SQLRunning    bool    `json:"sql_running"`
+	Server        string `json:"server"`
+	Role          string `json:"role"`
+	Reachable     bool   `json:"reachable"`
+	ReadOnly      bool   `json:"read_only"`
+	LagSeconds    *int64 `json:"lag_seconds"`
+	GTIDPosition  string `json:"gtid_position"`
+	Epoch         int64  `json:"epoch"`
+	AgreedPrimary string `json:"agreed_primary"`
+	LeaseFresh    bool   `json:"lease_fresh"`
+	Failsafe      bool   `json:"failsafe"`
+	VIPHeld       bool   `json:"vip_held"`
+	Source        string `json:"source,omitempty"`
+	Error         string `json:"error,omitempty"`
+	IORunning     bool   `json:"io_running"`
+	SQLRunning    bool   `json:"sql_running"`
 }
 
 func (a *Agent) status() agentStatus {
