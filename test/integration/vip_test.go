@@ -214,3 +214,41 @@ func writeFile(p, s string) {
 	cmd.Stdin = strings.NewReader(s)
 	cmd.Run()
 }
+
+// The primary's network is cut: the monitors fail over, the cut side drops
+// the VIP when its lease lapses and goes read_only, the VIP moves; then a
+// switchover moves it again. Never two holders, never two writers.
+func TestVIPCutAndSwitchover(t *testing.T) {
+	ctx := context.Background()
+	v := startVIPLab(t, lab.Options{Servers: 3})
+	must(t, v.CreateWriteTable(ctx, "w"))
+	v.waitHealthy(t)
+	smp := v.sample(t)
+	db1 := v.Server("db1")
+	v.waitHolder(t, "db1", 20*time.Second)
+
+	must(t, db1.Cut(ctx))
+	rep := v.oneFailoverEverywhere(t)
+	newP := v.Server("db2")
+	if rep.NewPrimary == v.Server("db3").Addr() {
+		newP = v.Server("db3")
+	}
+	v.waitHolder(t, newP.Name, 15*time.Second)
+	// The cut side fenced itself (its own socket still works).
+	waitFor(t, "the cut old primary to set read_only", 10*time.Second, func() bool {
+		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
+		return err == nil && ro == "1"
+	})
+	waitFor(t, "writes through the VIP", 10*time.Second, func() bool { return v.writeViaVIP(ctx, 1) == nil })
+	must(t, db1.Heal(ctx))
+
+	// A planned switchover moves the VIP too.
+	other := map[*lab.Server]*lab.Server{v.Server("db2"): v.Server("db3"), v.Server("db3"): v.Server("db2")}[newP]
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", other.Addr(), "--daemon", v.api(v.mons[0], ""), "--config", v.cfg)
+	if r.code != 0 {
+		t.Fatalf("switchover (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	v.waitHolder(t, other.Name, 15*time.Second)
+	waitFor(t, "writes through the VIP after the switchover", 10*time.Second, func() bool { return v.writeViaVIP(ctx, 2) == nil })
+	smp.finish(t)
+}
