@@ -252,3 +252,76 @@ func TestVIPCutAndSwitchover(t *testing.T) {
 	waitFor(t, "writes through the VIP after the switchover", 10*time.Second, func() bool { return v.writeViaVIP(ctx, 2) == nil })
 	smp.finish(t)
 }
+
+// haproxyConfig is the configuration the README ships, pointed at the lab.
+func haproxyConfig(v *vipLab, bind string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `global
+    maxconn 200
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+listen mysql-primary
+    bind %s
+    option httpchk OPTIONS /primary
+    http-check expect status 200
+    default-server inter 200ms fall 2 rise 1 on-marked-down shutdown-sessions
+`, bind)
+	for _, s := range v.Servers {
+		fmt.Fprintf(&b, "    server %s %s check port 8008\n", s.Name, s.Addr())
+	}
+	return b.String()
+}
+
+// serverIDVia asks whoever answers at addr for its server_id.
+func serverIDVia(ctx context.Context, addr string) (string, error) {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = lab.AppUser, lab.AppPass, "tcp", addr
+	c.Timeout, c.ReadTimeout = 500*time.Millisecond, time.Second
+	conn, _ := mysql.NewConnector(c)
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	var id, ro string
+	if err := db.QueryRowContext(ctx, "SELECT @@server_id, @@read_only").Scan(&id, &ro); err != nil {
+		return "", err
+	}
+	if ro != "0" {
+		return "", fmt.Errorf("server %s is read-only", id)
+	}
+	return id, nil
+}
+
+func TestHAProxyFollowsThePrimary(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		if _, err := exec.LookPath("/usr/sbin/haproxy"); err != nil {
+			t.Skip("haproxy not installed (apt-get install haproxy)")
+		}
+	}
+	ctx := context.Background()
+	v := startVIPLab(t, lab.Options{Servers: 3})
+	v.waitHealthy(t)
+	bind := v.client.IP + ":13306"
+	cfgPath := v.dir + "/haproxy.cfg"
+	writeFile(cfgPath, haproxyConfig(v, bind))
+	hp := v.client.Command(context.Background(), "/usr/sbin/haproxy", "-db", "-f", cfgPath)
+	if err := hp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { hp.Process.Kill(); hp.Wait() }()
+	waitFor(t, "HAProxy to send writes to db1", 20*time.Second, func() bool {
+		id, err := serverIDVia(ctx, bind)
+		return err == nil && id == "1"
+	})
+	must(t, v.Server("db1").Kill())
+	rep := v.oneFailoverEverywhere(t)
+	want := strings.TrimPrefix(rep.NewPrimary, "198.18.")
+	wantID := map[string]string{v.Server("db2").Addr(): "2", v.Server("db3").Addr(): "3"}[rep.NewPrimary]
+	start := time.Now()
+	waitFor(t, "HAProxy to send writes to the new primary", 10*time.Second, func() bool {
+		id, err := serverIDVia(ctx, bind)
+		return err == nil && id == wantID
+	})
+	t.Logf("HAProxy routes to the new primary (%s) %s after the failover was recorded", want, time.Since(start).Round(time.Millisecond))
+}
