@@ -498,7 +498,10 @@ func (r *run) moveVIP(ctx context.Context, s Step) (string, error) {
 		script, args = r.e.Hooks.MasterIPOnlineChangeScript, mhaOnlineChangeArgs("start", r.plan.OldPrimary, s.Server, r.e.Repl.User)
 	}
 	if script == "" {
-		return "", errNotFatal{errors.New("no VIP mover: configure master_ip_failover_script / master_ip_online_change_script (the built-in agent comes later)")}
+		if r.e.Policy.VIPByAgents {
+			return "the agents move the VIP once the monitors lease it to the new primary", nil
+		}
+		return "", errNotFatal{errors.New("no VIP mover: set vip.method: agent and run myha agent, or configure master_ip_failover_script / master_ip_online_change_script")}
 	}
 	o := r.e.Hooks.run(ctx, script, args, nil)
 	switch {

@@ -31,6 +31,9 @@ type Policy struct {
 	VIP, VIPInterface string
 	// IPScript is set when an MHA-compatible IP script moves the address.
 	IPScript bool
+	// VIPByAgents is set when myha agents move the VIP under the monitors'
+	// lease (vip.method: agent) rather than a script.
+	VIPByAgents bool
 }
 
 // Request is what the operator (or the daemon) asks for.

@@ -125,6 +125,7 @@ func policyFor(c config.Cluster) failover.Policy {
 		IPScript: c.Failover.MasterIPFailoverScript != "" || c.Failover.MasterIPOnlineChangeScript != ""}
 	if c.VIP != nil {
 		p.VIP, p.VIPInterface = c.VIP.Address, c.VIP.Interface
+		p.VIPByAgents = c.VIP.Method == "agent"
 	}
 	return p
 }

@@ -6,9 +6,13 @@
 package main
 
 import (
+	"io"
+	"log"
+
 	"context"
 	"flag"
 	"fmt"
+	"github.com/go-sql-driver/mysql"
 	"os"
 	"slices"
 	"strings"
@@ -21,6 +25,9 @@ func main() {
 	runs := flag.Int("runs", 50, "repetitions per measurement")
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
 	flag.Parse()
+	// The driver logs broken connections to stderr: expected noise when
+	// servers are killed on purpose.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx := context.Background()
 	benches := []struct {
 		name string
@@ -31,6 +38,7 @@ func main() {
 		{"failover", benchFailover},
 		{"switchover", benchSwitchover},
 		{"daemon", benchDaemon},
+		{"vip", benchVIP},
 	}
 	for _, b := range benches {
 		if *only != "" && !strings.Contains(b.name, *only) {

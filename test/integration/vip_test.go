@@ -181,6 +181,9 @@ func TestVIPFollowsThePrimary(t *testing.T) {
 	// kill -9 the primary: the VIP moves with the failover.
 	must(t, v.Server("db1").Kill())
 	rep := v.oneFailoverEverywhere(t)
+	if rep.Result != "success" {
+		t.Fatalf("failover with agent-held VIP: %+v", rep)
+	}
 	newP := v.Server("db2")
 	if rep.NewPrimary == v.Server("db3").Addr() {
 		newP = v.Server("db3")
