@@ -55,6 +55,13 @@ func template(ctx context.Context) (string, error) {
 		}
 		return "", err
 	}
+	// Templates of older versions or accounts are no longer used.
+	old, _ := filepath.Glob(filepath.Join(root, "template-*"))
+	for _, o := range old {
+		if o != dir {
+			os.RemoveAll(o)
+		}
+	}
 	return dir, nil
 }
 
