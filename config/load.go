@@ -31,6 +31,7 @@ type Error struct {
 	Problem string
 }
 
+// Error renders "file: key: problem" on one line.
 func (e *Error) Error() string {
 	where := e.File
 	if e.Key != "" {
@@ -48,6 +49,7 @@ func (e *Error) Error() string {
 // Errors is every problem found in one file, so the user fixes them in one go.
 type Errors []*Error
 
+// Error puts each problem on its own line.
 func (es Errors) Error() string {
 	lines := make([]string, len(es))
 	for i, e := range es {

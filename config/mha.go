@@ -16,6 +16,7 @@ type ImportNote struct {
 	Message string
 }
 
+// String renders the note with its line number, when known.
 func (n ImportNote) String() string {
 	if n.Line > 0 {
 		return fmt.Sprintf("line %d: %s", n.Line, n.Message)

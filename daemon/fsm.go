@@ -171,6 +171,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 type fsmSnap []byte
 
+// Persist implements raft.FSMSnapshot.
 func (s fsmSnap) Persist(sink raft.SnapshotSink) error {
 	if _, err := sink.Write(s); err != nil {
 		sink.Cancel()
@@ -179,4 +180,5 @@ func (s fsmSnap) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
+// Release implements raft.FSMSnapshot.
 func (s fsmSnap) Release() {}

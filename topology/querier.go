@@ -156,8 +156,10 @@ type ServerError struct {
 	Err  error
 }
 
+// Error names the server and the statement kind, never the statement.
 func (e *ServerError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Addr, e.Op, describe(e.Err)) }
 
+// Unwrap gives the driver error, for MySQLErrorNumber and errors.Is.
 func (e *ServerError) Unwrap() error { return e.Err }
 
 // MySQLErrorNumber returns the server error number inside err, or 0.
