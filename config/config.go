@@ -95,9 +95,13 @@ type Cluster struct {
 	ReadTimeout    time.Duration `mapstructure:"read_timeout"`
 	// CheckInterval is how often monitors probe each server (MHA ping_interval).
 	CheckInterval time.Duration `mapstructure:"check_interval"`
-	Servers       []Server      `mapstructure:"servers"`
-	VIP           *VIP          `mapstructure:"vip"`
-	Failover      Failover      `mapstructure:"failover"`
+	// Probe is "select" (connect and read state) or "write" (also upsert a
+	// heartbeat row on the primary, catching a primary that accepts
+	// connections but cannot write; MHA ping_type INSERT). Default select.
+	Probe    string   `mapstructure:"probe"`
+	Servers  []Server `mapstructure:"servers"`
+	VIP      *VIP     `mapstructure:"vip"`
+	Failover Failover `mapstructure:"failover"`
 }
 
 // Failover is a cluster's failover policy.

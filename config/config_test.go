@@ -261,3 +261,13 @@ func FuzzNormalizeAddress(f *testing.F) {
 		}
 	})
 }
+
+func TestProbeKind(t *testing.T) {
+	if _, err := Parse([]byte(strings.Replace(good, "user: myha", "user: myha\n    probe: ping", 1)), Options{}); err == nil || !strings.Contains(err.Error(), "clusters[0].probe") {
+		t.Fatalf("bad probe kind: %v", err)
+	}
+	c, _, err := ImportMHA("[server default]\nuser=u\nping_type=INSERT\n[server1]\nhostname=h\n", "x")
+	if err != nil || c.Clusters[0].Probe != "write" {
+		t.Fatalf("ping_type=INSERT must become probe: write: %v %+v", err, c)
+	}
+}

@@ -187,6 +187,9 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.CheckInterval == 0 {
 			cl.CheckInterval = DefaultCheckInterval
 		}
+		if cl.Probe == "" {
+			cl.Probe = "select"
+		}
 		if cl.Failover.MaxLag == 0 {
 			cl.Failover.MaxLag = DefaultMaxLag
 		}

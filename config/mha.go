@@ -39,7 +39,7 @@ var mhaLater = map[string]string{
 	"remote_workdir":                 "myha uses no SSH",
 	"manager_workdir":                "myha keeps its state in state_dir",
 	"manager_log":                    "myha logs to stderr (journald under systemd)",
-	"ping_type":                      "myha's probes are set per cluster in the daemon",
+	"ping_type":                      "",
 	"check_repl_delay":               "use failover.max_lag",
 	"latest_priority":                "myha always prefers the most advanced replica, then candidate and priority",
 	"ignore_fail":                    "myha never blocks a failover on an unreachable replica; it reports it as lost",
@@ -96,6 +96,15 @@ func ImportMHA(text, clusterName string) (*Config, []ImportNote, error) {
 	}
 	for _, kv := range def.Keys {
 		switch kv.Name {
+		case "ping_type":
+			switch strings.ToUpper(kv.Value) {
+			case "INSERT":
+				cl.Probe = "write"
+			case "SELECT", "CONNECT", "":
+				cl.Probe = "select"
+			default:
+				return nil, nil, fmt.Errorf("line %d: ping_type=%q: MHA knows SELECT, CONNECT and INSERT", kv.Line, kv.Value)
+			}
 		case "ping_interval":
 			n, err := strconv.Atoi(kv.Value)
 			if err != nil || n < 1 {

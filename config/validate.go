@@ -133,6 +133,9 @@ func (c *Config) Validate() Errors {
 		if len(cl.Servers) == 0 {
 			bad(key+".servers", "no servers (list the primary and its replicas)")
 		}
+		if cl.Probe != "select" && cl.Probe != "write" {
+			bad(key+".probe", "%q: use select or write", cl.Probe)
+		}
 		for _, h := range []struct{ name, path string }{
 			{"master_ip_failover_script", cl.Failover.MasterIPFailoverScript},
 			{"master_ip_online_change_script", cl.Failover.MasterIPOnlineChangeScript},

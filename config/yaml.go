@@ -21,6 +21,9 @@ func WriteYAML(w io.Writer, c *Config, withSecrets bool) error {
 			fmt.Fprintf(&b, "    replication_user: %s\n", yamlString(cl.ReplicationUser))
 		}
 		writeSecret(&b, "replication_password", cl.Name, cl.ReplicationPassword, withSecrets)
+		if cl.Probe == "write" {
+			b.WriteString("    probe: write\n")
+		}
 		if cl.CheckInterval != 0 && cl.CheckInterval != DefaultCheckInterval {
 			fmt.Fprintf(&b, "    check_interval: %s\n", cl.CheckInterval)
 		}

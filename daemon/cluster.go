@@ -40,6 +40,8 @@ type clusterMon struct {
 
 	probeDialer topology.Dialer
 	lease       leaseTracker
+	// heartbeatReady is set once the write probe's table exists.
+	heartbeatReady atomic.Bool
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -139,10 +141,22 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		cm.primary = snap.Primary
 	}
 	primary := cm.primary
+	cm.mu.Unlock()
+	// Judged without the lock held: the write probe dials, and the dialer
+	// asks (under the lock) whether the server is failing.
 	reachable := false
-	if v, ok := snap.Server(primary); ok && v.Reachable {
+	if v, ok := snap.Server(primary); ok && (v.Reachable || v.Answered) {
+		// A primary that refuses us (too many connections, access denied)
+		// is alive: not a reason to fail over.
 		reachable = true
+		if v.Reachable && cm.cfg.WriteProbe && !v.ReadOnly && !v.SuperReadOnly {
+			if err := cm.writeProbe(ctx, primary); err != nil {
+				reachable = false
+				cm.d.log.Warn("write probe failed: the primary accepts connections but cannot write", "cluster", cm.cfg.Spec.Name, "primary", primary, "err", err)
+			}
+		}
 	}
+	cm.mu.Lock()
 	switch {
 	case reachable:
 		cm.failures, cm.downSince = 0, time.Time{}
@@ -162,7 +176,10 @@ func (cm *clusterMon) probe(ctx context.Context) {
 
 	var obs []Observation
 	for _, v := range snap.Servers {
-		o := Observation{Cluster: cm.cfg.Spec.Name, Server: v.Spec.Address, Reachable: v.Reachable, ObservedAt: now}
+		o := Observation{Cluster: cm.cfg.Spec.Name, Server: v.Spec.Address, Reachable: v.Reachable || v.Answered, ObservedAt: now}
+		if v.Spec.Address == primary {
+			o.Reachable = reachable
+		}
 		if v.Spec.Address == primary && !reachable {
 			o.DownForMS = now.Sub(downSince).Milliseconds()
 		}
@@ -292,4 +309,28 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // MASTER_HEARTBEAT_PERIOD=1) or probe intervals, whichever is longer.
 func replicaSilence(interval time.Duration) time.Duration {
 	return max(1500*time.Millisecond, interval*3/2)
+}
+
+// writeProbe upserts this monitor's heartbeat row on the primary (MHA's
+// ping_type INSERT): a primary that accepts connections but cannot commit
+// (full disk, hung storage) fails it. Only the primary is written to, so
+// replicas never get local GTIDs (gtid_strict_mode would stop them).
+func (cm *clusterMon) writeProbe(ctx context.Context, primary string) error {
+	pctx, cancel := context.WithTimeout(ctx, cm.cfg.Spec.ReadTimeout)
+	defer cancel()
+	q, err := cm.probeDialer.Dial(pctx, primary)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	if !cm.heartbeatReady.Load() {
+		for _, stmt := range []string{"CREATE DATABASE IF NOT EXISTS myha",
+			"CREATE TABLE IF NOT EXISTS myha.heartbeat (monitor VARCHAR(64) NOT NULL PRIMARY KEY, ts DATETIME(6) NOT NULL) ENGINE=InnoDB"} {
+			if err := q.Exec(pctx, stmt); err != nil {
+				return err
+			}
+		}
+		cm.heartbeatReady.Store(true)
+	}
+	return q.Exec(pctx, "REPLACE INTO myha.heartbeat (monitor, ts) VALUES ("+topology.QuoteLiteral(cm.d.self.Name)+", NOW(6))")
 }

@@ -43,6 +43,8 @@ type ClusterConfig struct {
 	// VIPLease, when set, makes the leader lease the VIP to the agent of the
 	// agreed primary (vip.method: agent).
 	VIPLease time.Duration
+	// WriteProbe also upserts a heartbeat row on the primary each probe.
+	WriteProbe bool
 }
 
 // Config is the daemon's whole configuration.

@@ -113,7 +113,7 @@ func TestUnreachableServerOnFakeCluster(t *testing.T) {
 		Servers: []ServerSpec{{Address: primary.Addr()}}}
 	snap := Discover(context.Background(), spec, SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: time.Second})
 	v := snap.Servers[0]
-	if v.Reachable || !strings.Contains(v.Error, "1045") {
+	if v.Reachable || !v.Answered || !strings.Contains(v.Error, "1045") {
 		t.Fatalf("wrong password: reachable=%v error=%q", v.Reachable, v.Error)
 	}
 	if strings.Contains(v.Error, "wrong") {

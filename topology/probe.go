@@ -22,6 +22,10 @@ func Probe(ctx context.Context, d Dialer, spec ServerSpec) ServerState {
 	q, err := d.Dial(ctx, spec.Address)
 	if err != nil {
 		st.Error = trimAddr(err.Error(), spec.Address)
+		switch MySQLErrorNumber(err) {
+		case 1040, 1044, 1045, 1129, 1130, 1203, 1226:
+			st.Answered = true
+		}
 		return st
 	}
 	defer q.Close()

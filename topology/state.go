@@ -27,7 +27,11 @@ type ServerState struct {
 	Reachable bool
 	// Error says why the server could not be read (when !Reachable) or what
 	// part of discovery failed.
-	Error    string
+	Error string
+	// Answered is set when an unreachable server did answer, refusing us
+	// (too many connections, access denied, host blocked): alive, and not a
+	// reason to fail over.
+	Answered bool
 	ProbeRTT time.Duration
 
 	Dialect    Dialect

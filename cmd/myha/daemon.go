@@ -118,7 +118,7 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 			Spec: clusterSpec(c), Policy: policyFor(c), Hooks: hooksFor(c),
 			Repl:     topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
 			Interval: c.CheckInterval, DownAfter: c.Failover.DownAfter, BlockPeriod: c.Failover.BlockPeriod,
-			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin, VIPLease: vipLease(c),
+			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin, VIPLease: vipLease(c), WriteProbe: c.Probe == "write",
 		})
 	}
 	return dc, nil

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/myha/myha/test/lab"
 )
@@ -63,7 +66,16 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 		defer m.mu.Unlock()
 		for name, p := range m.procs {
 			p.Process.Signal(syscall.SIGTERM)
-			err := p.Wait()
+			done := make(chan error, 1)
+			go func() { done <- p.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(15 * time.Second):
+				p.Process.Kill()
+				err = <-done
+				t.Errorf("%s did not exit within 15 s of SIGTERM", name)
+			}
 			if t.Failed() {
 				t.Logf("%s exited: %v", name, err)
 				b, rerr := os.ReadFile(m.logs[name].Name())
@@ -474,5 +486,46 @@ func TestDaemonSwitchoverThroughAPI(t *testing.T) {
 	p.Process.Signal(syscall.SIGTERM)
 	if err := p.Wait(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// With probe: write, a primary that accepts connections but cannot commit
+// (FLUSH TABLES WITH READ LOCK) is seen failing; its replicas still hear it,
+// so there is no failover. A primary that denies myha's login is alive.
+func TestDaemonWriteProbeAndRefusals(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	b, _ := os.ReadFile(m.cfg)
+	os.WriteFile(m.cfg, []byte(strings.Replace(string(b), "    servers:\n", "    probe: write\n    servers:\n", 1)), 0o600)
+	for _, h := range m.mons {
+		m.kill(h.Name)
+		m.start(t, h)
+	}
+	m.waitHealthy(t)
+	db1 := m.Server("db1")
+	// A session holding the global read lock: writes hang.
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = lab.AdminUser, lab.AdminPass, "tcp", db1.Addr()
+	conn, _ := mysql.NewConnector(c)
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	lock, err := db.Conn(ctx)
+	must(t, err)
+	_, err = lock.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK")
+	must(t, err)
+	waitFor(t, "the write probe to see the primary failing", 20*time.Second, func() bool {
+		s := m.state(m.mons[0])
+		return s != "healthy" && s != ""
+	})
+	m.noFailoverFor(t, 3*time.Second)
+	lock.ExecContext(ctx, "UNLOCK TABLES")
+	lock.Close()
+	m.waitHealthy(t)
+
+	// Access denied: the primary answers, it is not dead.
+	must(t, db1.Exec(ctx, "SET SESSION sql_log_bin=0", "ALTER USER 'myha'@'%' IDENTIFIED BY 'changed-by-a-dba'"))
+	m.noFailoverFor(t, 4*time.Second)
+	if s := m.state(m.mons[0]); s != "healthy" {
+		t.Fatalf("a primary that denies access is reported %q", s)
 	}
 }
