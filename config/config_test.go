@@ -185,7 +185,10 @@ func TestImportMHARoundTrip(t *testing.T) {
 		t.Fatalf("servers: %+v", cl.Servers)
 	}
 	joined := fmt.Sprint(notes)
-	for _, want := range []string{"ssh_user not imported", "master_ip_failover_script not imported", "ping_interval=3"} {
+	if cl.Failover.MasterIPFailoverScript != "/usr/local/bin/master_ip_failover" {
+		t.Fatalf("master_ip_failover_script not carried over: %q", cl.Failover.MasterIPFailoverScript)
+	}
+	for _, want := range []string{"ssh_user not imported", "ping_interval=3"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("notes %q lack %q", joined, want)
 		}

@@ -26,9 +26,9 @@ func (n ImportNote) String() string {
 
 // mhaLater are MHA keys whose job myha does differently; each gets a note.
 var mhaLater = map[string]string{
-	"master_ip_failover_script":      "hook support arrives with `myha failover`; keep the script and wire it as master_ip_failover_script there",
-	"master_ip_online_change_script": "hook support arrives with `myha switchover`",
-	"shutdown_script":                "STONITH hook: configure it with myha's failover hooks",
+	"master_ip_failover_script":      "",
+	"master_ip_online_change_script": "",
+	"shutdown_script":                "",
 	"report_script":                  "use myha's post_failover hook or its Prometheus metrics",
 	"secondary_check_script":         "myha confirms a dead primary through its other monitors and the replicas instead",
 	"ssh_user":                       "myha uses no SSH: MariaDB GTID replication needs no relay-log copying",
@@ -96,6 +96,12 @@ func ImportMHA(text, clusterName string) (*Config, []ImportNote, error) {
 	}
 	for _, kv := range def.Keys {
 		switch kv.Name {
+		case "master_ip_failover_script":
+			cl.Failover.MasterIPFailoverScript = kv.Value
+		case "master_ip_online_change_script":
+			cl.Failover.MasterIPOnlineChangeScript = kv.Value
+		case "shutdown_script":
+			cl.Failover.ShutdownScript = kv.Value
 		case "ping_type":
 			switch strings.ToUpper(kv.Value) {
 			case "INSERT":

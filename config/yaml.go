@@ -27,6 +27,15 @@ func WriteYAML(w io.Writer, c *Config, withSecrets bool) error {
 		if cl.CheckInterval != 0 && cl.CheckInterval != DefaultCheckInterval {
 			fmt.Fprintf(&b, "    check_interval: %s\n", cl.CheckInterval)
 		}
+		if f := cl.Failover; f.MasterIPFailoverScript != "" || f.MasterIPOnlineChangeScript != "" || f.ShutdownScript != "" {
+			b.WriteString("    failover:\n")
+			for _, kv := range [][2]string{{"master_ip_failover_script", f.MasterIPFailoverScript},
+				{"master_ip_online_change_script", f.MasterIPOnlineChangeScript}, {"shutdown_script", f.ShutdownScript}} {
+				if kv[1] != "" {
+					fmt.Fprintf(&b, "      %s: %s\n", kv[0], yamlString(kv[1]))
+				}
+			}
+		}
 		b.WriteString("    servers:\n")
 		for _, s := range cl.Servers {
 			fmt.Fprintf(&b, "      - address: %s\n", yamlString(s.Address))

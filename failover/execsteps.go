@@ -490,8 +490,8 @@ func (r *run) keepPairLink(ctx context.Context, s Step) (string, error) {
 	return "replicating from " + s.Source, nil
 }
 
-// moveVIP moves the address through the MHA-compatible script; the
-// built-in mover arrives with the agent.
+// moveVIP moves the address through the MHA-compatible script, or leaves
+// it to the agents (vip.method: agent), which follow the monitors' lease.
 func (r *run) moveVIP(ctx context.Context, s Step) (string, error) {
 	script, args := r.e.Hooks.MasterIPFailoverScript, mhaFailoverArgs("start", r.plan.OldPrimary, s.Server, r.e.Repl.User)
 	if r.plan.Kind == KindSwitchover {
