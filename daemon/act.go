@@ -58,6 +58,10 @@ func (cm *clusterMon) fenceStrays(ctx context.Context, snap *topology.Snapshot, 
 		if err != nil {
 			continue
 		}
+		if cm.changing(ctx, q, v.Dialect) {
+			q.Close()
+			continue
+		}
 		for _, stmt := range v.Dialect.SetReadOnly(true) {
 			if err = q.Exec(ctx, stmt); err != nil {
 				break
@@ -223,6 +227,10 @@ func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agree
 			if err != nil {
 				continue
 			}
+			if cm.changing(ctx, q, v.Dialect) {
+				q.Close()
+				continue
+			}
 			stmts := append(v.Dialect.SetReadOnly(true), v.Dialect.ChangeSource("", topology.Source{Host: host, Port: port,
 				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true}), v.Dialect.StartReplica(""))
 			for _, stmt := range stmts {
@@ -278,4 +286,16 @@ func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch i
 		return ok && !a.Holding && at.After(since)
 	})
 	g.publishLease(l)
+}
+
+// changing reports whether a failover or switchover (a manual one, or
+// another monitor's) holds the cluster's failover lock on this server: its
+// transient states (two roots, a writable new primary not yet agreed) must
+// not be "corrected" while it runs.
+func (cm *clusterMon) changing(ctx context.Context, q topology.Querier, d topology.Dialect) bool {
+	rows, err := q.Query(ctx, d.LockInUse(failover.LockName(cm.cfg.Spec.Name)))
+	if err != nil {
+		return true // cannot tell: do not touch it
+	}
+	return len(rows) == 1 && rows[0].Has("r")
 }

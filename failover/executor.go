@@ -267,7 +267,7 @@ func (r *run) changesSoFar() string {
 func (r *run) lock(ctx context.Context) error {
 	name := r.e.LockName
 	if name == "" {
-		name = "myha_failover_" + r.plan.Cluster
+		name = LockName(r.plan.Cluster)
 	}
 	var held []string
 	for i := range r.snap.Servers {
@@ -453,3 +453,7 @@ func (r *run) verify(s *topology.Snapshot) {
 		}
 	}
 }
+
+// LockName is the advisory lock every failover and switchover of a cluster
+// holds on every server while it runs.
+func LockName(cluster string) string { return "myha_failover_" + cluster }

@@ -189,6 +189,14 @@ func (d Dialect) GetLock(name string) string {
 	return "SELECT GET_LOCK(" + QuoteLiteral(name) + ", 0) AS r"
 }
 
+// LockInUse asks whether someone holds a named advisory lock (NULL = free).
+func (d Dialect) LockInUse(name string) string {
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return "SELECT IS_USED_LOCK(" + QuoteLiteral(name) + ") AS r"
+}
+
 // GTIDExecutedQuery reads what a server has applied, in its flavor's form.
 func (d Dialect) GTIDExecutedQuery() string {
 	if d.IsMariaDB() {

@@ -529,3 +529,28 @@ func TestDaemonWriteProbeAndRefusals(t *testing.T) {
 		t.Fatalf("a primary that denies access is reported %q", s)
 	}
 }
+
+// A manual switchover run with the CLI while the monitors watch: its
+// transient states (the new primary writable before the old one is
+// demoted) must not be "corrected" by the leader; the failover lock it
+// holds tells the leader to keep its hands off.
+func TestDaemonLeavesAManualSwitchoverAlone(t *testing.T) {
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.waitHealthy(t)
+	db2 := m.Server("db2")
+	for _, target := range []*lab.Server{db2, m.Server("db1"), db2} {
+		r := myha(t, "switchover", "--cluster", "lab", "--new-primary", target.Addr(), "--yes", "--config", m.cfg)
+		if r.code != 0 {
+			t.Fatalf("switchover to %s (exit %d):\n%s\n%s", target.Name, r.code, r.stdout, r.stderr)
+		}
+		waitFor(t, "the monitors to agree on "+target.Name, 15*time.Second, func() bool {
+			var c clustersJSON
+			getJSON(m.api(m.mons[0], "/api/clusters"), &c)
+			return len(c.Clusters) == 1 && c.Clusters[0].Primary == target.Addr() && c.Clusters[0].State == "healthy"
+		})
+		if ro := mustQ(t, target, "SELECT @@read_only"); ro != "0" {
+			t.Fatalf("the monitors fenced the new primary %s", target.Name)
+		}
+	}
+	m.noFailoverFor(t, 2*time.Second)
+}
