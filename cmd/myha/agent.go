@@ -75,11 +75,13 @@ func agentConfig(ctx context.Context, cfg *config.Config, server string, a *app)
 		}
 		bind = addrs[0]
 	}
-	dc, err := daemonConfig(cfg, "", a.log)
-	if err != nil && len(cfg.Monitors) > 0 {
-		// daemonConfig checks the monitor name; the agent is not one.
-		dc, err = daemonConfigFor(cfg, a)
+	// The shared parts (monitors, clusters, security) are the monitors';
+	// the agent is not one of them, so any monitor's name will do.
+	name := ""
+	if len(cfg.Monitors) > 0 {
+		name = cfg.Monitors[0].Name
 	}
+	dc, err := daemonConfig(cfg, name, a.log)
 	if err != nil {
 		return daemon.AgentConfig{}, err
 	}

@@ -83,12 +83,6 @@ func (a *app) daemonCommand() *cobra.Command {
 	return cmd
 }
 
-// daemonConfigFor builds the shared parts (monitors, clusters, security)
-// for an agent, which is not one of the monitors.
-func daemonConfigFor(cfg *config.Config, a *app) (daemon.Config, error) {
-	return daemonConfig(cfg, cfg.Monitors[0].Name, a.log)
-}
-
 // daemonConfig hands the validated config down as plain values.
 func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Config, error) {
 	if len(cfg.Monitors) == 0 {
