@@ -205,3 +205,29 @@ func MariaDBErrant(replicaBinlog, replicaSlave MariaDBPos, replicaServerID uint3
 	slices.SortFunc(errant, func(a, b GTID) int { return int(int64(a.Domain) - int64(b.Domain)) })
 	return errant
 }
+
+// MariaDBLocalWrites lists the GTIDs a server wrote itself that it did not
+// replicate: GTIDs in its binlog position carrying its own server_id beyond
+// its gtid_slave_pos. On a replica these are errant unless another server
+// replicated them (an earlier primary's writes); unlike MariaDBErrant this
+// needs no live primary, so a dead-primary failover can still see them.
+func MariaDBLocalWrites(binlogPos, slavePos MariaDBPos, serverID uint32) []GTID {
+	var out []GTID
+	for _, g := range binlogPos.gtids {
+		if g.ServerID != serverID {
+			continue
+		}
+		if s, ok := slavePos.Domain(g.Domain); !ok || g.Seq > s.Seq {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Holds reports whether a position shows that its server has g: the same
+// domain carries g's server_id at g's seq_no or later. A later GTID from
+// another server proves nothing about g.
+func (p MariaDBPos) Holds(g GTID) bool {
+	h, ok := p.Domain(g.Domain)
+	return ok && h.ServerID == g.ServerID && h.Seq >= g.Seq
+}

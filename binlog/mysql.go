@@ -154,3 +154,20 @@ func subtractIntervals(a, b gomysql.IntervalSlice) gomysql.IntervalSlice {
 	}
 	return out
 }
+
+// OnlyUUID returns the part of the set written by one source uuid (all of its
+// tags); the empty set when the uuid is absent or malformed.
+func (m MySQLSet) OnlyUUID(id string) MySQLSet {
+	out := gomysql.MysqlGTIDSet{}
+	u, err := uuid.Parse(id)
+	if err != nil || m.s == nil {
+		return MySQLSet{s: out}
+	}
+	if tags, ok := m.s[u]; ok {
+		out[u] = map[gomysql.Tag]gomysql.IntervalSlice{}
+		for tag, iv := range tags {
+			out[u][tag] = append(gomysql.IntervalSlice{}, iv...)
+		}
+	}
+	return MySQLSet{s: out}
+}

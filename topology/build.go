@@ -211,12 +211,28 @@ func Build(cluster string, states []ServerState, takenAt time.Time) Snapshot {
 		snap.Primary = views[primary].Spec.Address
 	}
 
-	// 7. Errant transactions, against each server's own source.
+	// 7. Errant transactions, against each server's own source; when the
+	// source is down (the very moment a failover needs to know), against
+	// every other reachable server: a local write nobody else holds.
 	for i := range views {
-		if j := src[i]; j >= 0 && views[i].Reachable && views[j].Reachable {
+		j := src[i]
+		switch {
+		case j < 0 || !views[i].Reachable:
+		case views[j].Reachable:
 			views[i].Errant = errantAgainst(&views[i].ServerState, &views[j].ServerState)
 			if len(views[i].Errant) > 0 {
 				views[i].Problems = append(views[i].Problems, fmt.Sprintf("errant transactions (not on its source %s): %s", views[j].Spec.Address, strings.Join(views[i].Errant, ",")))
+			}
+		default:
+			var others []*ServerState
+			for k := range views {
+				if k != i && k != j && views[k].Reachable {
+					others = append(others, &views[k].ServerState)
+				}
+			}
+			views[i].Errant = localErrant(&views[i].ServerState, others)
+			if len(views[i].Errant) > 0 {
+				views[i].Problems = append(views[i].Problems, fmt.Sprintf("errant transactions (written locally, held by no other server; its source %s is down): %s", views[j].Spec.Address, strings.Join(views[i].Errant, ",")))
 			}
 		}
 	}
@@ -319,6 +335,39 @@ func errantAgainst(r, s *ServerState) []string {
 	var out []string
 	for _, g := range binlog.MariaDBErrant(r.GTIDBinlogPos, r.GTIDSlavePos, r.ServerID, s.GTIDBinlogPos, s.GTIDSlavePos) {
 		out = append(out, g.String())
+	}
+	return out
+}
+
+// localErrant lists what r wrote itself that no other server holds: its own
+// local writes (MariaDB: its server_id beyond gtid_slave_pos; MySQL: its own
+// server_uuid) not replicated anywhere. It needs no source, so it works
+// while the primary is dead.
+func localErrant(r *ServerState, others []*ServerState) []string {
+	var out []string
+	if r.Dialect.Flavor == binlog.MySQL {
+		own := r.GTIDExecuted.OnlyUUID(r.ServerUUID)
+		for _, o := range others {
+			if o.Dialect.Flavor == binlog.MySQL {
+				own = own.Subtract(o.GTIDExecuted)
+			}
+		}
+		if !own.IsEmpty() {
+			out = append(out, own.String())
+		}
+		return out
+	}
+	for _, g := range binlog.MariaDBLocalWrites(r.GTIDBinlogPos, r.GTIDSlavePos, r.ServerID) {
+		held := false
+		for _, o := range others {
+			if o.Dialect.Flavor != binlog.MySQL && (o.GTIDBinlogPos.Holds(g) || o.GTIDSlavePos.Holds(g)) {
+				held = true
+				break
+			}
+		}
+		if !held {
+			out = append(out, g.String())
+		}
 	}
 	return out
 }

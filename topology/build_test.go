@@ -171,3 +171,28 @@ func TestConnProblems(t *testing.T) {
 		}
 	}
 }
+
+// With the primary dead, a replica's own local write is still errant unless
+// another server holds it (an earlier primary's writes, replicated).
+func TestBuildErrantWithDeadPrimary(t *testing.T) {
+	dead := ServerState{Spec: ServerSpec{Address: "db1:3306"}, Error: "connection refused"}
+	states := []ServerState{
+		dead,
+		// db2 wrote 0-2-11 locally after replicating 0-1-10: errant.
+		from(srv("db2:3306", 2, true, "0-2-11", "0-1-10"), "db1", 3306, 1),
+		// db3 is clean; it also holds an old write of db4's (0-4-5, when db4
+		// was primary), which is therefore not errant on db4.
+		from(srv("db3:3306", 3, true, "0-1-12", "0-1-12"), "db1", 3306, 1),
+		from(srv("db4:3306", 4, true, "1-4-5", "0-1-9"), "db1", 3306, 1),
+	}
+	states[2].GTIDSlavePos = binlog.MustParseMariaDBPos("0-1-12,1-4-5")
+	s := Build("c", states, time.Time{})
+	if v, _ := s.Server("db2:3306"); len(v.Errant) != 1 || v.Errant[0] != "0-2-11" {
+		t.Fatalf("db2 errant %v, want [0-2-11]", v.Errant)
+	}
+	for _, a := range []string{"db3:3306", "db4:3306"} {
+		if v, _ := s.Server(a); len(v.Errant) != 0 {
+			t.Fatalf("%s errant %v, want none", a, v.Errant)
+		}
+	}
+}
