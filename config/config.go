@@ -15,6 +15,7 @@ const (
 	DefaultCheckInterval  = 1 * time.Second
 	DefaultMaxLag         = 30 * time.Second
 	DefaultCatchupTimeout = 60 * time.Second
+	DefaultMaxBacklog     = 10000
 	DefaultBlockPeriod    = time.Hour
 	DefaultKillGrace      = time.Second
 	DefaultHookTimeout    = 30 * time.Second
@@ -113,6 +114,16 @@ type Failover struct {
 	// relay log and catch up from a more advanced replica (default 60s); a
 	// failover that would take longer stops at a safe point instead.
 	CatchupTimeout time.Duration `mapstructure:"catchup_timeout"`
+	// MaxBacklog makes replicas ineligible that would have more than this
+	// many transactions to apply before taking writes, counted by GTID
+	// position (with the primary dead, lag in seconds is unknown; default
+	// 10000, 0 keeps the default, -1 turns the limit off).
+	MaxBacklog int64 `mapstructure:"max_backlog"`
+	// SemiSync says whether the new primary switches the semi-sync primary
+	// side on: auto (default: as the old primary had it, remembered from
+	// the last snapshot in which it answered when it is dead, else when the
+	// new primary's replica side was on), on, or off.
+	SemiSync string `mapstructure:"semi_sync"`
 	// BlockPeriod refuses automatic failovers of the cluster for this long
 	// after one, unless acknowledged (anti-flapping; default 1h).
 	BlockPeriod time.Duration `mapstructure:"block_period"`

@@ -196,6 +196,12 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.Failover.CatchupTimeout == 0 {
 			cl.Failover.CatchupTimeout = DefaultCatchupTimeout
 		}
+		if cl.Failover.MaxBacklog == 0 {
+			cl.Failover.MaxBacklog = DefaultMaxBacklog
+		}
+		if cl.Failover.SemiSync == "" {
+			cl.Failover.SemiSync = "auto"
+		}
 		if cl.Failover.BlockPeriod == 0 {
 			cl.Failover.BlockPeriod = DefaultBlockPeriod
 		}

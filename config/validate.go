@@ -133,6 +133,12 @@ func (c *Config) Validate() Errors {
 		if len(cl.Servers) == 0 {
 			bad(key+".servers", "no servers (list the primary and its replicas)")
 		}
+		if m := cl.Failover.SemiSync; m != "auto" && m != "on" && m != "off" {
+			bad(key+".failover.semi_sync", "%q: use auto, on or off", m)
+		}
+		if cl.Failover.MaxBacklog < -1 {
+			bad(key+".failover.max_backlog", "%d: use a number of transactions, or -1 for no limit", cl.Failover.MaxBacklog)
+		}
 		if cl.Probe != "select" && cl.Probe != "write" {
 			bad(key+".probe", "%q: use select or write", cl.Probe)
 		}

@@ -51,13 +51,13 @@ func (r *run) runStep(ctx context.Context, s Step) (string, error) {
 func (r *run) connName(addr string) (topology.Dialect, string) {
 	v := r.view(addr)
 	if v == nil {
-		return topology.Dialect{}, ""
+		return r.dialect(addr), ""
 	}
 	name := ""
 	if c, ok := v.PrimaryConn(); ok {
 		name = c.Name
 	}
-	return v.Dialect, name
+	return r.dialect(addr), name
 }
 
 func (r *run) simple(ctx context.Context, addr string, stmts func(topology.Dialect, string) []string) (string, error) {
@@ -83,7 +83,7 @@ func (r *run) fence(ctx context.Context, s Step) (string, error) {
 		}
 		return "unreachable: not fenced over SQL (no shutdown_script configured)", nil
 	}
-	d := r.view(s.Server).Dialect
+	d := r.dialect(s.Server)
 	if err := r.exec(ctx, q, append([]string{"SET SESSION lock_wait_timeout=2"}, d.SetReadOnly(true)...)...); err != nil {
 		return "", err
 	}
@@ -91,7 +91,16 @@ func (r *run) fence(ctx context.Context, s Step) (string, error) {
 	if err != nil {
 		return "read_only=1", errNotFatal{fmt.Errorf("read_only=1, but listing sessions to kill failed: %w", err)}
 	}
-	return fmt.Sprintf("read_only=1, %d client session(s) killed", n), nil
+	// Its last position: replicas receive up to it before their IO threads
+	// stop, so fencing a live primary (--force) drops nothing it committed.
+	final, err := r.position(ctx, q, s.Server, "binlog_pos")
+	if err != nil {
+		return "read_only=1", errNotFatal{fmt.Errorf("read_only=1, but reading its final position failed: %w", err)}
+	}
+	r.mu.Lock()
+	r.final = final
+	r.mu.Unlock()
+	return fmt.Sprintf("read_only=1, %d client session(s) killed, final position %s", n, orNone(final)), nil
 }
 
 func (r *run) killSessions(ctx context.Context, q topology.Querier, list string) (int, error) {
@@ -121,13 +130,49 @@ func (r *run) stopIO(ctx context.Context, s Step) (string, error) {
 		return "", errNotFatal{fmt.Errorf("unreachable: it will be left behind: %w", err)}
 	}
 	d, c := r.connName(s.Server)
+	note := ""
+	r.mu.Lock()
+	final := r.final
+	r.mu.Unlock()
+	if final != "" && r.plan.Kind == KindFailover {
+		if err := r.waitReceived(ctx, q, s.Server, final); err != nil {
+			note = "stopped before it received the old primary's final position: " + err.Error()
+		} else {
+			note = "received the old primary's final position " + final
+		}
+	}
 	if err := r.exec(ctx, q, d.StopReplicaIO(c)); err != nil {
 		if s.Server == r.plan.NewPrimary || s.Server == r.plan.CatchUpFrom {
 			return "", err
 		}
 		return "", errNotFatal{err}
 	}
-	return "", nil
+	return note, nil
+}
+
+// waitReceived waits, bounded, until a replica's IO thread has received
+// pos from the fenced old primary.
+func (r *run) waitReceived(ctx context.Context, q topology.Querier, addr, pos string) error {
+	deadline := time.Now().Add(min(r.e.Policy.CatchupTimeout, 10*time.Second))
+	for {
+		got, err := r.received(ctx, q, addr)
+		if err != nil {
+			return err
+		}
+		if _, short, err := covers(r.dialect(addr), got, pos); err != nil {
+			return err
+		} else if short == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("received %s within the bound, not %s", orNone(got), pos)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond): // polling the IO thread's received position
+		}
+	}
 }
 
 // received reads what a replica's IO thread has received (it is stopped, so
@@ -198,6 +243,10 @@ func (r *run) waitGTID(ctx context.Context, q topology.Querier, addr, pos string
 	}
 }
 
+// waitApplied waits until a replica has applied its relay log. It waits
+// for what the replica holds now, and never for less than the plan promised:
+// a relay log that was discarded since discovery (a replication thread
+// started while both were stopped) stops the failover before promotion.
 func (r *run) waitApplied(ctx context.Context, s Step) (string, error) {
 	q, err := r.session(ctx, s.Server)
 	if err != nil {
@@ -207,10 +256,68 @@ func (r *run) waitApplied(ctx context.Context, s Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	d := r.dialect(s.Server)
+	if s.Target != "" {
+		if d.IsMariaDB() && pos == "" {
+			// No GTID received position (file/position replication, or
+			// the IO thread never connected): what it applied is all it has.
+			cur, err := r.position(ctx, q, s.Server, "slave_pos")
+			if err != nil {
+				return "", err
+			}
+			pos = cur
+		}
+		merged, short, err := covers(d, pos, s.Target)
+		if err != nil {
+			return "", err
+		}
+		if short != "" {
+			return "", fmt.Errorf("it now holds %s, less than the %s the plan counted on (missing %s): its relay log was lost since discovery; run the command again to plan from what is left", orNone(pos), s.Target, short)
+		}
+		pos = merged
+	}
 	if err := r.waitGTID(ctx, q, s.Server, pos, r.e.Policy.CatchupTimeout); err != nil {
 		return "", err
 	}
 	return "applied " + orNone(pos), nil
+}
+
+// position reads one of the GTIDExecutedQuery columns (pos, binlog_pos,
+// slave_pos) from a server.
+func (r *run) position(ctx context.Context, q topology.Querier, addr, col string) (string, error) {
+	d := r.dialect(addr)
+	rows, err := r.query(ctx, q, d.GTIDExecutedQuery())
+	if err != nil {
+		return "", err
+	}
+	if len(rows) != 1 {
+		return "", fmt.Errorf("reading its GTID position returned %d rows", len(rows))
+	}
+	if !d.IsMariaDB() {
+		col = "pos"
+	}
+	return rows[0][col], nil
+}
+
+// covers checks that have holds everything in want; it returns their merge
+// and, when have falls short, what is missing.
+func covers(d topology.Dialect, have, want string) (merged, short string, err error) {
+	f := binlog.MariaDB
+	if !d.IsMariaDB() {
+		f = binlog.MySQL
+	}
+	h, err := binlog.ParsePosition(f, have)
+	if err != nil {
+		return "", "", err
+	}
+	w, err := binlog.ParsePosition(f, want)
+	if err != nil {
+		return "", "", err
+	}
+	if h.Missing(w) > 0 {
+		return h.Merge(w).String(), missingText(h, w), nil
+	}
+	return h.Merge(w).String(), "", nil
 }
 
 // catchUp has the new primary replicate from the most advanced replica until
@@ -220,14 +327,18 @@ func (r *run) catchUp(ctx context.Context, s Step) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("catch-up source %s: %w", s.Source, err)
 	}
-	sd := r.view(s.Source).Dialect
-	rows, err := r.query(ctx, src, sd.GTIDExecutedQuery())
+	target, err := r.position(ctx, src, s.Source, "slave_pos")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("catch-up source %s: %w", s.Source, err)
 	}
-	target := rows[0]["slave_pos"]
-	if !sd.IsMariaDB() {
-		target = rows[0]["pos"]
+	if s.Target != "" {
+		// The target is the merge of the new primary's own position and
+		// the source's: only the source's part must be on the source.
+		merged, _, err := covers(r.dialect(s.Source), target, s.Target)
+		if err != nil {
+			return "", err
+		}
+		target = merged
 	}
 	q, err := r.session(ctx, s.Server)
 	if err != nil {
@@ -260,8 +371,23 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	d, c := r.connName(s.Server)
 	old := r.view(r.plan.OldPrimary)
 	keep := r.plan.Kind == KindSwitchover && old != nil && old.CoPrimaryOf == s.Server
+	if s.Target != "" && r.plan.Kind == KindFailover {
+		// Never promote below what the plan promised.
+		have, err := r.position(ctx, q, s.Server, "pos")
+		if err != nil {
+			return "", err
+		}
+		if _, short, err := covers(d, have, s.Target); err != nil {
+			return "", err
+		} else if short != "" {
+			return "", fmt.Errorf("it holds %s, less than the planned %s (missing %s): not promoted", orNone(have), s.Target, short)
+		}
+	}
+	if err := r.intendPromotion(); err != nil {
+		return "", err
+	}
 	var before, after []string
-	if old != nil && old.SemiSync.SourceEnabled {
+	if r.semiSyncOn(s.Server) {
 		before = append(before, d.SemiSyncPrimaryOn())
 	}
 	switch {
@@ -286,6 +412,47 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 		note += ", co-primary link kept"
 	}
 	return note, nil
+}
+
+// intendPromotion records, durably and before read_only=0, that this run
+// promotes plan.NewPrimary: a crash from here on leaves a journal that makes
+// the rerun finish this promotion rather than plan a second one, and the
+// daemon commits the same intent to raft (BeforePromote).
+func (r *run) intendPromotion() error {
+	if r.e.Store != nil {
+		j := &InProgress{ID: r.rep.ID, Epoch: r.rep.Epoch, Kind: r.plan.Kind, OldPrimary: r.plan.OldPrimary, NewPrimary: r.plan.NewPrimary,
+			Started: r.rep.Started, Promoted: true, LastStep: "promote (intent recorded before read_only=0)"}
+		if err := r.e.Store.SaveJournal(r.plan.Cluster, j); err != nil {
+			return fmt.Errorf("cannot record the promotion in the journal before making it writable: %w", err)
+		}
+	}
+	if r.e.BeforePromote != nil {
+		if err := r.e.BeforePromote(); err != nil {
+			return fmt.Errorf("the promotion could not be recorded: %w", err)
+		}
+	}
+	return nil
+}
+
+// semiSyncOn says whether the new primary switches the semi-sync primary
+// side on (Policy.SemiSync).
+func (r *run) semiSyncOn(addr string) bool {
+	switch r.e.Policy.SemiSync {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	if old := r.view(r.plan.OldPrimary); old != nil && old.Reachable {
+		return old.SemiSync.SourceEnabled
+	}
+	if r.e.LastKnown != nil {
+		if old, ok := r.e.LastKnown.Server(r.plan.OldPrimary); ok && old.Reachable {
+			return old.SemiSync.SourceEnabled
+		}
+	}
+	v := r.view(addr)
+	return v != nil && v.SemiSync.ReplicaOn
 }
 
 func (r *run) markPromoted() {
@@ -352,8 +519,12 @@ func (r *run) verifyReplicating(ctx context.Context, q topology.Querier, addr, s
 			if io == "Yes" && sql == "Yes" && (want == nil || id == strconv.FormatUint(uint64(want.ServerID), 10)) {
 				return nil
 			}
-			if e := row.Get("Last_IO_Error"); e != "" && io != "Yes" && io != "Connecting" {
-				return fmt.Errorf("IO thread error %s: %s", row.Get("Last_IO_Errno"), e)
+			// START SLAVE clears the last errors, so an error now is
+			// fresh: a source that refuses or is dead is reported at once
+			// rather than after the whole verify bound (the IO thread would
+			// only retry after MASTER_CONNECT_RETRY).
+			if e := row.Get("Last_IO_Error"); e != "" && io != "Yes" {
+				return fmt.Errorf("IO thread (%s) error %s: %s", io, row.Get("Last_IO_Errno"), e)
 			}
 			if e := row.Get("Last_SQL_Error"); e != "" {
 				return fmt.Errorf("SQL thread error %s: %s", row.Get("Last_SQL_Errno"), e)
@@ -393,7 +564,7 @@ func (r *run) setReadOnly(ctx context.Context, s Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := r.view(s.Server).Dialect
+	d := r.dialect(s.Server)
 	if err := r.exec(ctx, q, "SET SESSION lock_wait_timeout=2"); err != nil {
 		return "", err
 	}
@@ -415,7 +586,7 @@ func (r *run) killWriters(ctx context.Context, s Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := r.view(s.Server).Dialect
+	d := r.dialect(s.Server)
 	deadline := time.Now().Add(r.e.Policy.KillGrace)
 	killed, waited := 0, false
 	for {
@@ -439,11 +610,11 @@ func (r *run) killWriters(ctx context.Context, s Step) (string, error) {
 		case <-time.After(5 * time.Millisecond): // polling for running writes to end
 		}
 	}
-	rows, err := r.query(ctx, q, d.GTIDExecutedQuery())
+	final, err := r.position(ctx, q, s.Server, "binlog_pos")
 	if err != nil {
 		return "", err
 	}
-	r.final = rows[0]["binlog_pos"]
+	r.final = final
 	note := "no write was running"
 	if waited {
 		note = fmt.Sprintf("waited for running writes; %d session(s) killed after %s", killed, r.e.Policy.KillGrace)
@@ -467,7 +638,7 @@ func (r *run) demote(ctx context.Context, s Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := r.view(s.Server).Dialect
+	d := r.dialect(s.Server)
 	if v := r.view(s.Server); v.SemiSync.SourceEnabled {
 		if err := r.exec(ctx, q, d.SemiSyncPrimaryOff()); err != nil {
 			return "", err
@@ -542,6 +713,6 @@ func (r *run) rollbackSwitchover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := r.view(r.plan.OldPrimary).Dialect
+	d := r.dialect(r.plan.OldPrimary)
 	return r.exec(context.WithoutCancel(ctx), q, d.SetReadOnly(false)...)
 }

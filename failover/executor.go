@@ -39,6 +39,13 @@ type Executor struct {
 	// OnPromoted is called once the new primary takes writes (the daemon
 	// commits that to raft before going on).
 	OnPromoted func()
+	// BeforePromote is called after the durable journal records the intent
+	// to promote and before read_only=0; an error stops the failover before
+	// promotion (the daemon commits the intent to raft here).
+	BeforePromote func() error
+	// LastKnown is the last snapshot in which the old primary answered (the
+	// daemon keeps it): what a dead primary's settings were.
+	LastKnown *topology.Snapshot
 	// BeforeStep is a test seam for failure injection (kill a server just
 	// before a step); nil in production.
 	BeforeStep func(Step)
@@ -54,6 +61,10 @@ type run struct {
 	start  time.Time
 	mu     sync.Mutex
 	sess   map[string]topology.Querier
+	// dialects of servers learned from their live connection, for servers
+	// that did not answer at discovery (a zero Dialect would send MySQL
+	// syntax to MariaDB).
+	dialects map[string]topology.Dialect
 	final  string // switchover: the old primary's last GTID position
 	locks  []topology.Querier
 	blockT time.Time
@@ -68,7 +79,7 @@ func (e *Executor) Execute(ctx context.Context, snap *topology.Snapshot, plan *P
 	if e.Now != nil {
 		now = e.Now
 	}
-	r := &run{e: e, snap: snap, plan: plan, start: now(), sess: map[string]topology.Querier{}}
+	r := &run{e: e, snap: snap, plan: plan, start: now(), sess: map[string]topology.Querier{}, dialects: map[string]topology.Dialect{}}
 	r.rep = &Report{Cluster: plan.Cluster, Kind: plan.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary,
 		Started: r.start.UTC(), Steps: []StepResult{}, Warnings: []string{}, FinalState: []ServerSummary{}}
 	switch {
@@ -349,10 +360,59 @@ func (r *run) session(ctx context.Context, addr string) (topology.Querier, error
 	if err != nil {
 		return nil, err
 	}
+	if v := r.view(addr); v == nil || v.Dialect.Flavor == "" {
+		// Not known from discovery: ask the server before sending it
+		// anything flavor-specific.
+		rows, err := r.query(ctx, q, topology.VersionQuery)
+		if err != nil || len(rows) == 0 {
+			q.Close()
+			return nil, fmt.Errorf("cannot tell its server flavor and version: %v", orNone(errText(err)))
+		}
+		d, err := topology.DialectFor(rows[0]["version"], rows[0]["comment"])
+		if err != nil {
+			q.Close()
+			return nil, err
+		}
+		r.mu.Lock()
+		r.dialects[addr] = d
+		r.mu.Unlock()
+	}
 	r.mu.Lock()
+	if old := r.sess[addr]; old != nil {
+		r.mu.Unlock()
+		q.Close()
+		return old, nil
+	}
 	r.sess[addr] = q
 	r.mu.Unlock()
 	return q, nil
+}
+
+// dialect is a server's SQL dialect: from discovery, else from its live
+// connection (session learns it), else the cluster's (another server's).
+func (r *run) dialect(addr string) topology.Dialect {
+	if v := r.view(addr); v != nil && v.Dialect.Flavor != "" {
+		return v.Dialect
+	}
+	r.mu.Lock()
+	d, ok := r.dialects[addr]
+	r.mu.Unlock()
+	if ok {
+		return d
+	}
+	for _, v := range r.snap.Servers {
+		if v.Dialect.Flavor != "" {
+			return v.Dialect
+		}
+	}
+	return topology.Dialect{}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no answer"
+	}
+	return err.Error()
 }
 
 func (r *run) timeout() time.Duration {
@@ -436,17 +496,30 @@ func (r *run) verify(s *topology.Snapshot) {
 	if len(writers) == 0 || writers[0] != rep.NewPrimary && len(writers) == 1 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("after the failover the writable server is %v, not %s", writers, rep.NewPrimary))
 	}
+	// Every server the plan repointed, and every server that points at the
+	// new primary now, must replicate from it with both threads running.
+	check := map[string]bool{}
 	for _, st := range r.plan.Steps {
-		if st.Kind != StepRepoint {
+		if st.Kind == StepRepoint {
+			check[st.Server] = true
+		}
+	}
+	for _, v := range s.Servers {
+		if v.Source == rep.NewPrimary && v.Spec.Address != rep.NewPrimary {
+			check[v.Spec.Address] = true
+		}
+	}
+	for _, sv := range s.Servers {
+		if !check[sv.Spec.Address] {
 			continue
 		}
-		v, ok := s.Server(st.Server)
+		v, ok := s.Server(sv.Spec.Address)
 		if !ok || !v.Reachable {
 			continue
 		}
 		c, ok := v.PrimaryConn()
 		if !ok || v.Source != rep.NewPrimary || !c.IORunning() || !c.SQLRunning {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s does not replicate from %s with both threads running", st.Server, rep.NewPrimary))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s does not replicate from %s with both threads running", v.Spec.Address, rep.NewPrimary))
 			if rep.Result == ResultSuccess {
 				rep.Result = ResultPartial
 			}

@@ -34,6 +34,16 @@ type Policy struct {
 	// VIPByAgents is set when myha agents move the VIP under the monitors'
 	// lease (vip.method: agent) rather than a script.
 	VIPByAgents bool
+	// MaxBacklog makes replicas with more than this many received-but-
+	// unapplied (or missing) transactions ineligible: with the primary dead
+	// Seconds_Behind_Master is NULL, so the backlog is judged by position.
+	// 0 means no limit.
+	MaxBacklog int64
+	// SemiSync says whether the new primary switches the semi-sync primary
+	// side on: "on", "off", or "" (auto: as the old primary had it when it
+	// answers, else as the last snapshot in which it answered, else on when
+	// the new primary's replica side was on).
+	SemiSync string
 }
 
 // Request is what the operator (or the daemon) asks for.
@@ -51,6 +61,10 @@ type Request struct {
 	// faster than their IO threads giving up); the "replicas still
 	// replicate" blocker is then not applied.
 	ReplicasConfirmed bool
+	// AcceptLoss lets a failover proceed although transactions some replica
+	// received would be lost (an operator's explicit decision; the daemon
+	// never sets it).
+	AcceptLoss bool
 }
 
 // StepKind names a step the executor knows how to run.
@@ -112,6 +126,10 @@ type Loss struct {
 	// Count is nil when unknown (the dead primary's last position is unknown).
 	Count       *int64 `json:"count"`
 	Description string `json:"description"`
+	// Received names the transactions that replicas received and the new
+	// primary will not have, with who holds them. A plan with any needs
+	// Request.AcceptLoss.
+	Received []string `json:"received_lost,omitempty"`
 }
 
 // Plan is the whole decision: whom to promote, why, in which steps, and at
@@ -123,6 +141,9 @@ type Plan struct {
 	NewPrimary       string      `json:"new_primary"`
 	Why              string      `json:"why"`
 	CatchUpFrom      string      `json:"catch_up_from,omitempty"`
+	// Final is the position the new primary must hold before it is made
+	// writable: the executor re-checks it and never promotes below it.
+	Final string `json:"final_position,omitempty"`
 	Candidates       []Candidate `json:"candidates"`
 	Steps            []Step      `json:"steps"`
 	LostReplicas     []Lost      `json:"lost_replicas"`

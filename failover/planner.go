@@ -61,6 +61,14 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 		return p
 	}
 	judge(reps, old, pol, req)
+	if req.Kind == KindFailover {
+		for _, v := range snap.Servers {
+			if v.Reachable && v.Spec.Address != old.Spec.Address && !v.ReadOnly && !v.SuperReadOnly {
+				p.Blockers = append(p.Blockers, fmt.Sprintf("%s is already writable: promoting another server would make two writers (an interrupted failover may have promoted it: see myha history); make it read-only or finish that failover first", v.Spec.Address))
+			}
+		}
+	}
+	judgeBacklog(reps, pol)
 
 	// The most advanced usable replica sets what the new primary must reach.
 	ranked := rank(reps)
@@ -91,19 +99,29 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 	}
 	p.NewPrimary, p.Why = chosen.v.Spec.Address, why
 
-	// Catch the chosen replica up from the most advanced one if it is behind.
+	// Catch the chosen replica up from the most advanced one if it is
+	// behind; from more than one, in rank order, when no single replica
+	// holds everything (GTID domains).
 	final := chosen.received
-	var source *replicaInfo
-	if most != nil && most != chosen && chosen.received.Missing(most.received) > 0 {
-		source = most
-		p.CatchUpFrom = most.v.Spec.Address
-		final = chosen.received.Merge(most.received)
-		p.Why += fmt.Sprintf("; it is %d transaction(s) behind %s and catches up from it first, so nothing received is lost",
-			chosen.received.Missing(most.received), most.v.Spec.Address)
+	var sources []*replicaInfo
+	var from []string
+	for _, r := range ranked {
+		if r == chosen || !usableSource(r) || final.Missing(r.received) == 0 {
+			continue
+		}
+		from = append(from, fmt.Sprintf("%d transaction(s) from %s", final.Missing(r.received), r.v.Spec.Address))
+		sources = append(sources, r)
+		final = final.Merge(r.received)
 	}
+	if len(sources) > 0 {
+		p.CatchUpFrom = sources[0].v.Spec.Address
+		p.Why += fmt.Sprintf("; it catches up first (%s), so nothing received is lost", strings.Join(from, ", "))
+	}
+	p.Final = final.String()
 
 	// Who cannot follow, and what is lost.
 	var extra int64
+	var received []string
 	for _, r := range reps {
 		if r == chosen {
 			continue
@@ -116,14 +134,124 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 			n := final.Missing(r.received)
 			extra += n
 			r.lostWhy = fmt.Sprintf("holds %d transaction(s) the new primary will not have (received %s): it cannot follow without diverging", n, r.received)
+			received = append(received, fmt.Sprintf("%s (held by %s: %s)", missingText(final, r.received), r.v.Spec.Address, whyNotSource(r)))
 		}
 		if r.lostWhy != "" {
 			p.LostReplicas = append(p.LostReplicas, Lost{Address: r.v.Spec.Address, Reason: r.lostWhy})
 		}
 	}
+	received = append(received, fileposAhead(reps, chosen, sources)...)
 	p.LostTransactions = lossEstimate(old, final, extra, req)
-	p.Steps = steps(snap, old, chosen, source, reps, pol, req)
+	p.LostTransactions.Received = received
+	if len(received) > 0 && req.Kind == KindFailover {
+		msg := "transactions that replicas received would be lost: " + strings.Join(received, "; ")
+		if req.AcceptLoss {
+			p.Warnings = append(p.Warnings, msg+" (accepted with --accept-loss)")
+		} else {
+			p.Blockers = append(p.Blockers, msg+": fix the cause, or run myha failover --accept-loss to accept the loss (the daemon never does)")
+		}
+	}
+	p.Steps = steps(snap, old, chosen, sources, reps, pol, req)
 	return p
+}
+
+// judgeBacklog makes replicas ineligible whose backlog, counted in
+// transactions against the most advanced usable replica, exceeds the
+// policy's limit: applying it could outlast catchup_timeout and leave the
+// cluster with no writable server, and Seconds_Behind_Master says nothing
+// once the primary is dead.
+func judgeBacklog(reps []*replicaInfo, pol Policy) {
+	if pol.MaxBacklog <= 0 {
+		return
+	}
+	var max binlog.Position
+	first := true
+	for _, r := range reps {
+		if usableSource(r) {
+			if first {
+				max, first = r.received, false
+			} else {
+				max = max.Merge(r.received)
+			}
+		}
+	}
+	if first {
+		return
+	}
+	for _, r := range reps {
+		if n := r.applied.Missing(max); r.v.Reachable && n > pol.MaxBacklog {
+			r.reasons = append(r.reasons, fmt.Sprintf("%d transaction(s) to apply before it could take writes (judged by position): more than failover.max_backlog %d", n, pol.MaxBacklog))
+		}
+	}
+}
+
+// whyNotSource says why a replica holding more than the new primary cannot
+// feed it.
+func whyNotSource(r *replicaInfo) string {
+	v := r.v
+	c, _ := v.PrimaryConn()
+	switch {
+	case !v.LogBin:
+		return "log_bin is off"
+	case !v.LogReplicaUpd:
+		return "log_slave_updates is off, so its binlog lacks them"
+	case len(v.Errant) > 0:
+		return "it has errant transactions"
+	case c != nil && len(c.Filters) > 0:
+		return "it is filtered"
+	case c != nil && c.SQLDelay > 0:
+		return "it is delayed and has not applied them"
+	case c != nil && !c.SQLRunning && c.LastSQLErrno != 0:
+		return "its SQL thread is broken"
+	}
+	return "it cannot serve as a catch-up source"
+}
+
+// missingText names the transactions held has and final lacks: per GTID
+// domain the range (MariaDB), the set difference (MySQL).
+func missingText(final, held binlog.Position) string {
+	if held.Flavor == binlog.MySQL {
+		return held.MySQL.Subtract(final.MySQL).String()
+	}
+	var parts []string
+	for _, g := range held.MariaDB.GTIDs() {
+		f, ok := final.MariaDB.Domain(g.Domain)
+		switch {
+		case !ok:
+			parts = append(parts, fmt.Sprintf("domain %d up to %s", g.Domain, g))
+		case g.Seq > f.Seq:
+			parts = append(parts, fmt.Sprintf("domain %d seq %d..%d (up to %s)", g.Domain, f.Seq+1, g.Seq, g))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// fileposAhead finds MariaDB replicas on file/position replication that
+// read further into the old primary's binlog than any replica the failover
+// uses: their relay log holds transactions nobody else received, and its
+// GTIDs cannot be known before it is applied. All replicas of one primary
+// read the same binlog, so coordinates compare across them.
+func fileposAhead(reps []*replicaInfo, chosen *replicaInfo, sources []*replicaInfo) []string {
+	var best binlog.FilePos
+	for _, r := range append([]*replicaInfo{chosen}, sources...) {
+		if c, ok := r.v.PrimaryConn(); ok && !c.ReadCoord.IsZero() {
+			if rel, err := c.ReadCoord.Compare(best); best.IsZero() || err == nil && rel == binlog.Ahead {
+				best = c.ReadCoord
+			}
+		}
+	}
+	var out []string
+	for _, r := range reps {
+		c, ok := r.v.PrimaryConn()
+		if !ok || !r.v.Reachable || r.v.Dialect.Flavor != binlog.MariaDB || c.UsingGTID != "No" || c.ReadCoord.IsZero() {
+			continue
+		}
+		rel, err := c.ReadCoord.Compare(best)
+		if best.IsZero() || err != nil || rel == binlog.Ahead {
+			out = append(out, fmt.Sprintf("an unknown number of transactions up to %s of the old primary's binlog (held by %s, on file/position replication, which read further than the new primary)", c.ReadCoord, r.v.Spec.Address))
+		}
+	}
+	return out
 }
 
 // replicasOf lists the old primary's direct replicas, including the passive
@@ -138,7 +266,11 @@ func replicasOf(snap *topology.Snapshot, old *topology.ServerView) []*replicaInf
 		r := &replicaInfo{v: v, order: i}
 		r.applied = v.ExecutedPosition()
 		r.received = r.applied
-		if c, ok := v.PrimaryConn(); ok && v.Reachable {
+		// A relay log is usable only while the IO thread has not been
+		// stopped after the SQL thread: starting either thread when both
+		// are stopped discards it (MariaDB, MASTER_USE_GTID=slave_pos). Then
+		// what it received is what it applied.
+		if c, ok := v.PrimaryConn(); ok && v.Reachable && !(c.IOState == "No" && !c.SQLRunning) {
 			if v.Dialect.Flavor == binlog.MySQL {
 				r.received = r.applied.Merge(binlog.Position{Flavor: binlog.MySQL, MySQL: c.RetrievedSet})
 			} else {
@@ -194,6 +326,15 @@ func judge(reps []*replicaInfo, old *topology.ServerView, pol Policy, req Reques
 		if c.SQLDelay > 0 {
 			no("delayed replica (MASTER_DELAY=%d)", c.SQLDelay)
 		}
+		if len(c.Filters) > 0 {
+			no("replication filters (%s): filtered events still advance its GTID position, so it looks complete and is not", filterList(c.Filters))
+		}
+		if v.Dialect.Flavor == binlog.MariaDB && c.UsingGTID == "No" {
+			no("replicates by binlog file and position (Using_Gtid=No): what it received cannot be waited for by GTID, and promoting it would discard its relay log")
+		}
+		if !v.LogReplicaUpd && len(reps) > 1 {
+			no("log_slave_updates is off: its binlog lacks what it replicated, so replicas behind it could never fetch those transactions")
+		}
 		if c.LagSeconds != nil && pol.MaxLag > 0 && float64(*c.LagSeconds) > pol.MaxLag.Seconds() {
 			no("lag %ds exceeds failover.max_lag %s", *c.LagSeconds, pol.MaxLag)
 		}
@@ -230,10 +371,24 @@ func usableSource(r *replicaInfo) bool {
 	if !v.Reachable || !v.LogBin || !v.LogReplicaUpd || len(v.Errant) > 0 {
 		return false
 	}
-	if c, ok := v.PrimaryConn(); ok && !c.SQLRunning && c.LastSQLErrno != 0 {
-		return false
+	if c, ok := v.PrimaryConn(); ok {
+		if !c.SQLRunning && c.LastSQLErrno != 0 || c.SQLDelay > 0 || len(c.Filters) > 0 {
+			return false
+		}
+		if v.Dialect.Flavor == binlog.MariaDB && c.UsingGTID == "No" {
+			return false
+		}
 	}
 	return true
+}
+
+func filterList(f map[string]string) string {
+	var out []string
+	for k, v := range f {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 // rank orders reachable replicas most advanced first: fewest transactions

@@ -28,7 +28,14 @@ func BuildResume(snap *topology.Snapshot, pol Policy, j *InProgress) Plan {
 	}
 	for i := range snap.Servers {
 		v := &snap.Servers[i]
-		if v.Spec.Address == j.NewPrimary || v.Source != j.OldPrimary {
+		if v.Spec.Address == j.NewPrimary || v.Spec.Address == j.OldPrimary {
+			continue
+		}
+		// Still on the old primary, or pointed at the new one but not
+		// running (interrupted between CHANGE MASTER and START SLAVE).
+		c, hasConn := v.PrimaryConn()
+		half := v.Source == j.NewPrimary && hasConn && (!c.IORunning() || !c.SQLRunning)
+		if v.Source != j.OldPrimary && !half {
 			continue
 		}
 		switch {
@@ -36,6 +43,11 @@ func BuildResume(snap *topology.Snapshot, pol Policy, j *InProgress) Plan {
 			p.LostReplicas = append(p.LostReplicas, Lost{Address: v.Spec.Address, Reason: "unreachable: repoint it when it is back"})
 		case len(v.Errant) > 0:
 			p.LostReplicas = append(p.LostReplicas, Lost{Address: v.Spec.Address, Reason: "errant transactions: it has diverged"})
+		case v.Dialect.Flavor == np.Dialect.Flavor && np.ExecutedPosition().Missing(v.ExecutedPosition()) > 0:
+			// The same "can it follow" rule as the first plan: it holds
+			// what the new primary lacks, so it would diverge.
+			p.LostReplicas = append(p.LostReplicas, Lost{Address: v.Spec.Address, Reason: fmt.Sprintf("holds %s, which the new primary lacks: it cannot follow without diverging",
+				missingText(np.ExecutedPosition(), v.ExecutedPosition()))})
 		default:
 			p.Steps = append(p.Steps, Step{Kind: StepRepoint, Server: v.Spec.Address, Source: j.NewPrimary, Group: 2, Timeout: pol.CatchupTimeout.Seconds(),
 				Description: "replicate from the new primary (GTID auto-positioning), then verify both threads run"})

@@ -8,7 +8,7 @@ import (
 
 // steps lays out what the executor will do, in order. Parallel steps share a
 // group number.
-func steps(snap *topology.Snapshot, old *topology.ServerView, chosen, source *replicaInfo, reps []*replicaInfo, pol Policy, req Request) []Step {
+func steps(snap *topology.Snapshot, old *topology.ServerView, chosen *replicaInfo, sources, reps []*replicaInfo, pol Policy, req Request) []Step {
 	var out []Step
 	timeout := pol.CatchupTimeout.Seconds()
 	newP := chosen.v.Spec.Address
@@ -54,27 +54,32 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen, source *re
 		fence = "the old primary is unreachable: fence it with SET GLOBAL read_only=1 if it answers by then; otherwise it stays unfenced over SQL (a shutdown hook can power it off)"
 	}
 	add(Step{Kind: StepFence, Server: old.Spec.Address, Description: fence})
+	feeders := append([]*replicaInfo{chosen}, sources...)
+	// A stopped SQL thread is started while the IO thread still runs:
+	// starting it after both are stopped would discard the relay log.
+	for _, r := range feeders {
+		if r.sqlStop {
+			add(Step{Kind: StepStartSQL, Server: r.v.Spec.Address,
+				Description: "its SQL thread was stopped without error: start it (before its IO thread stops, which keeps the relay log) to apply what it received"})
+		}
+	}
 	for _, r := range reps {
 		if r.v.Reachable {
 			add(Step{Kind: StepStopIO, Server: r.v.Spec.Address, Group: 1,
 				Description: "stop the IO thread: freeze what it received, so a primary that comes back cannot feed some replicas and not others"})
 		}
 	}
-	for _, r := range []*replicaInfo{source, chosen} {
-		if r == nil {
-			continue
-		}
-		if r.sqlStop {
-			add(Step{Kind: StepStartSQL, Server: r.v.Spec.Address, Description: "its SQL thread was stopped without error: start it to apply the relay log"})
-		}
+	for _, r := range feeders {
 		add(Step{Kind: StepWaitApplied, Server: r.v.Spec.Address, Target: r.received.String(), Timeout: timeout,
-			Description: fmt.Sprintf("wait until it has applied everything it received (%s)", orNone(r.received.String()))})
+			Description: fmt.Sprintf("wait until it has applied everything it received (%s); stop if it now holds less than that", orNone(r.received.String()))})
 	}
-	if source != nil {
-		add(Step{Kind: StepCatchUp, Server: newP, Source: source.v.Spec.Address, Target: chosen.received.Merge(source.received).String(), Timeout: timeout,
-			Description: fmt.Sprintf("replicate from %s, the most advanced replica, until it has everything that one has", source.v.Spec.Address)})
+	target := chosen.received
+	for _, src := range sources {
+		target = target.Merge(src.received)
+		add(Step{Kind: StepCatchUp, Server: newP, Source: src.v.Spec.Address, Target: target.String(), Timeout: timeout,
+			Description: fmt.Sprintf("replicate from %s until it has everything that one received", src.v.Spec.Address)})
 	}
-	add(Step{Kind: StepPromote, Server: newP, Description: promoteText(chosen.v, old, false)})
+	add(Step{Kind: StepPromote, Server: newP, Target: target.String(), Description: "check it holds " + orNone(target.String()) + ", then " + promoteText(chosen.v, old, false)})
 	for _, r := range followers {
 		add(Step{Kind: StepRepoint, Server: r.v.Spec.Address, Source: newP, Group: 2, Timeout: timeout,
 			Description: "replicate from the new primary (GTID auto-positioning), then verify both threads run"})

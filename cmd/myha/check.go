@@ -122,7 +122,11 @@ func trimServer(msg, addr string) string {
 
 func policyFor(c config.Cluster) failover.Policy {
 	p := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: c.Failover.CatchupTimeout, KillGrace: c.Failover.KillGrace,
-		IPScript: c.Failover.MasterIPFailoverScript != "" || c.Failover.MasterIPOnlineChangeScript != ""}
+		IPScript:   c.Failover.MasterIPFailoverScript != "" || c.Failover.MasterIPOnlineChangeScript != "",
+		MaxBacklog: max(c.Failover.MaxBacklog, 0)}
+	if c.Failover.SemiSync != "auto" {
+		p.SemiSync = c.Failover.SemiSync
+	}
 	if c.VIP != nil {
 		p.VIP, p.VIPInterface = c.VIP.Address, c.VIP.Interface
 		p.VIPByAgents = c.VIP.Method == "agent"

@@ -19,7 +19,7 @@ import (
 // shared planner, show the plan, and execute it with the shared executor.
 func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	var cluster, newPrimary, daemonURL string
-	var dryRun, force, yes bool
+	var dryRun, force, yes, acceptLoss bool
 	short := map[failover.Kind]string{
 		failover.KindFailover:   "Replace a dead primary with the best replica",
 		failover.KindSwitchover: "Move the primary role to another server while the primary is healthy",
@@ -64,7 +64,7 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 				}
 				return a.remote(cmd.Context(), cfg, daemonURL, c.Name, string(kind), q)
 			}
-			return a.runPlan(cmd.Context(), cfg, c, kind, failover.Request{Kind: kind, NewPrimary: newPrimary, Force: force}, dryRun, yes)
+			return a.runPlan(cmd.Context(), cfg, c, kind, failover.Request{Kind: kind, NewPrimary: newPrimary, Force: force, AcceptLoss: acceptLoss}, dryRun, yes)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster (required when the config has several)")
@@ -74,6 +74,7 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	cmd.Flags().StringVar(&daemonURL, "daemon", "", "run it through a monitor (http://host:8080): serialized with automatic failovers, executed by the leader")
 	if kind == failover.KindFailover {
 		cmd.Flags().BoolVar(&force, "force", false, "fail over even if the primary still answers (it is fenced first)")
+		cmd.Flags().BoolVar(&acceptLoss, "accept-loss", false, "fail over although transactions some replica received would be lost (the plan names them; the daemon never does this)")
 	}
 	return cmd
 }
