@@ -388,7 +388,7 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	}
 	var before, after []string
 	if r.semiSyncOn(s.Server) {
-		before = append(before, d.SemiSyncPrimaryOn())
+		before = append(before, d.SemiSyncLossless(), d.SemiSyncPrimaryOn())
 	}
 	switch {
 	case keep:
@@ -400,9 +400,11 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	if err := r.exec(ctx, q, before...); err != nil {
 		return "", err
 	}
+	r.crash("promote:intent@" + s.Server)
 	if err := r.exec(ctx, q, d.SetReadOnly(false)...); err != nil {
 		return "", err
 	}
+	r.crash("promote:writable@" + s.Server)
 	r.markPromoted()
 	if err := r.exec(ctx, q, after...); err != nil {
 		return "read_only=0", fmt.Errorf("writable, but resetting its replication failed: %w", err)
@@ -493,8 +495,12 @@ func (r *run) pointAt(ctx context.Context, addr, source string, demote bool) err
 	if demote && d.DemoteNeedsSlavePos() {
 		stmts = append(stmts, "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
 	}
-	stmts = append(stmts, d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, Demote: demote}), d.StartReplica(c))
+	stmts = append(stmts, d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, Demote: demote}))
 	if err := r.exec(ctx, q, stmts...); err != nil {
+		return err
+	}
+	r.crash("repoint:changed@" + addr)
+	if err := r.exec(ctx, q, d.StartReplica(c)); err != nil {
 		return err
 	}
 	return r.verifyReplicating(ctx, q, addr, source)

@@ -46,6 +46,14 @@ type Executor struct {
 	// LastKnown is the last snapshot in which the old primary answered (the
 	// daemon keeps it): what a dead primary's settings were.
 	LastKnown *topology.Snapshot
+	// Crash is the failure-injection seam: called at every step boundary
+	// ("before:<kind>@<server>", "after:<kind>@<server>") and inside the
+	// steps that change several things ("promote:intent@<server>" after the
+	// journal records it and before read_only=0, "promote:writable@<server>",
+	// "repoint:changed@<server>" between CHANGE MASTER and START SLAVE).
+	// The CLI wires it to MYHA_CRASH_AT (exit at once, like kill -9); nil
+	// in production.
+	Crash func(point string)
 	// BeforeStep is a test seam for failure injection (kill a server just
 	// before a step); nil in production.
 	BeforeStep func(Step)
@@ -197,8 +205,10 @@ func (r *run) runGroup(ctx context.Context, steps []Step) []groupResult {
 			if r.e.BeforeStep != nil {
 				r.e.BeforeStep(s)
 			}
+			r.crash("before:" + string(s.Kind) + "@" + s.Server)
 			t0 := time.Now()
 			note, err := r.runStep(ctx, s)
+			r.crash("after:" + string(s.Kind) + "@" + s.Server)
 			status := "done"
 			var nf errNotFatal
 			switch {
@@ -222,6 +232,12 @@ func (r *run) runGroup(ctx context.Context, steps []Step) []groupResult {
 	}
 	wg.Wait()
 	return out
+}
+
+func (r *run) crash(point string) {
+	if r.e.Crash != nil {
+		r.e.Crash(point)
+	}
 }
 
 func joinNote(a, b string) string {

@@ -150,6 +150,16 @@ func (d Dialect) SemiSyncPrimaryOn() string {
 	return "SET GLOBAL rpl_semi_sync_master_enabled=1"
 }
 
+// SemiSyncLossless makes the semi-sync primary wait for a replica's ack
+// before committing (AFTER_SYNC): with AFTER_COMMIT, MariaDB's default, a
+// transaction other sessions have already seen can be lost.
+func (d Dialect) SemiSyncLossless() string {
+	if !d.IsMariaDB() && d.AtLeast(8, 0, 26) {
+		return "SET GLOBAL rpl_semi_sync_source_wait_point=AFTER_SYNC"
+	}
+	return "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC"
+}
+
 // SemiSyncPrimaryOff is the reverse, for a demoted primary.
 func (d Dialect) SemiSyncPrimaryOff() string {
 	if !d.IsMariaDB() && d.AtLeast(8, 0, 26) {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"net/url"
 	"strings"
 	"time"
@@ -133,6 +135,7 @@ func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster,
 		StatementTimeout: max(2*c.ReadTimeout, 5*time.Second),
 		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, spec, dialerFor(spec)) },
 	}
+	ex.Crash = crashAt(os.Getenv("MYHA_CRASH_AT"), a.stderr)
 	// Live progress on stderr; the report on stdout.
 	ex.Progress = func(s failover.StepResult) {
 		fmt.Fprintf(a.stderr, "  %-8s %-21s %-22s %8.1fms  %s\n", s.Status, s.Kind, s.Server, s.DurationMS, s.Note)
@@ -154,6 +157,22 @@ func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster,
 		return nil
 	}
 	return withCode(exitProblem, fmt.Errorf("%s %s: %s", kind, rep.Result, rep.Error))
+}
+
+// crashAt is the failure-injection switch for tests: MYHA_CRASH_AT names an
+// executor point ("after:promote@10.0.0.2:3306", "promote:intent", ... a
+// point matches when it starts with the value) and the process exits there
+// at once with code 97, as if killed. Unset, it does nothing.
+func crashAt(want string, w io.Writer) func(string) {
+	if want == "" {
+		return nil
+	}
+	return func(point string) {
+		if strings.HasPrefix(point, want) {
+			fmt.Fprintf(w, "MYHA_CRASH_AT: exiting at %s\n", point)
+			os.Exit(97)
+		}
+	}
 }
 
 // confirm asks on stdin; only "yes" proceeds (MHA's convention).

@@ -388,3 +388,58 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// SlaveStatus reads one column of the server's SHOW SLAVE STATUS.
+func (s *Server) SlaveStatus(ctx context.Context, col string) (string, error) {
+	row, err := s.statusRow(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return "", err
+	}
+	v, ok := row[col]
+	if !ok {
+		return "", fmt.Errorf("lab: %s: SHOW SLAVE STATUS has no column %s (not a replica?)", s.Name, col)
+	}
+	return v, nil
+}
+
+// MasterStatus is the server's binlog coordinate as file:position.
+func (s *Server) MasterStatus(ctx context.Context) (string, error) {
+	row, err := s.statusRow(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		return "", err
+	}
+	return row["File"] + ":" + row["Position"], nil
+}
+
+func (s *Server) statusRow(ctx context.Context, q string) (map[string]string, error) {
+	db, err := s.rootDB()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	if !rows.Next() {
+		return out, rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	for i, c := range cols {
+		out[c] = vals[i].String
+	}
+	return out, rows.Err()
+}

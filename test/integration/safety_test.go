@@ -1,0 +1,417 @@
+package integration
+
+// Data-safety cases on real servers: the replicas DBAs really run (errant,
+// filtered, file/position, without log_slave_updates, lagging candidates,
+// two GTID domains, semi-sync) with the primary killed, and crashes of the
+// failover command at its promotion boundaries. Each asserts what a user
+// cares about: every row a surviving replica received is on the new primary
+// or the plan refused and said why, no errant GTID spread, exactly one
+// writable server, survivors replicating.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myha/myha/test/lab"
+)
+
+// planOrRefusal runs `myha failover` until the replicas have noticed the
+// kill and returns its result, whether it ran or was blocked.
+func planOrRefusal(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := myhaEnv(t, env, args...)
+		if strings.Contains(r.stdout+r.stderr, "still replicate from it") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond) // replicas have not noticed the kill yet
+			continue
+		}
+		return r
+	}
+}
+
+// myhaEnv is myha with extra environment variables.
+func myhaEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, myhaBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running myha: %v", err)
+	}
+	return r
+}
+
+// writables lists the servers that accept writes now.
+func writables(t *testing.T, l *lab.Lab) []string {
+	t.Helper()
+	var out []string
+	for _, s := range l.Servers {
+		if !s.Running() {
+			continue
+		}
+		if ro, err := s.QueryString(context.Background(), "SELECT @@read_only"); err == nil && ro == "0" {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+func insertRows(t *testing.T, s *lab.Server, table string, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		must(t, s.Exec(context.Background(), fmt.Sprintf("INSERT INTO lab.%s VALUES (%d, NOW(6))", table, i)))
+	}
+}
+
+func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// slaveField reads one column of SHOW SLAVE STATUS.
+func slaveField(t *testing.T, s *lab.Server, col string) string {
+	t.Helper()
+	v, err := s.SlaveStatus(context.Background(), col)
+	must(t, err)
+	return v
+}
+
+// A replica with a local (errant) write must not be promoted when the
+// primary is dead, and its errant GTID must reach no other server.
+func TestFailoverSkipsErrantReplicaWithDeadPrimary(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	insertRows(t, db1, "w", 1, 20)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	// A DBA's "quick fix" on db2, with binary logging on: errant.
+	must(t, db2.Exec(ctx, "INSERT INTO lab.w VALUES (999999, NOW(6))"))
+	must(t, db1.Kill())
+
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if rep.NewPrimary != db3.Addr() || !rep.Promoted {
+		t.Fatalf("want db3 promoted (db2 is errant): exit %d %+v\n%s", r.code, rep, r.stderr)
+	}
+	if n := mustQ(t, db3, "SELECT COUNT(*) FROM lab.w WHERE id = 999999"); n != "0" {
+		t.Fatal("db2's errant row reached db3")
+	}
+	if pos := mustQ(t, db3, "SELECT @@gtid_binlog_pos"); strings.Contains(pos, fmt.Sprintf("-%d-", db2.ServerID)) {
+		t.Fatalf("db2's errant GTID is in db3's binlog position %s", pos)
+	}
+	if n := mustQ(t, db3, "SELECT COUNT(*) FROM lab.w"); n != "20" {
+		t.Fatalf("db3 has %s rows, want 20", n)
+	}
+	if w := writables(t, l); len(w) != 1 || w[0] != "db3" {
+		t.Fatalf("writable servers %v, want [db3]", w)
+	}
+	if !strings.Contains(r.stdout, "errant") {
+		t.Fatalf("the report does not say db2 was left behind as errant:\n%s", r.stdout)
+	}
+}
+
+// A replica with replication filters holds every GTID and not every row: it
+// must not be promoted.
+func TestFailoverSkipsFilteredReplica(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, db2.Exec(ctx, "STOP SLAVE", "SET GLOBAL replicate_wild_ignore_table='lab.skip%'", "START SLAVE"))
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.CreateWriteTable(ctx, "skip"))
+	insertRows(t, db1, "w", 1, 10)
+	insertRows(t, db1, "skip", 1, 10)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db1.Kill())
+
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if rep.NewPrimary != db3.Addr() {
+		t.Fatalf("want db3 promoted (db2 is filtered): exit %d %+v\n%s", r.code, rep, r.stdout)
+	}
+	if n := mustQ(t, db3, "SELECT COUNT(*) FROM lab.skip"); n != "10" {
+		t.Fatalf("new primary has %s rows of lab.skip, want 10", n)
+	}
+	if w := writables(t, l); len(w) != 1 || w[0] != "db3" {
+		t.Fatalf("writable servers %v, want [db3]", w)
+	}
+}
+
+// A MariaDB replica on file/position replication that received more than
+// any GTID replica: its relay log cannot be waited for by GTID, and
+// repointing it would discard it. The failover must refuse and say so,
+// changing nothing.
+func TestFailoverRefusesToDropFilePositionRelayLog(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	insertRows(t, db1, "w", 1, 5)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	// db2 as MHA leaves it: file/position. Its SQL thread lags (stopped);
+	// db3 stopped receiving a while ago.
+	must(t, db2.Exec(ctx, "STOP SLAVE", "CHANGE MASTER TO MASTER_USE_GTID=no", "START SLAVE"))
+	must(t, db2.Exec(ctx, "STOP SLAVE SQL_THREAD"))
+	must(t, db3.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 6, 40)
+	waitFor(t, "db2 receives db1's last write", 10*time.Second, func() bool {
+		m, err := db1.MasterStatus(ctx)
+		if err != nil {
+			return false
+		}
+		f, _ := db2.SlaveStatus(ctx, "Master_Log_File")
+		p, _ := db2.SlaveStatus(ctx, "Read_Master_Log_Pos")
+		return f+":"+p == m
+	})
+	readBefore := slaveField(t, db2, "Read_Master_Log_Pos")
+	must(t, db1.Kill())
+
+	r := planOrRefusal(t, nil, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "file/position") || !strings.Contains(r.stdout, db2.Addr()) || !strings.Contains(r.stdout, "would be lost") {
+		t.Fatalf("failover must refuse to drop db2's relay log (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if w := writables(t, l); len(w) != 0 {
+		t.Fatalf("a refused failover changed something: writable %v", w)
+	}
+	if got := slaveField(t, db2, "Read_Master_Log_Pos"); got != readBefore || slaveField(t, db2, "Using_Gtid") != "No" {
+		t.Fatalf("db2's relay log was touched: read position %s → %s", readBefore, got)
+	}
+	if n := mustQ(t, db3, "SELECT COUNT(*) FROM lab.w"); n != "5" {
+		t.Fatalf("db3 has %s rows: the test setup did not leave it behind", n)
+	}
+}
+
+// The most advanced replica runs without log_slave_updates: its binlog
+// lacks what it replicated, so nobody can catch up from it and promoting
+// another server loses what only it received. The plan must refuse unless
+// the operator accepts the loss, and name what would be lost.
+func TestFailoverRefusesLossFromReplicaWithoutLogSlaveUpdates(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, db2.Restart(ctx, "--log-slave-updates=0"))
+	must(t, db2.Exec(ctx, "START SLAVE"))
+	insertRows(t, db1, "w", 1, 5)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db3.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 6, 30)
+	must(t, db2.Exec(ctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, 10)", quoteLit(mustQ(t, db1, "SELECT @@gtid_binlog_pos")))))
+	must(t, db1.Kill())
+
+	r := planOrRefusal(t, nil, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "would be lost") || !strings.Contains(r.stdout, "log_slave_updates is off") || !strings.Contains(r.stdout, "--accept-loss") {
+		t.Fatalf("failover must refuse to lose what only db2 received (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if w := writables(t, l); len(w) != 0 {
+		t.Fatalf("a refused failover changed something: writable %v", w)
+	}
+	if n := mustQ(t, db2, "SELECT COUNT(*) FROM lab.w"); n != "30" {
+		t.Fatalf("db2 has %s rows, want 30", n)
+	}
+}
+
+// candidateBehind builds the chaos case: the candidate's SQL thread is
+// stopped while writes go on (the other replica applies them all), then the
+// primary is killed.
+func candidateBehind(t *testing.T, failoverYAML string) (*lab.Lab, string, *lab.Writer) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, failoverYAML, map[*lab.Server]string{l.Server("db2"): "candidate: true"})
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, l.Server("db2").Exec(ctx, "STOP SLAVE SQL_THREAD"))
+	w := l.StartWriter("w", l.Server("db1"), 5*time.Millisecond, false)
+	must(t, w.WaitAcked(200, 20*time.Second))
+	w.Stop()
+	must(t, l.Server("db3").Exec(ctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, 10)", quoteLit(mustQ(t, l.Server("db1"), "SELECT @@gtid_binlog_pos")))))
+	must(t, l.Server("db1").Kill())
+	return l, cfg, w
+}
+
+// The candidate's SQL thread is stopped and its IO thread keeps receiving:
+// the failover must start the SQL thread before it stops the IO thread
+// (which would discard the relay log) and never promote below what the
+// candidate received. Every acknowledged row survives.
+func TestFailoverCandidateWithStoppedSQLThreadKeepsEveryRow(t *testing.T) {
+	l, cfg, w := candidateBehind(t, "      max_backlog: -1\n")
+	db2, db3 := l.Server("db2"), l.Server("db3")
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 0 || rep.NewPrimary != db2.Addr() {
+		t.Fatalf("want the candidate db2 promoted: exit %d %+v\n%s", r.code, rep, r.stderr)
+	}
+	assertSurvivors(t, l, cfg, w, db2, db2, db3)
+}
+
+// The same candidate with the default-like backlog bound: too far behind to
+// apply quickly, it is not promoted; the up-to-date replica is, and nothing
+// is lost.
+func TestFailoverBackloggedCandidateNotPromoted(t *testing.T) {
+	l, cfg, w := candidateBehind(t, "      max_backlog: 50\n")
+	db2, db3 := l.Server("db2"), l.Server("db3")
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 0 || rep.NewPrimary != db3.Addr() {
+		t.Fatalf("want db3 promoted (db2 has a backlog over max_backlog): exit %d %+v\n%s", r.code, rep, r.stdout)
+	}
+	assertSurvivors(t, l, cfg, w, db3, db3, db2)
+}
+
+// Writes in two GTID domains at the moment of the kill: every row of both
+// survives on every server.
+func TestFailoverTwoGTIDDomains(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.CreateWriteTable(ctx, "d1"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db1.Exec(ctx, "SET GLOBAL gtid_domain_id=1"))
+	w := l.StartWriter("d1", db1, 5*time.Millisecond, false) // new sessions: domain 1
+	must(t, w.WaitAcked(20, 10*time.Second))
+	must(t, db1.Exec(ctx, "SET GLOBAL gtid_domain_id=0"))
+	w0 := l.StartWriter("w", db1, 5*time.Millisecond, false)
+	must(t, w0.WaitAcked(50, 10*time.Second))
+	must(t, db1.Kill())
+	w.Stop()
+	w0.Stop()
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 0 || !rep.Promoted {
+		t.Fatalf("failover: exit %d %+v\n%s", r.code, rep, r.stderr)
+	}
+	newP, other := db2, db3
+	if rep.NewPrimary == db3.Addr() {
+		newP, other = db3, db2
+	}
+	assertSurvivors(t, l, cfg, w0, newP, newP, other)
+	for _, s := range []*lab.Server{newP, other} {
+		if missing, err := w.Missing(ctx, s); err != nil || len(missing) > 0 {
+			t.Fatalf("%s lacks %d domain-1 rows (%v)", s.Name, len(missing), err)
+		}
+	}
+	if pos := mustQ(t, newP, "SELECT @@gtid_binlog_pos"); !strings.Contains(pos, "1-") {
+		t.Fatalf("the test wrote nothing in domain 1: %s", pos)
+	}
+}
+
+// Semi-sync survives a dead-primary failover: the new primary has the
+// primary side on, lossless (AFTER_SYNC), although the old one cannot be
+// asked.
+func TestFailoverKeepsSemiSyncAfterDeadPrimary(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3, SemiSync: true})
+	cfg := haConfig(t, l, "", nil)
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, l.Server("db1").Kill())
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 0 || !rep.Promoted {
+		t.Fatalf("failover: exit %d %+v", r.code, rep)
+	}
+	newP := l.Server("db2")
+	if rep.NewPrimary == l.Server("db3").Addr() {
+		newP = l.Server("db3")
+	}
+	if on := mustQ(t, newP, "SELECT @@rpl_semi_sync_master_enabled"); on != "1" {
+		t.Fatal("semi-sync primary side is off on the new primary: acknowledged writes are no longer protected")
+	}
+	if wp := mustQ(t, newP, "SELECT @@rpl_semi_sync_master_wait_point"); wp != "AFTER_SYNC" {
+		t.Fatalf("wait point %s, want AFTER_SYNC", wp)
+	}
+}
+
+// Another server is already writable while the primary is dead (an
+// interrupted earlier failover, a DBA): promoting a third would make two
+// writers. The plan must refuse.
+func TestFailoverRefusesWhenAnotherServerIsWritable(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	must(t, l.Server("db1").Kill())
+	must(t, l.Server("db3").Exec(ctx, "SET GLOBAL read_only=0"))
+	r := planOrRefusal(t, nil, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "already writable") {
+		t.Fatalf("failover must refuse with db3 writable (exit %d):\n%s", r.code, r.stdout)
+	}
+	if w := writables(t, l); len(w) != 1 || w[0] != "db3" {
+		t.Fatalf("writable servers %v, want only db3 (untouched)", w)
+	}
+}
+
+// The failover command is killed at each boundary around promotion; run
+// again, it finishes the first promotion (never a second), repoints a
+// half-repointed replica, and loses no acknowledged row.
+func TestFailoverCrashAtPromotionBoundaries(t *testing.T) {
+	for _, point := range []string{"after:stop_replication_io", "promote:intent", "promote:writable", "repoint:changed"} {
+		t.Run(strings.ReplaceAll(point, ":", "_"), func(t *testing.T) {
+			ctx := context.Background()
+			l := lab.New(t, lab.Options{Servers: 3})
+			cfg := haConfig(t, l, "", nil)
+			must(t, l.CreateWriteTable(ctx, "w"))
+			must(t, l.WaitReplicated(ctx, 10*time.Second))
+			w := l.StartWriter("w", l.Server("db1"), 5*time.Millisecond, false)
+			must(t, w.WaitAcked(50, 10*time.Second))
+			must(t, l.Server("db1").Kill())
+			w.Stop()
+
+			r := planOrRefusal(t, []string{"MYHA_CRASH_AT=" + point}, "failover", "--cluster", "lab", "--yes", "--json", "--config", cfg)
+			if r.code != 97 {
+				t.Fatalf("the injected crash at %s did not happen (exit %d):\n%s\n%s", point, r.code, r.stdout, r.stderr)
+			}
+			firstNew := ""
+			if b, err := os.ReadFile(stateDir(t, cfg) + "/lab/in-progress.json"); err == nil {
+				var j struct {
+					NewPrimary string `json:"new_primary"`
+					Promoted   bool   `json:"promoted"`
+				}
+				json.Unmarshal(b, &j)
+				if j.Promoted {
+					firstNew = j.NewPrimary
+				}
+			}
+			if w := writables(t, l); len(w) > 1 {
+				t.Fatalf("after the crash: writable %v", w)
+			}
+			rep, r2 := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+			if r2.code != 0 || rep.Result != "success" {
+				t.Fatalf("rerun after a crash at %s: exit %d %+v\n%s", point, r2.code, rep, r2.stderr)
+			}
+			if firstNew != "" && rep.NewPrimary != firstNew {
+				t.Fatalf("a second promotion: the crashed run had promoted %s, the rerun %s", firstNew, rep.NewPrimary)
+			}
+			newP, other := l.Server("db2"), l.Server("db3")
+			if rep.NewPrimary == other.Addr() {
+				newP, other = other, newP
+			}
+			assertSurvivors(t, l, cfg, w, newP, newP, other)
+		})
+	}
+}
+
+// stateDir reads the state_dir line haConfig wrote.
+func stateDir(t *testing.T, cfg string) string {
+	t.Helper()
+	b, err := os.ReadFile(cfg)
+	must(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "state_dir: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no state_dir in the config")
+	return ""
+}
