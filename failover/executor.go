@@ -62,20 +62,20 @@ type Executor struct {
 
 // run is the state of one execution.
 type run struct {
-	e      *Executor
-	snap   *topology.Snapshot
-	plan   *Plan
-	rep    *Report
-	start  time.Time
-	mu     sync.Mutex
-	sess   map[string]topology.Querier
+	e     *Executor
+	snap  *topology.Snapshot
+	plan  *Plan
+	rep   *Report
+	start time.Time
+	mu    sync.Mutex
+	sess  map[string]topology.Querier
 	// dialects of servers learned from their live connection, for servers
 	// that did not answer at discovery (a zero Dialect would send MySQL
 	// syntax to MariaDB).
 	dialects map[string]topology.Dialect
-	final  string // switchover: the old primary's last GTID position
-	locks  []topology.Querier
-	blockT time.Time
+	final    string // switchover: the old primary's last GTID position
+	locks    []topology.Querier
+	blockT   time.Time
 }
 
 // errNotFatal marks a step failure that does not stop the failover.

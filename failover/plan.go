@@ -135,15 +135,15 @@ type Loss struct {
 // Plan is the whole decision: whom to promote, why, in which steps, and at
 // what cost. A plan with blockers must not be executed.
 type Plan struct {
-	Cluster          string      `json:"cluster"`
-	Kind             Kind        `json:"kind"`
-	OldPrimary       string      `json:"old_primary"`
-	NewPrimary       string      `json:"new_primary"`
-	Why              string      `json:"why"`
-	CatchUpFrom      string      `json:"catch_up_from,omitempty"`
+	Cluster     string `json:"cluster"`
+	Kind        Kind   `json:"kind"`
+	OldPrimary  string `json:"old_primary"`
+	NewPrimary  string `json:"new_primary"`
+	Why         string `json:"why"`
+	CatchUpFrom string `json:"catch_up_from,omitempty"`
 	// Final is the position the new primary must hold before it is made
 	// writable: the executor re-checks it and never promotes below it.
-	Final string `json:"final_position,omitempty"`
+	Final            string      `json:"final_position,omitempty"`
 	Candidates       []Candidate `json:"candidates"`
 	Steps            []Step      `json:"steps"`
 	LostReplicas     []Lost      `json:"lost_replicas"`

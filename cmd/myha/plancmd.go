@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
