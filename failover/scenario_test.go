@@ -619,3 +619,35 @@ func setConn(c *topology.ReplicaConn, k, v string) error {
 	}
 	return err
 }
+
+func TestScenarioParser(t *testing.T) {
+	ok := "# expected: x\nrequest kind=failover\nserver db1:3306 reachable=no\nserver db2:3306 server_id=2\n    gtid_slave_pos=0-1-5 gtid_binlog_pos=0-1-5\n  repl source=db1:3306 io=Connecting last_io_error=\"a \\\"b\\\" c\" Replicate_Do_DB=app\n----\nout\n"
+	sc, err := parseScenario(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.states) != 2 || sc.states[0].Reachable || sc.states[0].Error == "" || sc.want != "out\n" || !sc.hasExpected {
+		t.Fatalf("parsed %+v", sc)
+	}
+	c := sc.states[1].Replication[0]
+	if c.LastIOError != `a "b" c` || c.Filters["Replicate_Do_DB"] != "app" || c.LagSeconds != nil || c.GTIDIOPos.String() != "0-1-5" ||
+		sc.states[1].GTIDCurrentPos.String() != "0-1-5" {
+		t.Fatalf("connection %+v, current %s", c, sc.states[1].GTIDCurrentPos)
+	}
+	for _, bad := range []string{
+		"request kind=failover\nserver db1:3306\n",                                                 // no "# expected:" line
+		"# expected: x\nserver db1:3306\n",                                                         // no request
+		"# expected: x\nrequest kind=failover\nserver db1:3306 colour=blue\n",                      // unknown key
+		"# expected: x\nrequest kind=failover\nserver db1:3306 reachable=no server_id=1\n",         // state on a dead server
+		"# expected: x\nrequest kind=failover\nserver db1:3306\n  repl io=Yes\n",                   // repl without source
+		"# expected: x\nrequest kind=failover\nserver db1:3306 error=\"unterminated\n",             // quote
+		"# expected: x\nrequest kind=takeover\nserver db1:3306\n",                                  // bad kind
+		"# expected: x\nrequest kind=failover\nserver db1:3306 gtid_binlog_pos=zero\n",             // bad position
+		"# expected: x\nrequest kind=failover\nrepl source=db1:3306\nserver db1:3306\n",            // repl first
+		"# expected: x\nrequest kind=failover\nserver db1:3306\n  repl source=db1:3306 io=maybe\n", // bad IO state
+	} {
+		if _, err := parseScenario(bad); err == nil {
+			t.Errorf("accepted:\n%s", bad)
+		}
+	}
+}
