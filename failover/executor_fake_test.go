@@ -139,7 +139,9 @@ func TestExecutorFakeHappyFailoverStatementOrder(t *testing.T) {
 		t.Fatalf("result %s, promoted %v: %s %+v", rep.Result, rep.Promoted, rep.Error, rep.Steps)
 	}
 	want2 := []string{"SELECT GET_LOCK('t', 0) AS r", "STOP SLAVE IO_THREAD", "SHOW ALL SLAVES STATUS",
-		"SELECT MASTER_GTID_WAIT('0-1-100', 1.000) AS r", "STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"}
+		"SELECT MASTER_GTID_WAIT('0-1-100', 1.000) AS r",
+		"SELECT @@gtid_current_pos AS pos, @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos", // never promote below the plan
+		"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"}
 	if got := f.Statements("db2:3306"); !slices.Equal(got, want2) {
 		t.Errorf("new primary:\n got %q\nwant %q", got, want2)
 	}
@@ -182,7 +184,7 @@ func TestExecutorFakeCatchUpZeroRows(t *testing.T) {
 	t.Run("no panic", func(t *testing.T) {
 		_, err, panicked := callStep(context.Background(), r.catchUp, findStep(t, &plan, StepCatchUp))
 		if panicked != nil {
-			t.Skipf("known panic: fixed on main: catchUp indexes rows[0] of the source's GTID query without checking for zero rows (failover/execsteps.go:228); under Execute this panic kills the process mid-failover. panic: %v", panicked)
+			t.Fatalf("catchUp panics on zero rows: indexes rows[0] of the source's GTID query without checking for zero rows (failover/execsteps.go:228); under Execute this panic kills the process mid-failover. panic: %v", panicked)
 		}
 		if err == nil {
 			t.Fatal("catch-up succeeded although the source's position could not be read")
@@ -214,7 +216,7 @@ func TestExecutorFakeKillWritersZeroRows(t *testing.T) {
 	t.Run("no panic", func(t *testing.T) {
 		_, err, panicked := callStep(context.Background(), r.killWriters, findStep(t, &plan, StepKillWriters))
 		if panicked != nil {
-			t.Skipf("known panic: fixed on main: killWriters indexes rows[0] of the final-position query without checking for zero rows (failover/execsteps.go:446); under Execute this panic kills the process with the old primary read-only. panic: %v", panicked)
+			t.Fatalf("killWriters panics on zero rows: indexes rows[0] of the final-position query without checking for zero rows (failover/execsteps.go:446); under Execute this panic kills the process with the old primary read-only. panic: %v", panicked)
 		}
 		if err == nil {
 			t.Fatalf("kill_writers succeeded without a final position (final %q): wait_caught_up would not wait", r.final)

@@ -400,6 +400,10 @@ func setPolicy(p *Policy, k, v string) error {
 		p.CatchupTimeout, err = time.ParseDuration(v)
 	case "kill_grace":
 		p.KillGrace, err = time.ParseDuration(v)
+	case "max_backlog":
+		p.MaxBacklog, err = strconv.ParseInt(v, 10, 64)
+	case "semi_sync":
+		p.SemiSync = v
 	case "vip":
 		p.VIP = v
 	case "vip_interface":
