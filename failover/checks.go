@@ -40,6 +40,9 @@ type CheckInput struct {
 	// ReplLogin holds, per server tried, the error of logging in with the
 	// replication account (nil = it worked). Servers absent were not tried.
 	ReplLogin map[string]error
+	// Accounts are myha's own and the replication account's user names,
+	// which may hold privileges that read_only does not stop.
+	Accounts []string
 }
 
 // Thresholds for detection settings: above these a dead primary is noticed
@@ -271,6 +274,7 @@ func RunChecks(in CheckInput) []Check {
 	})
 
 	out = append(out, semiSyncChecks(s)...)
+	out = append(out, privilegedChecks(s, in.Accounts)...)
 
 	each("durability", func(v *topology.ServerView) []Check {
 		if !v.Reachable || !(v.Spec.Address == s.Primary || canPromote(v)) {
@@ -387,7 +391,12 @@ func semiSyncChecks(s *topology.Snapshot) []Check {
 				Fix:     "SET GLOBAL rpl_semi_sync_master_enabled=0 here; myha switches it on when it promotes a server"})
 		}
 		if v.Spec.Address == s.Primary && v.SemiSync.SourceEnabled {
+			wp := firstNonEmpty(v.Vars["rpl_semi_sync_master_wait_point"], v.Vars["rpl_semi_sync_source_wait_point"])
 			switch {
+			case wp != "" && !strings.EqualFold(wp, "AFTER_SYNC"):
+				out = append(out, Check{Name: "semi_sync", Status: Warn, Server: v.Spec.Address,
+					Message: fmt.Sprintf("wait point %s: other sessions see a transaction before a replica has it, so an acknowledged-looking write can be lost", wp),
+					Fix:     "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC (and in my.cnf); myha sets it on every server it promotes"})
 			case !v.SemiSync.SourceActive:
 				out = append(out, Check{Name: "semi_sync", Status: Warn, Server: v.Spec.Address, Message: "semi-sync is enabled but inactive (fell back to asynchronous): acknowledged transactions can be lost",
 					Fix: "make sure replicas have rpl_semi_sync_slave_enabled=1 and are connected"})
@@ -491,4 +500,40 @@ func Summarize(cs []Check) Status {
 		}
 	}
 	return worst
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// privilegedChecks warns about accounts that read_only does not stop on
+// the writable server: a fenced or demoted primary still takes their
+// writes, which become errant or lost. Internal accounts are not counted.
+func privilegedChecks(s *topology.Snapshot, own []string) []Check {
+	var out []Check
+	for i := range s.Servers {
+		v := &s.Servers[i]
+		var apps []string
+		for _, g := range v.PrivilegedAccounts {
+			user := strings.Trim(strings.SplitN(g, "@", 2)[0], "'`")
+			if user == "root" || user == "mariadb.sys" || slices.Contains(own, user) {
+				continue
+			}
+			apps = append(apps, g)
+		}
+		if len(apps) > 0 {
+			out = append(out, Check{Name: "privileged_accounts", Status: Warn, Server: v.Spec.Address,
+				Message: "accounts that read_only does not stop (READ ONLY ADMIN or SUPER): " + strings.Join(apps, ", ") + "; a fenced or demoted primary still takes their writes",
+				Fix:     "REVOKE READ_ONLY ADMIN, SUPER ON *.* FROM each application account (GRANT ALL includes READ ONLY ADMIN on MariaDB 10.11)"})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Check{Name: "privileged_accounts", Status: OK, Message: "no application account bypasses read_only"})
+	}
+	return out
 }

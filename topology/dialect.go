@@ -65,6 +65,7 @@ var discoveryVariables = []string{
 	"rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled",
 	"rpl_semi_sync_source_enabled", "rpl_semi_sync_replica_enabled",
 	"rpl_semi_sync_master_timeout", "rpl_semi_sync_source_timeout",
+	"rpl_semi_sync_master_wait_point", "rpl_semi_sync_source_wait_point",
 	"binlog_row_image", "report_host",
 }
 
@@ -116,6 +117,16 @@ func (d Dialect) ReplicaHostsQuery() string {
 // including ones that do not register a report_host.
 func (d Dialect) DumpThreadsQuery() string {
 	return "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"
+}
+
+// PrivilegedAccountsQuery lists accounts that read_only does not stop. On
+// MariaDB that is READ ONLY ADMIN (10.11) or SUPER (10.5–10.10); MySQL's
+// super_read_only stops SUPER too, so the list is empty there.
+func (d Dialect) PrivilegedAccountsQuery() string {
+	if !d.IsMariaDB() {
+		return ""
+	}
+	return "SELECT DISTINCT GRANTEE AS g FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ('SUPER', 'READ ONLY ADMIN')"
 }
 
 // ReadOnlyVariable is the variable that fences a server against all writers.

@@ -126,6 +126,15 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 			st.ConnectedReplicas = append(st.ConnectedReplicas, ConnectedReplica{Host: host, User: r["USER"]})
 		}
 	}
+	if stmt := st.Dialect.PrivilegedAccountsQuery(); stmt != "" && !st.ReadOnly {
+		if rows, err := q.Query(ctx, stmt); err != nil {
+			st.Warnings = append(st.Warnings, "cannot list privileged accounts: "+shortErr(err))
+		} else {
+			for _, r := range rows {
+				st.PrivilegedAccounts = append(st.PrivilegedAccounts, r["g"])
+			}
+		}
+	}
 	rows = nil
 	if rows, err = q.Query(ctx, "SHOW GRANTS"); err != nil {
 		st.Warnings = append(st.Warnings, "cannot read own grants: "+shortErr(err))

@@ -63,6 +63,10 @@ type ServerState struct {
 	// SHOW GRANTS, names only); GrantsRead says whether they could be read.
 	Privileges []string
 	GrantsRead bool
+	// PrivilegedAccounts are accounts that read_only does not stop (MariaDB:
+	// READ ONLY ADMIN, or SUPER before 10.11), read on writable servers only,
+	// as 'user'@'host'.
+	PrivilegedAccounts []string
 	// Warnings are parts of discovery that failed without hiding replication
 	// state (a missing privilege for an optional query).
 	Warnings []string

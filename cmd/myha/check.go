@@ -76,7 +76,7 @@ func runCheck(ctx context.Context, c config.Cluster) checkReport {
 	snap := topology.Discover(ctx, spec, dialerFor(spec))
 	pol := policyFor(c)
 	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
-	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap)})
+	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap), Accounts: []string{c.User, c.ReplicationUser}})
 	checks = append(checks, failover.CandidateCheck(&plan))
 	return checkReport{Name: c.Name, Status: failover.Summarize(checks), Checks: checks, Plan: plan}
 }

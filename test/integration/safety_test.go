@@ -415,3 +415,31 @@ func stateDir(t *testing.T, cfg string) string {
 	t.Fatal("no state_dir in the config")
 	return ""
 }
+
+// An application account holding READ ONLY ADMIN (what GRANT ALL gives on
+// MariaDB 10.11) writes through read_only: check names it. The semi-sync
+// wait point AFTER_COMMIT is not lossless: check says so.
+func TestCheckPrivilegedAccountsAndWaitPoint(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3, SemiSync: true})
+	cfg := writeConfig(t, l)
+	db1 := l.Server("db1")
+	must(t, db1.Exec(ctx, "CREATE USER 'app_admin'@'%' IDENTIFIED BY 'x'", "GRANT ALL PRIVILEGES ON *.* TO 'app_admin'@'%'"))
+	// Prove the premise on the real server: read_only does not stop it.
+	must(t, db1.Exec(ctx, "SET GLOBAL read_only=1"))
+	if err := l.AsUser(ctx, db1, "app_admin", "x", "CREATE DATABASE IF NOT EXISTS privileged_write"); err != nil {
+		t.Fatalf("premise: an account with READ ONLY ADMIN should write through read_only: %v", err)
+	}
+	must(t, db1.Exec(ctx, "SET GLOBAL read_only=0", "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_COMMIT"))
+	c, _ := check(t, cfg)
+	st, msg := c.status("privileged_accounts", db1.Addr())
+	if st != "warn" || !strings.Contains(msg, "app_admin") {
+		t.Fatalf("privileged_accounts on db1: %s %q", st, msg)
+	}
+	if strings.Contains(msg, "'"+lab.AdminUser+"'") || strings.Contains(msg, "'"+lab.ReplUser+"'") {
+		t.Fatalf("myha's own accounts reported as application accounts: %q", msg)
+	}
+	if st, msg := c.status("semi_sync", db1.Addr()); st != "warn" || !strings.Contains(msg, "AFTER_COMMIT") {
+		t.Fatalf("semi_sync on db1 with AFTER_COMMIT: %s %q", st, msg)
+	}
+}

@@ -443,3 +443,24 @@ func (s *Server) statusRow(ctx context.Context, q string) (map[string]string, er
 	}
 	return out, rows.Err()
 }
+
+// AsUser runs statements on s over TCP as another account (application
+// accounts a test creates), the path a client takes.
+func (l *Lab) AsUser(ctx context.Context, s *Server, user, pass string, stmts ...string) error {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = user, pass
+	cfg.Net, cfg.Addr = "tcp", s.Addr()
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 10*time.Second, 10*time.Second
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	for _, st := range stmts {
+		if _, err := db.ExecContext(ctx, st); err != nil {
+			return fmt.Errorf("lab: %s as %s: %s: %w", s.Name, user, firstWords(st), err)
+		}
+	}
+	return nil
+}
