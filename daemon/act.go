@@ -128,7 +128,7 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 	}
 	cm.d.met.failovers.WithLabelValues(dec.Cluster, string(rep.Result)).Inc()
 	cm.d.log.Warn("failover finished", "cluster", dec.Cluster, "epoch", dec.Epoch, "result", rep.Result, "new", rep.NewPrimary,
-		"writable_after_ms", rep.WritableAfterMS, "error", rep.Error)
+		"writable_after_ms", msOrNone(rep.WritableAfterMS), "error", rep.Error)
 	cm.poke()
 	return rep, nil
 }
@@ -231,8 +231,8 @@ func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agree
 				q.Close()
 				continue
 			}
-			stmts := append(v.Dialect.SetReadOnly(true), v.Dialect.ChangeSource("", topology.Source{Host: host, Port: port,
-				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true}), v.Dialect.StartReplica(""))
+			stmts := append(v.Dialect.SetReadOnly(true), v.Dialect.Repoint("", topology.Source{Host: host, Port: port,
+				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true})...)
 			for _, stmt := range stmts {
 				if err = q.Exec(ctx, stmt); err != nil {
 					break
@@ -298,4 +298,13 @@ func (cm *clusterMon) changing(ctx context.Context, q topology.Querier, d topolo
 		return true // cannot tell: do not touch it
 	}
 	return len(rows) == 1 && rows[0].Has("r")
+}
+
+// msOrNone renders an optional duration in ms for logs (a pointer would
+// print as an address).
+func msOrNone(p *float64) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
 }

@@ -491,16 +491,12 @@ func (r *run) pointAt(ctx context.Context, addr, source string, demote bool) err
 	}
 	d, c := r.connName(addr)
 	host, port := splitHostPort(source)
-	stmts := []string{d.StopReplica(c)}
-	if demote && d.DemoteNeedsSlavePos() {
-		stmts = append(stmts, "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
-	}
-	stmts = append(stmts, d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, Demote: demote}))
-	if err := r.exec(ctx, q, stmts...); err != nil {
+	stmts := d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, Demote: demote})
+	if err := r.exec(ctx, q, stmts[:len(stmts)-1]...); err != nil {
 		return err
 	}
 	r.crash("repoint:changed@" + addr)
-	if err := r.exec(ctx, q, d.StartReplica(c)); err != nil {
+	if err := r.exec(ctx, q, stmts[len(stmts)-1]); err != nil {
 		return err
 	}
 	return r.verifyReplicating(ctx, q, addr, source)

@@ -66,3 +66,20 @@ func TestGlobalPrivileges(t *testing.T) {
 		}
 	}
 }
+
+// Every demote path sets gtid_slave_pos itself on MariaDB before 10.10
+// (no MASTER_DEMOTE_TO_SLAVE there), and uses the option from 10.10 on.
+func TestRepointDemoteByVersion(t *testing.T) {
+	src := Source{Host: "db2", Port: 3306, User: "repl", Password: "pw", Demote: true}
+	old := Dialect{Flavor: "mariadb", Major: 10, Minor: 6, Patch: 1}.Repoint("", src)
+	if len(old) != 4 || old[1] != "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos" || strings.Contains(old[2], "DEMOTE") {
+		t.Fatalf("10.6 demote: %q", old)
+	}
+	cur := Dialect{Flavor: "mariadb", Major: 10, Minor: 11, Patch: 19}.Repoint("", src)
+	if len(cur) != 3 || !strings.Contains(cur[1], "MASTER_DEMOTE_TO_SLAVE=1") {
+		t.Fatalf("10.11 demote: %q", cur)
+	}
+	if plain := (Dialect{Flavor: "mariadb", Major: 10, Minor: 6}).Repoint("", Source{Host: "db2", Port: 3306}); len(plain) != 3 {
+		t.Fatalf("a plain repoint needs no slave_pos: %q", plain)
+	}
+}

@@ -114,6 +114,19 @@ func (d Dialect) ChangeSource(conn string, s Source) string {
 		QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), d.channel(conn))
 }
 
+// Repoint is the whole statement list that makes a server replicate from
+// a new source: stop, (for a demoted MariaDB before 10.10, whose
+// MASTER_DEMOTE_TO_SLAVE does not exist, take its own binlog position as
+// its replication position first), change source, start. Every path that
+// demotes or repoints a server (the executor, the daemon's rejoin) uses it.
+func (d Dialect) Repoint(conn string, s Source) []string {
+	stmts := []string{d.StopReplica(conn)}
+	if s.Demote && d.DemoteNeedsSlavePos() {
+		stmts = append(stmts, "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
+	}
+	return append(stmts, d.ChangeSource(conn, s), d.StartReplica(conn))
+}
+
 // DemoteNeedsSlavePos says whether a demoted MariaDB server must get
 // gtid_slave_pos set by hand (before 10.10 there is no MASTER_DEMOTE_TO_SLAVE).
 func (d Dialect) DemoteNeedsSlavePos() bool { return d.IsMariaDB() && !d.AtLeast(10, 10, 0) }
