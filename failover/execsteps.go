@@ -445,13 +445,8 @@ func (r *run) semiSyncOn(addr string) bool {
 	case "off":
 		return false
 	}
-	if old := r.view(r.plan.OldPrimary); old != nil && old.Reachable {
+	if old := r.view(r.plan.OldPrimary); old != nil && (old.Reachable || old.Remembered) {
 		return old.SemiSync.SourceEnabled
-	}
-	if r.e.LastKnown != nil {
-		if old, ok := r.e.LastKnown.Server(r.plan.OldPrimary); ok && old.Reachable {
-			return old.SemiSync.SourceEnabled
-		}
 	}
 	v := r.view(addr)
 	return v != nil && v.SemiSync.ReplicaOn

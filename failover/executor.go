@@ -43,9 +43,6 @@ type Executor struct {
 	// to promote and before read_only=0; an error stops the failover before
 	// promotion (the daemon commits the intent to raft here).
 	BeforePromote func() error
-	// LastKnown is the last snapshot in which the old primary answered (the
-	// daemon keeps it): what a dead primary's settings were.
-	LastKnown *topology.Snapshot
 	// Crash is the failure-injection seam: called at every step boundary
 	// ("before:<kind>@<server>", "after:<kind>@<server>") and inside the
 	// steps that change several things ("promote:intent@<server>" after the

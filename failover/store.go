@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/myha/myha/topology"
 )
 
 // Store keeps a cluster's failover records in the state directory: the
@@ -200,4 +202,43 @@ func (s Store) BlockedUntil(cluster string, period time.Duration, now time.Time)
 		}
 	}
 	return until, last
+}
+
+// Memory returns what was remembered of the cluster when its primary last
+// answered, or nil.
+func (s Store) Memory(cluster string) (*topology.Memory, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir(cluster), "memory.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m topology.Memory
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: corrupt: %w", filepath.Join(s.dir(cluster), "memory.json"), err)
+	}
+	return &m, nil
+}
+
+// Recall keeps the memory of a snapshot whose primary answers (written only
+// when it changed), or, when the primary does not answer, completes the
+// snapshot with what was remembered. Errors writing are returned; the
+// snapshot is then still usable.
+func (s Store) Recall(snap topology.Snapshot) (topology.Snapshot, error) {
+	old, err := s.Memory(snap.Cluster)
+	if m, ok := topology.Remember(&snap); ok {
+		if old != nil && old.Same(m) {
+			return snap, nil
+		}
+		if err := s.ensure(snap.Cluster); err != nil {
+			return snap, err
+		}
+		b, _ := json.MarshalIndent(m, "", "  ")
+		return snap, writeAtomic(filepath.Join(s.dir(snap.Cluster), "memory.json"), b)
+	}
+	if err != nil || old == nil {
+		return snap, err
+	}
+	return snap.WithMemory(*old), nil
 }

@@ -196,3 +196,32 @@ func TestBuildErrantWithDeadPrimary(t *testing.T) {
 		}
 	}
 }
+
+// A dead active co-primary: the pair and its dialect come from memory.
+func TestWithMemoryRestoresPairAndDialect(t *testing.T) {
+	states := []ServerState{
+		from(srv("db1:3306", 1, false, "0-1-10", "0-2-3"), "db2", 3306, 2),
+		from(srv("db2:3306", 2, true, "0-1-10", "0-1-10"), "db1", 3306, 1),
+		from(srv("db3:3306", 3, true, "0-1-10", "0-1-10"), "db1", 3306, 1),
+	}
+	states[0].SemiSync.SourceEnabled = true
+	alive := Build("c", states, time.Time{})
+	m, ok := Remember(&alive)
+	if !ok || m.CoPrimary != "db2:3306" || !m.SemiSync || m.Flavor != "mariadb" {
+		t.Fatalf("memory of a live pair: %+v %v", m, ok)
+	}
+	states[0] = ServerState{Spec: ServerSpec{Address: "db1:3306"}, Error: "refused"}
+	dead := Build("c", states, time.Time{})
+	if p, _ := dead.Server("db1:3306"); p.CoPrimaryOf != "" || p.Dialect.Flavor != "" {
+		t.Fatalf("a dead primary should not know its pair by itself: %+v", p)
+	}
+	got := dead.WithMemory(m)
+	p, _ := got.Server("db1:3306")
+	c, _ := got.Server("db2:3306")
+	if p.CoPrimaryOf != "db2:3306" || c.CoPrimaryOf != "db1:3306" || !p.SemiSync.SourceEnabled || !p.Dialect.IsMariaDB() || !p.Remembered {
+		t.Fatalf("with memory: primary %+v passive %+v", p.CoPrimaryOf, c.CoPrimaryOf)
+	}
+	if q, _ := dead.Server("db1:3306"); q.Remembered {
+		t.Fatal("WithMemory changed the original snapshot")
+	}
+}

@@ -173,6 +173,9 @@ type ServerView struct {
 	Errant []string
 	// Problems are findings about this server, one line each.
 	Problems []string
+	// Remembered marks a view completed from Memory (the server did not
+	// answer; its dialect, semi-sync or pair come from an earlier snapshot).
+	Remembered bool
 }
 
 // UnlistedReplica is a replica connected to a cluster server but missing from

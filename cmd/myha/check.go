@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,7 @@ func (a *app) checkCommand() *cobra.Command {
 			var reports []checkReport
 			worst := failover.OK
 			for i, c := range clusters {
-				r := runCheck(cmd.Context(), c)
+				r := runCheck(cmd.Context(), c, failover.Store{Dir: cfg.StateDir}, a.log)
 				if n := len(cfg.Monitors); n < 3 {
 					r.Checks = append(r.Checks, failover.Check{Name: "monitors", Status: failover.Warn,
 						Message: fmt.Sprintf("%d monitor(s) configured: fewer than 3 cannot lose one and keep a quorum for automatic failover", n),
@@ -70,10 +71,22 @@ func (a *app) checkCommand() *cobra.Command {
 	return cmd
 }
 
+// recall keeps what the snapshot teaches about its primary in the state
+// directory, or completes a snapshot whose primary is dead with what was
+// remembered (its dialect, semi-sync, co-primary pair). A state directory
+// that cannot be written only costs the memory: logged, not fatal.
+func recall(store failover.Store, snap topology.Snapshot, log *slog.Logger) topology.Snapshot {
+	out, err := store.Recall(snap)
+	if err != nil {
+		log.Info("cannot keep the cluster's memory in the state directory", "cluster", snap.Cluster, "err", err)
+	}
+	return out
+}
+
 // runCheck gathers what the checks need (the imperative part) and judges it.
-func runCheck(ctx context.Context, c config.Cluster) checkReport {
+func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *slog.Logger) checkReport {
 	spec := clusterSpec(c)
-	snap := topology.Discover(ctx, spec, dialerFor(spec))
+	snap := recall(store, topology.Discover(ctx, spec, dialerFor(spec)), log)
 	pol := policyFor(c)
 	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
 	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap), Accounts: []string{c.User, c.ReplicationUser}})

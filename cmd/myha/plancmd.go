@@ -85,7 +85,7 @@ func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster,
 	spec := clusterSpec(c)
 	pol := policyFor(c)
 	store := &failover.Store{Dir: cfg.StateDir}
-	snap := topology.Discover(ctx, spec, dialerFor(spec))
+	snap := recall(*store, topology.Discover(ctx, spec, dialerFor(spec)), a.log)
 
 	// An interrupted failover whose new primary took writes must be finished,
 	// never replaced by a second promotion.

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
 )
 
@@ -26,7 +27,7 @@ func (a *app) topologyCommand() *cobra.Command {
 			var reports []topology.ClusterReport
 			for i, c := range clusters {
 				spec := clusterSpec(c)
-				snap := topology.Discover(cmd.Context(), spec, dialerFor(spec))
+				snap := recall(failover.Store{Dir: cfg.StateDir}, topology.Discover(cmd.Context(), spec, dialerFor(spec)), a.log)
 				a.log.Info("discovered", "cluster", c.Name, "took", snap.Took, "primary", snap.Primary)
 				if a.jsonOut {
 					reports = append(reports, snap.Report())

@@ -39,7 +39,7 @@ func haConfig(t *testing.T, l *lab.Lab, failoverYAML string, extra map[*lab.Serv
 	t.Helper()
 	p := writeConfigWith(t, l, l.Servers, extra)
 	b, _ := os.ReadFile(p)
-	y := "state_dir: " + filepath.Join(t.TempDir(), "state") + "\n" + string(b)
+	y := string(b) // writeConfigWith gave it its own state_dir
 	if failoverYAML != "" {
 		y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+"    servers:\n", 1)
 	}

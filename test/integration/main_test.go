@@ -113,6 +113,9 @@ func writeConfigWith(t *testing.T, l *lab.Lab, servers []*lab.Server, extra map[
 	t.Helper()
 	yaml := l.ConfigYAML()
 	var b strings.Builder
+	// Each test its own state directory: failover records and the
+	// cluster's memory never leak between tests that reuse lab addresses.
+	fmt.Fprintf(&b, "state_dir: %s\n", filepath.Join(t.TempDir(), "state"))
 	b.WriteString(yaml[:strings.Index(yaml, "    servers:\n")+len("    servers:\n")])
 	for _, s := range servers {
 		fmt.Fprintf(&b, "      - address: %s\n", s.Addr())

@@ -443,3 +443,31 @@ func TestCheckPrivilegedAccountsAndWaitPoint(t *testing.T) {
 		t.Fatalf("semi_sync on db1 with AFTER_COMMIT: %s %q", st, msg)
 	}
 }
+
+// The active side of a co-primary pair dies: the pair is known only from
+// what was seen while it answered (myha check, the daemon's probes), and
+// the passive side takes over — catching up first, as it had fallen behind.
+func TestFailoverCoPrimaryRememberedAfterActiveDies(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3, CoPrimary: true})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db2.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 1, 20)
+	must(t, db3.Exec(ctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, 10)", quoteLit(mustQ(t, db1, "SELECT @@gtid_binlog_pos")))))
+	if r := myha(t, "check", "--config", cfg); r.code > 1 && !strings.Contains(r.stdout, "co-primary") {
+		t.Fatalf("check before the kill (exit %d):\n%s", r.code, r.stdout)
+	}
+	must(t, db1.Kill())
+
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 0 || rep.NewPrimary != db2.Addr() {
+		t.Fatalf("want the passive co-primary db2 promoted: exit %d %+v\n%s", r.code, rep, r.stdout)
+	}
+	if n := mustQ(t, db2, "SELECT COUNT(*) FROM lab.w"); n != "20" {
+		t.Fatalf("db2 has %s rows after catching up, want 20", n)
+	}
+	assertSurvivors(t, l, cfg, nil, db2, db2, db3)
+}
