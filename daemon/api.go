@@ -50,11 +50,16 @@ func (d *Daemon) handler() http.Handler {
 			return
 		}
 		cm.mu.Lock()
-		snap := cm.snap
+		snap, verdict := cm.snap, cm.verdict
 		cm.mu.Unlock()
 		plan := failover.Build(&snap, cm.cfg.Policy, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
 		checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: cm.cfg.Policy})
 		checks = append(checks, failover.CandidateCheck(&plan))
+		hb := failover.Check{Name: "replica_heartbeat", Status: failover.OK, Message: "every replica's heartbeat period lets its silence confirm a dead primary within failover.down_after"}
+		if len(verdict.Warnings) > 0 {
+			hb.Status, hb.Message, hb.Fix = failover.Warn, strings.Join(verdict.Warnings, "; "), "CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1 on each replica named"
+		}
+		checks = append(checks, hb)
 		if n := len(d.cfg.Monitors); n < 3 {
 			checks = append(checks, failover.Check{Name: "monitors", Status: failover.Warn,
 				Message: fmt.Sprintf("%d monitor(s) configured: with fewer than 3, losing one stops automatic failover or leaves no quorum", n),

@@ -193,7 +193,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	cm.d.gossip().publish(obs)
 
 	in := DetectInput{Primary: primary, Monitors: len(cm.d.cfg.Monitors), OwnReachable: reachable, OwnFailures: failures,
-		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, ReplicaSilence: replicaSilence(cm.cfg.Interval)}
+		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, MinSilence: minSilence(cm.cfg.Interval)}
 	if !reachable {
 		in.OwnDownFor = now.Sub(downSince)
 	}
@@ -207,6 +207,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		rv := ReplicaView{Address: v.Spec.Address, Reachable: v.Reachable, SilentFor: silent[v.Spec.Address]}
 		if c, ok := v.PrimaryConn(); ok {
 			rv.IORunning = c.IORunning()
+			rv.HeartbeatPeriod = time.Duration(c.HeartbeatSecs * float64(time.Second))
 		}
 		in.Replicas = append(in.Replicas, rv)
 	}
@@ -304,11 +305,11 @@ func (cm *clusterMon) status() map[string]any {
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// replicaSilence is how long a replica must hear nothing from its primary
-// to count as having lost it: one and a half heartbeat periods (myha sets
-// MASTER_HEARTBEAT_PERIOD=1) or probe intervals, whichever is longer.
-func replicaSilence(interval time.Duration) time.Duration {
-	return max(1500*time.Millisecond, interval*3/2)
+// minSilence is the shortest silence that counts as a replica losing its
+// primary, whatever its heartbeat period: one and a half probe intervals
+// (SilenceLimit adds the replica's own heartbeat period).
+func minSilence(interval time.Duration) time.Duration {
+	return interval * 3 / 2
 }
 
 // writeProbe upserts this monitor's heartbeat row on the primary (MHA's
