@@ -91,11 +91,18 @@ func (cm *clusterMon) start(ctx context.Context) {
 	go func() { defer cm.done.Done(); cm.watch(ctx) }()
 }
 
+// stopTimeout bounds how long stopping a cluster monitor waits for its
+// goroutines: every call they make is itself bounded by the context or a
+// timeout, so this only trips on a bug, which is logged, not hung on.
+const stopTimeout = 10 * time.Second
+
 func (cm *clusterMon) stop() {
 	if cm.cancel != nil {
 		cm.cancel()
 	}
-	cm.done.Wait()
+	if !bounded(stopTimeout, cm.done.Wait) {
+		cm.d.log.Error("cluster monitor did not stop in time; leaving it behind", "cluster", cm.cfg.Spec.Name, "waited", stopTimeout)
+	}
 }
 
 func (cm *clusterMon) poke() {

@@ -136,7 +136,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.raftp.Store(r)
-	defer stopRaft()
+	defer func() {
+		if !bounded(stopTimeout, stopRaft) {
+			d.log.Error("raft did not shut down in time", "waited", stopTimeout)
+		}
+	}()
 
 	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", api.Addr)
@@ -161,9 +165,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		c.stop()
 	}
 	d.mu.Unlock()
-	d.wg.Wait()
+	if !bounded(stopTimeout, d.wg.Wait) {
+		d.log.Error("monitor loops did not stop in time", "waited", stopTimeout)
+	}
 	if d.raft().State() == raft.Leader && len(d.cfg.Monitors) > 1 {
-		d.raft().LeadershipTransfer().Error() // hand over before leaving
+		// Hand over before leaving; raft bounds the transfer itself, this
+		// bounds it again.
+		bounded(5*time.Second, func() { d.raft().LeadershipTransfer().Error() })
 	}
 	return nil
 }

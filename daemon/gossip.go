@@ -87,7 +87,23 @@ type gossip struct {
 	leases   map[string]leaseState // cluster → latest lease
 	agents   map[string]agentState // server → latest agent status
 	onAgent  func(AgentMsg)
+
+	// Outgoing messages wait here for the sender goroutine, so a publish
+	// never blocks its caller (the probe loop) on a slow or stuck
+	// transport; when the queue is full the oldest message is dropped
+	// (a newer one supersedes it).
+	outMu   sync.Mutex
+	out     [][]byte
+	wake    chan struct{}
+	stopped chan struct{}
+	sender  chan struct{} // closed when the sender goroutine exits
+	dropped int
+	stopOne sync.Once
 }
+
+// sendQueueLen bounds the outgoing queue: observations, leases and agent
+// reports are sent every probe, so a stuck transport drops the oldest.
+const sendQueueLen = 16
 
 // GossipConfig are memberlist settings as plain values.
 type GossipConfig struct {
@@ -104,7 +120,8 @@ type GossipConfig struct {
 
 func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now, role: c.Role,
-		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent}
+		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent,
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), sender: make(chan struct{})}
 	if g.role == "" {
 		g.role = "monitor"
 	}
@@ -133,7 +150,60 @@ func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 		return nil, fmt.Errorf("gossip on %s:%d: %w", c.BindAddr, c.Port, err)
 	}
 	g.ml = ml
+	go g.sendLoop()
 	return g, nil
+}
+
+// enqueue hands a message to the sender without ever blocking.
+func (g *gossip) enqueue(b []byte) {
+	g.outMu.Lock()
+	if len(g.out) >= sendQueueLen {
+		g.out = g.out[1:]
+		g.dropped++
+	}
+	g.out = append(g.out, b)
+	g.outMu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop sends queued messages until the gossip stops. A send that never
+// returns (memberlist's mock transport blocks on a peer that has shut
+// down) only stalls this goroutine, never the prober or shutdown.
+func (g *gossip) sendLoop() {
+	defer close(g.sender)
+	for {
+		select {
+		case <-g.stopped:
+			return
+		case <-g.wake:
+		}
+		for {
+			g.outMu.Lock()
+			if len(g.out) == 0 {
+				g.outMu.Unlock()
+				break
+			}
+			b := g.out[0]
+			g.out = g.out[1:]
+			g.outMu.Unlock()
+			select {
+			case <-g.stopped:
+				return
+			default:
+			}
+			g.sendAll(b)
+		}
+	}
+}
+
+// droppedMessages is how many queued messages were dropped for newer ones.
+func (g *gossip) droppedMessages() int {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	return g.dropped
 }
 
 // join contacts the other monitors; failures are retried by the caller's loop.
@@ -151,14 +221,14 @@ func (g *gossip) publish(obs []Observation) {
 	g.mu.Lock()
 	g.local = b
 	g.mu.Unlock()
-	g.sendAll(b)
+	g.enqueue(b)
 }
 
 // publishLease sends the leader's VIP lease to every member.
 func (g *gossip) publishLease(l LeaseMsg) {
 	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Kind: "lease", Lease: &l})
 	if err == nil {
-		g.sendAll(b)
+		g.enqueue(b)
 	}
 }
 
@@ -166,7 +236,7 @@ func (g *gossip) publishLease(l LeaseMsg) {
 func (g *gossip) publishAgent(a AgentMsg) {
 	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Kind: "agent", Agent: &a})
 	if err == nil {
-		g.sendAll(b)
+		g.enqueue(b)
 	}
 }
 
@@ -235,9 +305,31 @@ func (g *gossip) members() int {
 	return g.ml.NumMembers()
 }
 
+// leave stops the sender, announces the departure and shuts memberlist
+// down, each step bounded: a stuck transport never makes a stop hang.
 func (g *gossip) leave() {
-	g.ml.Leave(time.Second)
-	g.ml.Shutdown()
+	g.stopOne.Do(func() { close(g.stopped) })
+	select {
+	case <-g.sender:
+	case <-time.After(time.Second): // stuck in a send: abandoned, it holds nothing
+	}
+	bounded(3*time.Second, func() { g.ml.Leave(time.Second) })
+	bounded(3*time.Second, func() { g.ml.Shutdown() })
+}
+
+// bounded runs f and waits for it at most d; it reports whether f finished.
+// What f was doing goes on in the background if it did not.
+func bounded(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (g *gossip) store(b []byte) {
