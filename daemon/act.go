@@ -117,7 +117,21 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 			}
 		},
 	}
-	rep := ex.Execute(context.WithoutCancel(ctx), snap, plan)
+	// The executor runs to its end even if the caller goes away (an API
+	// client hanging up), but stops at its next safe point when this
+	// monitor stops leading: a deposed leader must not keep changing
+	// servers while the new one resumes the decision.
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	lctx := cm.d.leaderContext()
+	stop := context.AfterFunc(lctx, cancel)
+	defer stop()
+	rep := ex.Execute(ectx, snap, plan)
+	if lctx.Err() != nil {
+		cm.d.log.Error("leadership lost during the failover: stopped at a safe point; the new leader resumes it",
+			"cluster", dec.Cluster, "epoch", dec.Epoch, "result", rep.Result, "safe_stop", rep.SafeStop)
+		return rep, fmt.Errorf("leadership lost during the failover (%s)", rep.SafeStop)
+	}
 	if rep.Result == failover.ResultAborted && strings.Contains(rep.Error, "another failover") {
 		// A previous leader may still be at work: leave the decision open
 		// for the next attempt rather than recording a second outcome.
@@ -285,6 +299,7 @@ func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch i
 		a, at, ok := g.agent(server)
 		return ok && !a.Holding && at.After(since)
 	})
+	l.Leader, l.Term = cm.d.self.Name, cm.d.raft().CurrentTerm()
 	g.publishLease(l)
 }
 

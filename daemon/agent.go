@@ -78,7 +78,8 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 // until ctx ends; then it releases the VIP (like keepalived on stop).
 func (a *Agent) Run(ctx context.Context) error {
 	g, err := startGossip(GossipConfig{Name: "agent-" + a.cfg.Server, BindAddr: a.cfg.BindAddr, Port: a.cfg.GossipPort, Key: a.cfg.GossipKey,
-		Label: a.cfg.GossipLabel, Transport: a.cfg.Transport, LogOutput: a.cfg.LibLogs, Role: "agent"}, a.now)
+		Label: a.cfg.GossipLabel, Transport: a.cfg.Transport, LogOutput: a.cfg.LibLogs, Role: "agent",
+		Monitors: monitorNames(a.cfg.Monitors)}, a.now)
 	if err != nil {
 		return err
 	}

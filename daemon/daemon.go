@@ -83,6 +83,13 @@ type Daemon struct {
 	met   *metrics
 	now   func() time.Time
 
+	// leadCtx lives while this monitor leads: it is cancelled the moment
+	// leadership is lost, which stops an in-flight failover at its next
+	// safe point.
+	leadMu     sync.Mutex
+	leadCtx    context.Context
+	leadCancel context.CancelFunc
+
 	mu       sync.RWMutex
 	clusters map[string]*clusterMon
 	ctx      context.Context
@@ -115,7 +122,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	d.ctx = ctx
 	g, err := startGossip(GossipConfig{Name: d.self.Name, BindAddr: d.self.Address, Port: d.self.GossipPort, Key: d.cfg.GossipKey,
-		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent}, d.now)
+		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent, Monitors: monitorNames(d.cfg.Monitors)}, d.now)
 	if err != nil {
 		return err
 	}
@@ -225,19 +232,61 @@ func (d *Daemon) joinLoop(ctx context.Context) {
 	}
 }
 
+// leaderContext returns a context that ends when this monitor stops
+// leading (already ended when it does not lead).
+func (d *Daemon) leaderContext() context.Context {
+	d.leadMu.Lock()
+	defer d.leadMu.Unlock()
+	if d.leadCtx == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	return d.leadCtx
+}
+
+// setLeading starts or ends the leadership context.
+func (d *Daemon) setLeading(ctx context.Context, leading bool) {
+	d.leadMu.Lock()
+	defer d.leadMu.Unlock()
+	switch {
+	case leading && d.leadCtx == nil:
+		d.leadCtx, d.leadCancel = context.WithCancel(ctx)
+	case !leading && d.leadCtx != nil:
+		d.leadCancel()
+		d.leadCtx, d.leadCancel = nil, nil
+		d.log.Warn("lost leadership: cancelling anything this monitor runs as leader", "name", d.self.Name)
+	}
+}
+
+// leaderCheckInterval is how often the leader loop re-reads raft's state:
+// LeaderCh may coalesce signals, so losing leadership is also noticed by
+// polling.
+const leaderCheckInterval = 100 * time.Millisecond
+
 // leaderLoop reacts to leadership: a new leader first makes sure its state
-// is current, then finishes or reports failovers a previous leader left open.
+// is current, then finishes or reports failovers a previous leader left open;
+// a monitor that stops leading cancels its leadership context at once.
 func (d *Daemon) leaderLoop(ctx context.Context) {
 	defer d.wg.Done()
+	defer d.setLeading(ctx, false)
+	tick := time.NewTicker(leaderCheckInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			if !d.isLeader() {
+				d.setLeading(ctx, false)
+			}
 		case isLeader := <-d.raft().LeaderCh():
 			d.met.leader.Set(b2f(isLeader))
 			if !isLeader {
+				d.setLeading(ctx, false)
 				continue
 			}
+			d.setLeading(ctx, true)
 			d.log.Info("became leader", "name", d.self.Name)
 			if err := d.raft().Barrier(5 * time.Second).Error(); err != nil {
 				d.log.Warn("barrier after election failed", "err", err)
@@ -248,7 +297,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				cm := d.clusters[cluster]
 				d.mu.RUnlock()
 				if cm != nil {
-					go cm.resume(ctx, *dec)
+					go cm.resume(d.leaderContext(), *dec)
 				}
 			}
 		}
@@ -313,4 +362,12 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+func monitorNames(ms []MonitorAddr) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
 }

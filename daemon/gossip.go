@@ -39,12 +39,42 @@ type gossipMsg struct {
 // run), and trusts it for two thirds of LeaseMS after receipt, while the
 // leader counts the full LeaseMS from sending: transit delays can never
 // make two holders overlap.
+//
+// Leader and Term identify the raft leader that granted it: receivers drop
+// a lease from a member that is not a configured monitor, one whose Leader
+// is not its sender, and one from an older term or epoch than a lease they
+// already accepted (a deposed leader that has not noticed yet).
 type LeaseMsg struct {
 	Cluster string `json:"c"`
 	Primary string `json:"p"`
 	Epoch   int64  `json:"e"`
 	LeaseMS int64  `json:"d"`
 	WaitMS  int64  `json:"w"`
+	Leader  string `json:"ld,omitempty"`
+	Term    uint64 `json:"tm,omitempty"`
+}
+
+// leaseAcceptable decides whether a lease sent by sender may replace the
+// last accepted one (known, if haveKnown). monitors are the configured
+// monitor names.
+func leaseAcceptable(monitors map[string]bool, sender string, l LeaseMsg, known LeaseMsg, haveKnown bool) (bool, string) {
+	switch {
+	case !monitors[sender]:
+		return false, "sender is not a configured monitor"
+	case l.Leader != sender:
+		return false, "lease names another leader than its sender"
+	case l.Term == 0:
+		return false, "lease carries no raft term"
+	case !haveKnown:
+		return true, ""
+	case l.Term < known.Term:
+		return false, fmt.Sprintf("older raft term %d than the current leader's %d", l.Term, known.Term)
+	case l.Term == known.Term && l.Leader != known.Leader:
+		return false, "a second leader in the same term"
+	case l.Epoch < known.Epoch:
+		return false, fmt.Sprintf("older epoch %d than the accepted %d", l.Epoch, known.Epoch)
+	}
+	return true, ""
 }
 
 // AgentMsg is an agent's report of whether it holds the VIP.
@@ -84,7 +114,9 @@ type gossip struct {
 	now      func() time.Time
 	inflight sync.Map // peer name → struct{}: a reliable send under way
 	role     string
-	leases   map[string]leaseState // cluster → latest lease
+	monitors map[string]bool       // configured monitor names: the only lease senders
+	leases   map[string]leaseState // cluster → latest accepted lease
+	rejected int                   // leases dropped by leaseAcceptable
 	agents   map[string]agentState // server → latest agent status
 	onAgent  func(AgentMsg)
 
@@ -116,12 +148,18 @@ type GossipConfig struct {
 	LogOutput io.Writer
 	Role      string         // monitor or agent
 	OnAgent   func(AgentMsg) // called (without locks held) when an agent reports
+	// Monitors are the configured monitors' names: leases from anyone
+	// else are dropped.
+	Monitors []string
 }
 
 func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now, role: c.Role,
 		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent,
-		wake: make(chan struct{}, 1), stopped: make(chan struct{}), sender: make(chan struct{})}
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), sender: make(chan struct{}), monitors: map[string]bool{}}
+	for _, m := range c.Monitors {
+		g.monitors[m] = true
+	}
 	if g.role == "" {
 		g.role = "monitor"
 	}
@@ -343,8 +381,13 @@ func (g *gossip) store(b []byte) {
 			return
 		}
 		g.mu.Lock()
+		defer g.mu.Unlock()
+		known, have := g.leases[m.Lease.Cluster]
+		if ok, _ := leaseAcceptable(g.monitors, m.Monitor, *m.Lease, known.msg, have); !ok {
+			g.rejected++
+			return
+		}
 		g.leases[m.Lease.Cluster] = leaseState{msg: *m.Lease, received: g.now()}
-		g.mu.Unlock()
 		return
 	case "agent":
 		if m.Agent == nil {
