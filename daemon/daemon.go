@@ -235,8 +235,13 @@ func (d *Daemon) joinLoop(ctx context.Context) {
 // leaderContext returns a context that ends when this monitor stops
 // leading (already ended when it does not lead).
 func (d *Daemon) leaderContext() context.Context {
+	leading := d.isLeader()
 	d.leadMu.Lock()
 	defer d.leadMu.Unlock()
+	if d.leadCtx == nil && leading && d.ctx != nil {
+		// Raft says leader before the leader loop has read LeaderCh.
+		d.leadCtx, d.leadCancel = context.WithCancel(d.ctx)
+	}
 	if d.leadCtx == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
