@@ -201,9 +201,10 @@ func (a *Agent) apply(ctx context.Context, hold bool) {
 
 func (a *Agent) publish(holding bool) {
 	a.mu.Lock()
-	epoch := a.lease.Epoch
+	epoch, st := a.lease.Epoch, a.local
 	a.mu.Unlock()
-	a.g.publishAgent(AgentMsg{Cluster: a.cfg.Cluster.Spec.Name, Server: a.cfg.Server, Holding: holding, Epoch: epoch})
+	a.g.publishAgent(AgentMsg{Cluster: a.cfg.Cluster.Spec.Name, Server: a.cfg.Server, Holding: holding, Epoch: epoch,
+		ReadOnly: st.Reachable && (st.ReadOnly || st.SuperReadOnly), LocalDown: !st.Reachable && !st.Answered})
 }
 
 // replicasFollowUs is the failsafe test, made from this host: this server

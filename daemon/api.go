@@ -69,7 +69,7 @@ func (d *Daemon) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/failovers", func(w http.ResponseWriter, r *http.Request) {
 		st := d.fsm.snapshot()
-		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "failovers": nonNilReports(st.History), "in_progress": st.Open})
+		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "failovers": nonNilReports(st.History), "in_progress": st.Open, "journal": st.Journal})
 	})
 	mux.HandleFunc("POST /api/clusters/{name}/{action}", d.mutate)
 	return mux
@@ -114,7 +114,7 @@ func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"cluster": cm.cfg.Spec.Name, "acknowledged": true})
 	case "failover", "switchover":
 		req := failover.Request{Kind: failover.Kind(action), NewPrimary: r.URL.Query().Get("new_primary"), Force: r.URL.Query().Get("force") == "true"}
-		rep, err := cm.failover(r.Context(), req, 0)
+		rep, err := cm.failover(r.Context(), req, 0, false)
 		if err != nil {
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "report": rep})
 			return

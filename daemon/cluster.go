@@ -39,9 +39,18 @@ type clusterMon struct {
 	rejoinNoted map[string]bool
 
 	probeDialer topology.Dialer
+	leaseMu     sync.Mutex // lease is used by the probe loop and the fencing gate
 	lease       leaseTracker
 	// heartbeatReady is set once the write probe's table exists.
 	heartbeatReady atomic.Bool
+	// resuming is set while an attempt to resume an open decision runs;
+	// nextResume (under mu) and resumeBackoff space the attempts.
+	resuming      atomic.Bool
+	resumeBackoff atomic.Int64
+	nextResume    time.Time
+	// fenceRefusal (under mu) is why failover.fencing: require refused
+	// the last failover, shown with the verdict.
+	fenceRefusal string
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -296,6 +305,11 @@ func (cm *clusterMon) status() map[string]any {
 	out := map[string]any{}
 	b, _ := json.Marshal(snap.Report())
 	json.Unmarshal(b, &out)
+	cm.mu.Lock()
+	if cm.fenceRefusal != "" && verdict.State == StateDead {
+		verdict.Reasons = append(append([]string{}, verdict.Reasons...), "failover refused: "+cm.fenceRefusal)
+	}
+	cm.mu.Unlock()
 	out["state"] = verdict.State
 	out["verdict"] = verdict
 	out["epoch"] = st.PrimEpoc[cm.cfg.Spec.Name]
@@ -304,7 +318,11 @@ func (cm *clusterMon) status() map[string]any {
 		out["failover_in_progress"] = open
 	}
 	if until, ok := st.Blocked[cm.cfg.Spec.Name]; ok && cm.d.now().Before(until) {
-		out["automatic_failover_blocked_until"] = until
+		if why, ok := st.BlockedWhy[cm.cfg.Spec.Name]; ok {
+			out["automatic_failover_blocked"] = why
+		} else {
+			out["automatic_failover_blocked_until"] = until
+		}
 	}
 	out["auto_failover"] = cm.cfg.Auto
 	return out

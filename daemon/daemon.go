@@ -45,6 +45,9 @@ type ClusterConfig struct {
 	VIPLease time.Duration
 	// WriteProbe also upserts a heartbeat row on the primary each probe.
 	WriteProbe bool
+	// Fencing is failover.fencing: FencingRequire (default when empty)
+	// or FencingBestEffort.
+	Fencing string
 }
 
 // Config is the daemon's whole configuration.
@@ -86,9 +89,10 @@ type Daemon struct {
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
 	// safe point.
-	leadMu     sync.Mutex
-	leadCtx    context.Context
-	leadCancel context.CancelFunc
+	leadMu      sync.Mutex
+	leadCtx     context.Context
+	leadCancel  context.CancelFunc
+	leaderSince time.Time
 
 	mu       sync.RWMutex
 	clusters map[string]*clusterMon
@@ -241,6 +245,7 @@ func (d *Daemon) leaderContext() context.Context {
 	if d.leadCtx == nil && leading && d.ctx != nil {
 		// Raft says leader before the leader loop has read LeaderCh.
 		d.leadCtx, d.leadCancel = context.WithCancel(d.ctx)
+		d.leaderSince = d.now()
 	}
 	if d.leadCtx == nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -250,6 +255,17 @@ func (d *Daemon) leaderContext() context.Context {
 	return d.leadCtx
 }
 
+// leaderSinceTime is when this monitor's current leadership began (zero
+// when it does not lead).
+func (d *Daemon) leaderSinceTime() time.Time {
+	d.leadMu.Lock()
+	defer d.leadMu.Unlock()
+	if d.leadCtx == nil {
+		return time.Time{}
+	}
+	return d.leaderSince
+}
+
 // setLeading starts or ends the leadership context.
 func (d *Daemon) setLeading(ctx context.Context, leading bool) {
 	d.leadMu.Lock()
@@ -257,6 +273,7 @@ func (d *Daemon) setLeading(ctx context.Context, leading bool) {
 	switch {
 	case leading && d.leadCtx == nil:
 		d.leadCtx, d.leadCancel = context.WithCancel(ctx)
+		d.leaderSince = d.now()
 	case !leading && d.leadCtx != nil:
 		d.leadCancel()
 		d.leadCtx, d.leadCancel = nil, nil
@@ -302,7 +319,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				cm := d.clusters[cluster]
 				d.mu.RUnlock()
 				if cm != nil {
-					go cm.resume(d.leaderContext(), *dec)
+					cm.resumeLater(*dec)
 				}
 			}
 		}

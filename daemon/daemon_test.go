@@ -143,7 +143,8 @@ func TestDeadPrimaryOneFailoverRecordedEverywhere(t *testing.T) {
 	spec := topology.ClusterSpec{Name: "c", Credentials: topology.Credentials{User: "myha", Password: "pw"}, ConnectTimeout: 300 * time.Millisecond, ReadTimeout: time.Second,
 		Servers: []topology.ServerSpec{{Address: primary.Addr()}, {Address: r2.Addr()}, {Address: r3.Addr()}}}
 	cc := ClusterConfig{Spec: spec, Policy: failover.Policy{MaxLag: time.Minute, CatchupTimeout: 2 * time.Second}, Repl: topology.Credentials{User: "repl", Password: "r"},
-		Interval: 100 * time.Millisecond, DownAfter: 300 * time.Millisecond, BlockPeriod: time.Hour, Auto: true}
+		Interval: 100 * time.Millisecond, DownAfter: 300 * time.Millisecond, BlockPeriod: time.Hour, Auto: true,
+		Fencing: FencingBestEffort} // fakes: no agents, no shutdown_script
 	tm := startMonitors(t, 3, []ClusterConfig{cc})
 	eventually(t, "one leader", 10*time.Second, func() bool { return len(tm.leaders(nil)) == 1 })
 	// Gossip: each monitor holds the other two's observations of the primary.

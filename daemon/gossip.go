@@ -77,12 +77,15 @@ func leaseAcceptable(monitors map[string]bool, sender string, l LeaseMsg, known 
 	return true, ""
 }
 
-// AgentMsg is an agent's report of whether it holds the VIP.
+// AgentMsg is an agent's report of whether it holds the VIP, and of its
+// local server: read-only, or not answering at all on its own host.
 type AgentMsg struct {
-	Cluster string `json:"c"`
-	Server  string `json:"s"`
-	Holding bool   `json:"h"`
-	Epoch   int64  `json:"e"`
+	Cluster   string `json:"c"`
+	Server    string `json:"s"`
+	Holding   bool   `json:"h"`
+	Epoch     int64  `json:"e"`
+	ReadOnly  bool   `json:"ro,omitempty"`
+	LocalDown bool   `json:"down,omitempty"`
 }
 
 type leaseState struct {
