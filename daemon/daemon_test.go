@@ -156,6 +156,9 @@ func TestDeadPrimaryOneFailoverRecordedEverywhere(t *testing.T) {
 		}
 		return true
 	})
+	eventually(t, "the monitors to agree on the primary in service", 10*time.Second, func() bool {
+		return tm.ds[0].fsm.snapshot().Primary["c"] == primary.Addr()
+	})
 	for _, d := range tm.ds {
 		if got := d.cluster("c").status()["state"]; got != StateHealthy {
 			t.Fatalf("%s: state %v before the kill", d.self.Name, got)

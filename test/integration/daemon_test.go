@@ -569,6 +569,11 @@ func TestDaemonFastRestartWritableAgain(t *testing.T) {
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      down_after: 10s\n")
 	m.waitHealthy(t)
 	db1 := m.Server("db1")
+	waitFor(t, "the monitors to agree on db1", 15*time.Second, func() bool {
+		var c clustersJSON
+		getJSON(m.api(m.mons[0], "/api/clusters"), &c)
+		return len(c.Clusters) == 1 && c.Clusters[0].Primary == db1.Addr()
+	})
 	// It comes back read_only=1 (--read-only=1): the journal entry checked
 	// below shows the leader found it so and corrected it.
 	must(t, db1.Restart(ctx))
