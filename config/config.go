@@ -152,6 +152,12 @@ type Failover struct {
 	// over: a restart or a blip shorter than this causes no failover
 	// (default 1s).
 	DownAfter time.Duration `mapstructure:"down_after"`
+	// Fencing is what the daemon demands before promoting a replica while
+	// the old primary is unreachable: "require" (default) refuses unless
+	// the old primary is fenced over SQL, shutdown_script is configured,
+	// its agent reports it released and fenced, or its VIP lease has
+	// expired with agents configured; "best_effort" promotes anyway.
+	Fencing string `mapstructure:"fencing"`
 }
 
 // AutoEnabled says whether the daemon may fail this cluster over by itself.

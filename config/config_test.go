@@ -274,3 +274,19 @@ func TestProbeKind(t *testing.T) {
 		t.Fatalf("ping_type=INSERT must become probe: write: %v %+v", err, c)
 	}
 }
+
+func TestFencingKey(t *testing.T) {
+	c, err := Parse([]byte(good), Options{})
+	if err != nil || c.Clusters[0].Failover.Fencing != "require" {
+		t.Fatalf("default fencing must be require: %v %+v", err, c)
+	}
+	withFencing := func(v string) string {
+		return strings.Replace(good, "user: myha", "user: myha\n    failover:\n      fencing: "+v, 1)
+	}
+	if c, err := Parse([]byte(withFencing("best_effort")), Options{}); err != nil || c.Clusters[0].Failover.Fencing != "best_effort" {
+		t.Fatalf("best_effort: %v", err)
+	}
+	if _, err := Parse([]byte(withFencing("maybe")), Options{}); err == nil || !strings.Contains(err.Error(), "clusters[0].failover.fencing") {
+		t.Fatalf("bad fencing value: %v", err)
+	}
+}

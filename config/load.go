@@ -190,6 +190,9 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.Probe == "" {
 			cl.Probe = "select"
 		}
+		if cl.Failover.Fencing == "" {
+			cl.Failover.Fencing = "require"
+		}
 		if cl.Failover.MaxLag == 0 {
 			cl.Failover.MaxLag = DefaultMaxLag
 		}

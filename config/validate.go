@@ -142,6 +142,9 @@ func (c *Config) Validate() Errors {
 		if cl.Probe != "select" && cl.Probe != "write" {
 			bad(key+".probe", "%q: use select or write", cl.Probe)
 		}
+		if f := cl.Failover.Fencing; f != "" && f != "require" && f != "best_effort" {
+			bad(key+".failover.fencing", "%q: use require or best_effort", f)
+		}
 		for _, h := range []struct{ name, path string }{
 			{"master_ip_failover_script", cl.Failover.MasterIPFailoverScript},
 			{"master_ip_online_change_script", cl.Failover.MasterIPOnlineChangeScript},

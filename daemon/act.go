@@ -13,24 +13,29 @@ import (
 	"github.com/myha/myha/topology"
 )
 
-// lead is what the leader does after each probe of a cluster: keep the
-// agreed primary current, keep any other server from being writable, and
-// fail over a dead primary.
+// lead is what the leader does after each probe of a cluster: the
+// corrections the analysis asks for (agreed primary, stray writers, a
+// primary back read-only after a restart, superseded decisions), the
+// agreed primary's lease, resuming an open decision with backoff, and
+// failing over a dead primary.
 func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdict) {
-	st := cm.d.fsm.snapshot()
 	name := cm.cfg.Spec.Name
-	if _, open := st.Open[name]; open || cm.acting.Load() {
+	if cm.acting.Load() {
+		return // a failover runs on this monitor: it owns the cluster's states
+	}
+	cm.correct(ctx, snap, v, cm.d.fsm.snapshot())
+	st := cm.d.fsm.snapshot()
+	agreed := st.Primary[name]
+	if agreed != "" {
+		cm.renewLease(snap, agreed, st.PrimEpoc[name])
+	}
+	if dec, open := st.Open[name]; open {
+		cm.resumeLater(*dec)
 		return
 	}
-	agreed := st.Primary[name]
-	if v.State == StateHealthy && snap.Primary != "" && agreed != snap.Primary && len(snap.Problems) == 0 {
-		cm.d.apply(command{Op: "primary", Cluster: name, Primary: snap.Primary, At: cm.d.now()})
-		agreed = snap.Primary
-	}
+	cm.resumeBackoff.Store(0)
 	if agreed != "" {
-		cm.fenceStrays(ctx, snap, agreed)
 		cm.rejoin(ctx, snap, agreed, st)
-		cm.renewLease(snap, agreed, st.PrimEpoc[name])
 	}
 	if v.State != StateDead {
 		return
@@ -40,42 +45,54 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		return
 	}
 	if until, ok := st.Blocked[name]; ok && cm.d.now().Before(until) {
-		cm.d.log.Warn("primary is dead, but automatic failovers are blocked (anti-flapping); run myha ack", "cluster", name, "until", until)
+		cm.d.log.Warn("primary is dead, but automatic failovers are blocked; run myha ack", "cluster", name, "until", until, "why", st.BlockedWhy[name])
 		return
 	}
-	go cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0)
+	go cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0, true)
 }
 
-// fenceStrays sets read_only on any writable server that is not the agreed
-// primary (an old primary back from the dead, a DBA's mistake): never two
-// writers. With auto_rejoin a returned old primary also becomes a replica.
-func (cm *clusterMon) fenceStrays(ctx context.Context, snap *topology.Snapshot, agreed string) {
-	for _, v := range snap.Servers {
-		if !v.Reachable || v.Spec.Address == agreed || v.ReadOnly || v.SuperReadOnly {
-			continue
-		}
-		q, err := cm.dialer.Dial(ctx, v.Spec.Address)
-		if err != nil {
-			continue
-		}
-		if cm.changing(ctx, q, v.Dialect) {
-			q.Close()
-			continue
-		}
-		for _, stmt := range v.Dialect.SetReadOnly(true) {
-			if err = q.Exec(ctx, stmt); err != nil {
-				break
-			}
-		}
-		q.Close()
-		cm.d.log.Warn("fenced a writable server that is not the agreed primary", "cluster", cm.cfg.Spec.Name, "server", v.Spec.Address, "primary", agreed, "err", err)
+// Backoff between attempts to resume an open decision.
+const (
+	resumeFirstBackoff = time.Second
+	resumeMaxBackoff   = 30 * time.Second
+)
+
+// resumeLater retries an open decision with exponential backoff: a
+// decision left open (another holder had the lock, leadership moved) is
+// never forgotten by the same leader, and never retried in a tight loop.
+func (cm *clusterMon) resumeLater(dec Decision) {
+	now := cm.d.now()
+	cm.mu.Lock()
+	due := !now.Before(cm.nextResume)
+	cm.mu.Unlock()
+	if !due || !cm.resuming.CompareAndSwap(false, true) {
+		return
 	}
+	back := time.Duration(cm.resumeBackoff.Load())
+	if back == 0 {
+		back = resumeFirstBackoff
+	}
+	cm.resumeBackoff.Store(int64(min(2*back, resumeMaxBackoff)))
+	cm.mu.Lock()
+	cm.nextResume = now.Add(back)
+	cm.mu.Unlock()
+	go func() {
+		defer cm.resuming.Store(false)
+		if err := cm.resume(cm.d.leaderContext(), dec); err != nil {
+			cm.d.log.Warn("resuming the open failover failed; will retry", "cluster", dec.Cluster, "epoch", dec.Epoch, "in", back, "err", err)
+		}
+	}()
 }
 
 // failover decides (committing to raft before the first change), executes
 // with the shared planner and executor, and records the result. epoch > 0
 // continues an open decision.
-func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch int64) (*failover.Report, error) {
+//
+// auto marks an automatic failover: if it fails, automatic failovers stay
+// blocked until acknowledged. Under failover.fencing: require a failover
+// is refused (before any decision or hook) while the old primary may still
+// be writable.
+func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch int64, auto bool) (*failover.Report, error) {
 	if !cm.acting.CompareAndSwap(false, true) {
 		return nil, fmt.Errorf("a failover of %s is already running on this monitor", cm.cfg.Spec.Name)
 	}
@@ -95,10 +112,20 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
 		return nil, fmt.Errorf("blocked: %s", strings.Join(plan.Blockers, "; "))
 	}
+	if req.Kind == failover.KindFailover {
+		if ok, why := cm.fenced(ctx, &snap, plan.OldPrimary); !ok {
+			cm.setFenceRefusal(why)
+			return nil, fmt.Errorf("refused: %s", why)
+		}
+		cm.setFenceRefusal("")
+	}
+	if cm.d.leaderContext().Err() != nil {
+		return nil, fmt.Errorf("not the leader")
+	}
 	if epoch == 0 {
 		epoch = cm.d.fsm.snapshot().Epoch + 1
 	}
-	dec := &Decision{Epoch: epoch, Cluster: name, Kind: req.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary, Leader: cm.d.self.Name, Started: cm.d.now()}
+	dec := &Decision{Epoch: epoch, Cluster: name, Kind: req.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary, Leader: cm.d.self.Name, Started: cm.d.now(), Auto: auto}
 	if err := cm.d.apply(command{Op: "decide", Decision: dec, At: cm.d.now()}); err != nil {
 		return nil, fmt.Errorf("could not commit the decision: %w", err)
 	}
@@ -117,13 +144,27 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 			}
 		},
 	}
-	rep := ex.Execute(context.WithoutCancel(ctx), snap, plan)
+	// The executor runs to its end even if the caller goes away (an API
+	// client hanging up), but stops at its next safe point when this
+	// monitor stops leading: a deposed leader must not keep changing
+	// servers while the new one resumes the decision.
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	lctx := cm.d.leaderContext()
+	stop := context.AfterFunc(lctx, cancel)
+	defer stop()
+	rep := ex.Execute(ectx, snap, plan)
+	if lctx.Err() != nil {
+		cm.d.log.Error("leadership lost during the failover: stopped at a safe point; the new leader resumes it",
+			"cluster", dec.Cluster, "epoch", dec.Epoch, "result", rep.Result, "safe_stop", rep.SafeStop)
+		return rep, fmt.Errorf("leadership lost during the failover (%s)", rep.SafeStop)
+	}
 	if rep.Result == failover.ResultAborted && strings.Contains(rep.Error, "another failover") {
 		// A previous leader may still be at work: leave the decision open
 		// for the next attempt rather than recording a second outcome.
 		return rep, fmt.Errorf("%s", rep.Error)
 	}
-	if err := cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now(), Block: cm.cfg.BlockPeriod}); err != nil {
+	if err := cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now(), Block: cm.cfg.BlockPeriod, Auto: dec.Auto}); err != nil {
 		cm.d.log.Error("could not commit the failover result", "cluster", dec.Cluster, "epoch", dec.Epoch, "err", err)
 	}
 	cm.d.met.failovers.WithLabelValues(dec.Cluster, string(rep.Result)).Inc()
@@ -133,45 +174,38 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 	return rep, nil
 }
 
-// resume finishes a failover a previous leader left open: after promotion
-// it only completes the repoints (never a second promotion); before, it
-// plans again under the same epoch. It retries while another monitor may
-// still hold the failover lock.
-func (cm *clusterMon) resume(ctx context.Context, dec Decision) {
-	cm.d.log.Warn("resuming an interrupted failover", "cluster", dec.Cluster, "epoch", dec.Epoch, "promoted", dec.Promoted, "new", dec.NewPrimary)
-	for attempt := 0; attempt < 30 && ctx.Err() == nil && cm.d.isLeader(); attempt++ {
-		var err error
-		if dec.Promoted {
-			if !cm.acting.CompareAndSwap(false, true) {
-				sleepCtx(ctx, time.Second)
-				continue
-			}
-			snap := topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
-			plan := failover.BuildResume(&snap, cm.cfg.Policy, &failover.InProgress{ID: fmt.Sprint(dec.Epoch), Epoch: dec.Epoch, Kind: dec.Kind,
-				OldPrimary: dec.OldPrimary, NewPrimary: dec.NewPrimary, Promoted: true})
-			if plan.OK() {
-				_, err = cm.execute(ctx, &snap, &plan, &dec)
-			} else {
-				err = fmt.Errorf("%s", strings.Join(plan.Blockers, "; "))
-			}
-			cm.acting.Store(false)
-		} else {
-			_, err = cm.failover(ctx, failover.Request{Kind: dec.Kind, ReplicasConfirmed: cm.confirmedDead()}, dec.Epoch)
-			if err != nil && strings.Contains(err.Error(), "blocked") {
-				// The old primary answers again, or nothing can be promoted:
-				// close the decision with that outcome.
-				rep := &failover.Report{Epoch: dec.Epoch, Cluster: dec.Cluster, Kind: dec.Kind, OldPrimary: dec.OldPrimary,
-					Result: failover.ResultAborted, Error: "resumed by " + cm.d.self.Name + ": " + err.Error(), Started: dec.Started, Steps: []failover.StepResult{}}
-				cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now()})
-				return
-			}
-		}
-		if err == nil {
-			return
-		}
-		cm.d.log.Warn("resume attempt failed; retrying", "cluster", dec.Cluster, "epoch", dec.Epoch, "err", err)
-		sleepCtx(ctx, time.Second)
+// resume makes one attempt to finish a failover a previous leader (or this
+// one) left open: after promotion it only completes the repoints (never a
+// second promotion); before, it plans again under the same epoch. The
+// caller retries with backoff.
+func (cm *clusterMon) resume(ctx context.Context, dec Decision) error {
+	if ctx.Err() != nil || !cm.d.isLeader() {
+		return fmt.Errorf("not the leader")
 	}
+	cm.d.log.Warn("resuming an interrupted failover", "cluster", dec.Cluster, "epoch", dec.Epoch, "promoted", dec.Promoted, "new", dec.NewPrimary)
+	if dec.Promoted {
+		if !cm.acting.CompareAndSwap(false, true) {
+			return fmt.Errorf("a failover of %s is already running on this monitor", dec.Cluster)
+		}
+		defer cm.acting.Store(false)
+		snap := topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
+		plan := failover.BuildResume(&snap, cm.cfg.Policy, &failover.InProgress{ID: fmt.Sprint(dec.Epoch), Epoch: dec.Epoch, Kind: dec.Kind,
+			OldPrimary: dec.OldPrimary, NewPrimary: dec.NewPrimary, Promoted: true})
+		if !plan.OK() {
+			return fmt.Errorf("%s", strings.Join(plan.Blockers, "; "))
+		}
+		_, err := cm.execute(ctx, &snap, &plan, &dec)
+		return err
+	}
+	_, err := cm.failover(ctx, failover.Request{Kind: dec.Kind, ReplicasConfirmed: cm.confirmedDead()}, dec.Epoch, dec.Auto)
+	if err != nil && strings.HasPrefix(err.Error(), "blocked") {
+		// The old primary answers again, or nothing can be promoted:
+		// close the decision with that outcome.
+		rep := &failover.Report{Epoch: dec.Epoch, Cluster: dec.Cluster, Kind: dec.Kind, OldPrimary: dec.OldPrimary,
+			Result: failover.ResultAborted, Error: "resumed by " + cm.d.self.Name + ": " + err.Error(), Started: dec.Started, Steps: []failover.StepResult{}}
+		return cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now()})
+	}
+	return err
 }
 
 // confirmedDead reports whether this monitor's detector judges the primary dead.
@@ -182,7 +216,7 @@ func (cm *clusterMon) confirmedDead() bool {
 }
 
 // rejoin handles old primaries that came back after a failover: never
-// writable (fenceStrays), and with failover.auto_rejoin made replicas of the
+// writable (ActFenceStray), and with failover.auto_rejoin made replicas of the
 // agreed primary when they hold nothing the new primary lacks. One with
 // errant transactions (what the old primary committed but no replica
 // received) stays read-only and is reported, for a DBA to look at.
@@ -281,10 +315,13 @@ func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch i
 		return
 	}
 	g := cm.d.gossip()
+	cm.leaseMu.Lock()
 	l := cm.lease.next(cm.cfg.Spec.Name, agreed, epoch, cm.cfg.VIPLease, cm.d.now(), func(server string, since time.Time) bool {
 		a, at, ok := g.agent(server)
 		return ok && !a.Holding && at.After(since)
 	})
+	cm.leaseMu.Unlock()
+	l.Leader, l.Term = cm.d.self.Name, cm.d.raft().CurrentTerm()
 	g.publishLease(l)
 }
 

@@ -78,7 +78,8 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 // until ctx ends; then it releases the VIP (like keepalived on stop).
 func (a *Agent) Run(ctx context.Context) error {
 	g, err := startGossip(GossipConfig{Name: "agent-" + a.cfg.Server, BindAddr: a.cfg.BindAddr, Port: a.cfg.GossipPort, Key: a.cfg.GossipKey,
-		Label: a.cfg.GossipLabel, Transport: a.cfg.Transport, LogOutput: a.cfg.LibLogs, Role: "agent"}, a.now)
+		Label: a.cfg.GossipLabel, Transport: a.cfg.Transport, LogOutput: a.cfg.LibLogs, Role: "agent",
+		Monitors: monitorNames(a.cfg.Monitors)}, a.now)
 	if err != nil {
 		return err
 	}
@@ -200,9 +201,10 @@ func (a *Agent) apply(ctx context.Context, hold bool) {
 
 func (a *Agent) publish(holding bool) {
 	a.mu.Lock()
-	epoch := a.lease.Epoch
+	epoch, st := a.lease.Epoch, a.local
 	a.mu.Unlock()
-	a.g.publishAgent(AgentMsg{Cluster: a.cfg.Cluster.Spec.Name, Server: a.cfg.Server, Holding: holding, Epoch: epoch})
+	a.g.publishAgent(AgentMsg{Cluster: a.cfg.Cluster.Spec.Name, Server: a.cfg.Server, Holding: holding, Epoch: epoch,
+		ReadOnly: st.Reachable && (st.ReadOnly || st.SuperReadOnly), LocalDown: !st.Reachable && !st.Answered})
 }
 
 // replicasFollowUs is the failsafe test, made from this host: this server

@@ -50,11 +50,16 @@ func (d *Daemon) handler() http.Handler {
 			return
 		}
 		cm.mu.Lock()
-		snap := cm.snap
+		snap, verdict := cm.snap, cm.verdict
 		cm.mu.Unlock()
 		plan := failover.Build(&snap, cm.cfg.Policy, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
 		checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: cm.cfg.Policy})
 		checks = append(checks, failover.CandidateCheck(&plan))
+		hb := failover.Check{Name: "replica_heartbeat", Status: failover.OK, Message: "every replica's heartbeat period lets its silence confirm a dead primary within failover.down_after"}
+		if len(verdict.Warnings) > 0 {
+			hb.Status, hb.Message, hb.Fix = failover.Warn, strings.Join(verdict.Warnings, "; "), "CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1 on each replica named"
+		}
+		checks = append(checks, hb)
 		if n := len(d.cfg.Monitors); n < 3 {
 			checks = append(checks, failover.Check{Name: "monitors", Status: failover.Warn,
 				Message: fmt.Sprintf("%d monitor(s) configured: with fewer than 3, losing one stops automatic failover or leaves no quorum", n),
@@ -64,7 +69,7 @@ func (d *Daemon) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/failovers", func(w http.ResponseWriter, r *http.Request) {
 		st := d.fsm.snapshot()
-		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "failovers": nonNilReports(st.History), "in_progress": st.Open})
+		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "failovers": nonNilReports(st.History), "in_progress": st.Open, "journal": st.Journal})
 	})
 	mux.HandleFunc("POST /api/clusters/{name}/{action}", d.mutate)
 	return mux
@@ -109,7 +114,7 @@ func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"cluster": cm.cfg.Spec.Name, "acknowledged": true})
 	case "failover", "switchover":
 		req := failover.Request{Kind: failover.Kind(action), NewPrimary: r.URL.Query().Get("new_primary"), Force: r.URL.Query().Get("force") == "true"}
-		rep, err := cm.failover(r.Context(), req, 0)
+		rep, err := cm.failover(r.Context(), req, 0, false)
 		if err != nil {
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "report": rep})
 			return

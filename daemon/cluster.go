@@ -39,9 +39,18 @@ type clusterMon struct {
 	rejoinNoted map[string]bool
 
 	probeDialer topology.Dialer
+	leaseMu     sync.Mutex // lease is used by the probe loop and the fencing gate
 	lease       leaseTracker
 	// heartbeatReady is set once the write probe's table exists.
 	heartbeatReady atomic.Bool
+	// resuming is set while an attempt to resume an open decision runs;
+	// nextResume (under mu) and resumeBackoff space the attempts.
+	resuming      atomic.Bool
+	resumeBackoff atomic.Int64
+	nextResume    time.Time
+	// fenceRefusal (under mu) is why failover.fencing: require refused
+	// the last failover, shown with the verdict.
+	fenceRefusal string
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -91,11 +100,18 @@ func (cm *clusterMon) start(ctx context.Context) {
 	go func() { defer cm.done.Done(); cm.watch(ctx) }()
 }
 
+// stopTimeout bounds how long stopping a cluster monitor waits for its
+// goroutines: every call they make is itself bounded by the context or a
+// timeout, so this only trips on a bug, which is logged, not hung on.
+const stopTimeout = 10 * time.Second
+
 func (cm *clusterMon) stop() {
 	if cm.cancel != nil {
 		cm.cancel()
 	}
-	cm.done.Wait()
+	if !bounded(stopTimeout, cm.done.Wait) {
+		cm.d.log.Error("cluster monitor did not stop in time; leaving it behind", "cluster", cm.cfg.Spec.Name, "waited", stopTimeout)
+	}
 }
 
 func (cm *clusterMon) poke() {
@@ -193,7 +209,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	cm.d.gossip().publish(obs)
 
 	in := DetectInput{Primary: primary, Monitors: len(cm.d.cfg.Monitors), OwnReachable: reachable, OwnFailures: failures,
-		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, ReplicaSilence: replicaSilence(cm.cfg.Interval)}
+		DownAfter: cm.cfg.DownAfter, Freshness: 3*cm.cfg.Interval + time.Second, MinSilence: minSilence(cm.cfg.Interval)}
 	if !reachable {
 		in.OwnDownFor = now.Sub(downSince)
 	}
@@ -207,6 +223,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		rv := ReplicaView{Address: v.Spec.Address, Reachable: v.Reachable, SilentFor: silent[v.Spec.Address]}
 		if c, ok := v.PrimaryConn(); ok {
 			rv.IORunning = c.IORunning()
+			rv.HeartbeatPeriod = time.Duration(c.HeartbeatSecs * float64(time.Second))
 		}
 		in.Replicas = append(in.Replicas, rv)
 	}
@@ -288,6 +305,11 @@ func (cm *clusterMon) status() map[string]any {
 	out := map[string]any{}
 	b, _ := json.Marshal(snap.Report())
 	json.Unmarshal(b, &out)
+	cm.mu.Lock()
+	if cm.fenceRefusal != "" && verdict.State == StateDead {
+		verdict.Reasons = append(append([]string{}, verdict.Reasons...), "failover refused: "+cm.fenceRefusal)
+	}
+	cm.mu.Unlock()
 	out["state"] = verdict.State
 	out["verdict"] = verdict
 	out["epoch"] = st.PrimEpoc[cm.cfg.Spec.Name]
@@ -296,7 +318,11 @@ func (cm *clusterMon) status() map[string]any {
 		out["failover_in_progress"] = open
 	}
 	if until, ok := st.Blocked[cm.cfg.Spec.Name]; ok && cm.d.now().Before(until) {
-		out["automatic_failover_blocked_until"] = until
+		if why, ok := st.BlockedWhy[cm.cfg.Spec.Name]; ok {
+			out["automatic_failover_blocked"] = why
+		} else {
+			out["automatic_failover_blocked_until"] = until
+		}
 	}
 	out["auto_failover"] = cm.cfg.Auto
 	return out
@@ -304,11 +330,11 @@ func (cm *clusterMon) status() map[string]any {
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// replicaSilence is how long a replica must hear nothing from its primary
-// to count as having lost it: one and a half heartbeat periods (myha sets
-// MASTER_HEARTBEAT_PERIOD=1) or probe intervals, whichever is longer.
-func replicaSilence(interval time.Duration) time.Duration {
-	return max(1500*time.Millisecond, interval*3/2)
+// minSilence is the shortest silence that counts as a replica losing its
+// primary, whatever its heartbeat period: one and a half probe intervals
+// (SilenceLimit adds the replica's own heartbeat period).
+func minSilence(interval time.Duration) time.Duration {
+	return interval * 3 / 2
 }
 
 // writeProbe upserts this monitor's heartbeat row on the primary (MHA's

@@ -45,6 +45,9 @@ type ClusterConfig struct {
 	VIPLease time.Duration
 	// WriteProbe also upserts a heartbeat row on the primary each probe.
 	WriteProbe bool
+	// Fencing is failover.fencing: FencingRequire (default when empty)
+	// or FencingBestEffort.
+	Fencing string
 }
 
 // Config is the daemon's whole configuration.
@@ -83,6 +86,14 @@ type Daemon struct {
 	met   *metrics
 	now   func() time.Time
 
+	// leadCtx lives while this monitor leads: it is cancelled the moment
+	// leadership is lost, which stops an in-flight failover at its next
+	// safe point.
+	leadMu      sync.Mutex
+	leadCtx     context.Context
+	leadCancel  context.CancelFunc
+	leaderSince time.Time
+
 	mu       sync.RWMutex
 	clusters map[string]*clusterMon
 	ctx      context.Context
@@ -115,7 +126,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	d.ctx = ctx
 	g, err := startGossip(GossipConfig{Name: d.self.Name, BindAddr: d.self.Address, Port: d.self.GossipPort, Key: d.cfg.GossipKey,
-		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent}, d.now)
+		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent, Monitors: monitorNames(d.cfg.Monitors)}, d.now)
 	if err != nil {
 		return err
 	}
@@ -136,7 +147,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.raftp.Store(r)
-	defer stopRaft()
+	defer func() {
+		if !bounded(stopTimeout, stopRaft) {
+			d.log.Error("raft did not shut down in time", "waited", stopTimeout)
+		}
+	}()
 
 	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", api.Addr)
@@ -161,9 +176,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		c.stop()
 	}
 	d.mu.Unlock()
-	d.wg.Wait()
+	if !bounded(stopTimeout, d.wg.Wait) {
+		d.log.Error("monitor loops did not stop in time", "waited", stopTimeout)
+	}
 	if d.raft().State() == raft.Leader && len(d.cfg.Monitors) > 1 {
-		d.raft().LeadershipTransfer().Error() // hand over before leaving
+		// Hand over before leaving; raft bounds the transfer itself, this
+		// bounds it again.
+		bounded(5*time.Second, func() { d.raft().LeadershipTransfer().Error() })
 	}
 	return nil
 }
@@ -217,19 +236,79 @@ func (d *Daemon) joinLoop(ctx context.Context) {
 	}
 }
 
+// leaderContext returns a context that ends when this monitor stops
+// leading (already ended when it does not lead).
+func (d *Daemon) leaderContext() context.Context {
+	leading := d.isLeader()
+	d.leadMu.Lock()
+	defer d.leadMu.Unlock()
+	if d.leadCtx == nil && leading && d.ctx != nil {
+		// Raft says leader before the leader loop has read LeaderCh.
+		d.leadCtx, d.leadCancel = context.WithCancel(d.ctx)
+		d.leaderSince = d.now()
+	}
+	if d.leadCtx == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	return d.leadCtx
+}
+
+// leaderSinceTime is when this monitor's current leadership began (zero
+// when it does not lead).
+func (d *Daemon) leaderSinceTime() time.Time {
+	d.leadMu.Lock()
+	defer d.leadMu.Unlock()
+	if d.leadCtx == nil {
+		return time.Time{}
+	}
+	return d.leaderSince
+}
+
+// setLeading starts or ends the leadership context.
+func (d *Daemon) setLeading(ctx context.Context, leading bool) {
+	d.leadMu.Lock()
+	defer d.leadMu.Unlock()
+	switch {
+	case leading && d.leadCtx == nil:
+		d.leadCtx, d.leadCancel = context.WithCancel(ctx)
+		d.leaderSince = d.now()
+	case !leading && d.leadCtx != nil:
+		d.leadCancel()
+		d.leadCtx, d.leadCancel = nil, nil
+		d.log.Warn("lost leadership: cancelling anything this monitor runs as leader", "name", d.self.Name)
+	}
+}
+
+// leaderCheckInterval is how often the leader loop re-reads raft's state:
+// LeaderCh may coalesce signals, so losing leadership is also noticed by
+// polling.
+const leaderCheckInterval = 100 * time.Millisecond
+
 // leaderLoop reacts to leadership: a new leader first makes sure its state
-// is current, then finishes or reports failovers a previous leader left open.
+// is current, then finishes or reports failovers a previous leader left open;
+// a monitor that stops leading cancels its leadership context at once.
 func (d *Daemon) leaderLoop(ctx context.Context) {
 	defer d.wg.Done()
+	defer d.setLeading(ctx, false)
+	tick := time.NewTicker(leaderCheckInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			if !d.isLeader() {
+				d.setLeading(ctx, false)
+			}
 		case isLeader := <-d.raft().LeaderCh():
 			d.met.leader.Set(b2f(isLeader))
 			if !isLeader {
+				d.setLeading(ctx, false)
 				continue
 			}
+			d.setLeading(ctx, true)
 			d.log.Info("became leader", "name", d.self.Name)
 			if err := d.raft().Barrier(5 * time.Second).Error(); err != nil {
 				d.log.Warn("barrier after election failed", "err", err)
@@ -240,7 +319,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				cm := d.clusters[cluster]
 				d.mu.RUnlock()
 				if cm != nil {
-					go cm.resume(ctx, *dec)
+					cm.resumeLater(*dec)
 				}
 			}
 		}
@@ -305,4 +384,12 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+func monitorNames(ms []MonitorAddr) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
 }

@@ -43,6 +43,7 @@ func fakeMaria(id int, primary *fakeserver.Server, io string) fakeserver.State {
 
 type testMonitors struct {
 	ds      []*Daemon
+	raftTr  []*raft.InmemTransport
 	cancels []context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -82,7 +83,7 @@ func startMonitors(t *testing.T, n int, clusters []ClusterConfig) *testMonitors 
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		tm.ds, tm.cancels = append(tm.ds, d), append(tm.cancels, cancel)
+		tm.ds, tm.cancels, tm.raftTr = append(tm.ds, d), append(tm.cancels, cancel), append(tm.raftTr, trans[m.Name])
 		tm.wg.Add(1)
 		go func() { defer tm.wg.Done(); d.Run(ctx) }()
 	}
@@ -142,7 +143,8 @@ func TestDeadPrimaryOneFailoverRecordedEverywhere(t *testing.T) {
 	spec := topology.ClusterSpec{Name: "c", Credentials: topology.Credentials{User: "myha", Password: "pw"}, ConnectTimeout: 300 * time.Millisecond, ReadTimeout: time.Second,
 		Servers: []topology.ServerSpec{{Address: primary.Addr()}, {Address: r2.Addr()}, {Address: r3.Addr()}}}
 	cc := ClusterConfig{Spec: spec, Policy: failover.Policy{MaxLag: time.Minute, CatchupTimeout: 2 * time.Second}, Repl: topology.Credentials{User: "repl", Password: "r"},
-		Interval: 100 * time.Millisecond, DownAfter: 300 * time.Millisecond, BlockPeriod: time.Hour, Auto: true}
+		Interval: 100 * time.Millisecond, DownAfter: 300 * time.Millisecond, BlockPeriod: time.Hour, Auto: true,
+		Fencing: FencingBestEffort} // fakes: no agents, no shutdown_script
 	tm := startMonitors(t, 3, []ClusterConfig{cc})
 	eventually(t, "one leader", 10*time.Second, func() bool { return len(tm.leaders(nil)) == 1 })
 	// Gossip: each monitor holds the other two's observations of the primary.
@@ -153,6 +155,9 @@ func TestDeadPrimaryOneFailoverRecordedEverywhere(t *testing.T) {
 			}
 		}
 		return true
+	})
+	eventually(t, "the monitors to agree on the primary in service", 10*time.Second, func() bool {
+		return tm.ds[0].fsm.snapshot().Primary["c"] == primary.Addr()
 	})
 	for _, d := range tm.ds {
 		if got := d.cluster("c").status()["state"]; got != StateHealthy {
@@ -187,4 +192,34 @@ func TestDeadPrimaryOneFailoverRecordedEverywhere(t *testing.T) {
 		t.Fatalf("leader's myha_failovers_total = %v, want 1", n)
 	}
 	t.Logf("failover by %s: %s → %s, %s", leader.self.Name, leader.fsm.snapshot().History[0].OldPrimary, leader.fsm.snapshot().History[0].NewPrimary, leader.fsm.snapshot().History[0].Result)
+}
+
+// A leader cut off from the other monitors steps down; its leadership
+// context (which an in-flight failover runs under) must end at once, and
+// the executor then stops at its next safe point.
+func TestLeadershipLossCancelsLeaderContext(t *testing.T) {
+	tm := startMonitors(t, 3, nil)
+	eventually(t, "one leader", 10*time.Second, func() bool { return len(tm.leaders(nil)) == 1 })
+	i := tm.leaders(nil)[0]
+	lctx := tm.ds[i].leaderContext()
+	if lctx.Err() != nil {
+		t.Fatal("the leader's context is already cancelled")
+	}
+	for j, o := range tm.raftTr {
+		if j != i {
+			tm.raftTr[i].Disconnect(o.LocalAddr())
+			o.Disconnect(tm.raftTr[i].LocalAddr())
+		}
+	}
+	select {
+	case <-lctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deposed leader's context was not cancelled")
+	}
+	if tm.ds[i].isLeader() {
+		t.Fatal("context cancelled while still leader")
+	}
+	if tm.ds[i].leaderContext().Err() == nil {
+		t.Fatal("a follower hands out a live leadership context")
+	}
 }

@@ -41,20 +41,25 @@ type ReplicaView struct {
 	// SilentFor is how long the replica has received nothing (no event, no
 	// heartbeat) from the primary.
 	SilentFor time.Duration
+	// HeartbeatPeriod is the replica's own MASTER_HEARTBEAT_PERIOD
+	// (Slave_heartbeat_period); 0 when the server does not report it.
+	HeartbeatPeriod time.Duration
 }
 
 // DetectInput is everything a verdict depends on.
 type DetectInput struct {
-	Primary        string
-	Monitors       int // configured monitors, this one included
-	OwnReachable   bool
-	OwnFailures    int           // consecutive failed probes
-	OwnDownFor     time.Duration // since the first of them
-	Peers          []PeerView
-	Replicas       []ReplicaView
-	DownAfter      time.Duration // the primary must be down this long
-	Freshness      time.Duration // peer observations older than this do not count
-	ReplicaSilence time.Duration // a replica silent this long has lost the primary
+	Primary      string
+	Monitors     int // configured monitors, this one included
+	OwnReachable bool
+	OwnFailures  int           // consecutive failed probes
+	OwnDownFor   time.Duration // since the first of them
+	Peers        []PeerView
+	Replicas     []ReplicaView
+	DownAfter    time.Duration // the primary must be down this long
+	Freshness    time.Duration // peer observations older than this do not count
+	// MinSilence is the shortest silence that can count as losing the
+	// primary, whatever the heartbeat period (the probe granularity).
+	MinSilence time.Duration
 }
 
 // Verdict is the detector's judgement with its reasons, in words.
@@ -63,6 +68,49 @@ type Verdict struct {
 	Votes   int      `json:"monitors_seeing_it_down"`
 	Needed  int      `json:"monitors_needed"`
 	Reasons []string `json:"reasons"`
+	// Warnings are configuration problems that slow or prevent detection,
+	// whatever the state (a replica heartbeat too long for down_after).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// silenceMargin is added to one and a half heartbeat periods before a
+// silent replica counts as having lost its primary: network jitter and the
+// time between reading the replica and judging.
+const silenceMargin = 250 * time.Millisecond
+
+// SilenceLimit is how long a replica with this heartbeat period must have
+// received nothing before its silence proves it lost the primary: a
+// primary with nothing to send sends a heartbeat every period, so 1.5
+// periods plus a margin, and never less than minSilence. A replica whose
+// period is unknown (0) never proves anything by silence; only its IO
+// thread giving up does.
+func SilenceLimit(heartbeat, minSilence time.Duration) (time.Duration, bool) {
+	if heartbeat <= 0 {
+		return 0, false
+	}
+	return max(heartbeat*3/2+silenceMargin, minSilence), true
+}
+
+// heartbeatWarnings names replicas whose heartbeat period is too long for
+// down_after: their silence cannot confirm a dead primary before their IO
+// thread gives up (slave_net_timeout), so a cut primary is confirmed late
+// or never.
+func heartbeatWarnings(in DetectInput) []string {
+	var out []string
+	for _, r := range in.Replicas {
+		if !r.Reachable {
+			continue
+		}
+		lim, ok := SilenceLimit(r.HeartbeatPeriod, in.MinSilence)
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("%s reports no heartbeat period: its silence cannot confirm a dead primary (CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1)", r.Address))
+		case lim > 2*max(in.DownAfter, time.Second):
+			out = append(out, fmt.Sprintf("%s has MASTER_HEARTBEAT_PERIOD=%s: its silence confirms a lost primary only after %s, much longer than failover.down_after=%s (CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1)",
+				r.Address, r.HeartbeatPeriod, lim.Round(time.Millisecond), in.DownAfter))
+		}
+	}
+	return out
 }
 
 // minFailures is how many consecutive probes must fail, however fast.
@@ -72,10 +120,11 @@ const minFailures = 2
 // only when all hold: this monitor's probes failed repeatedly for at least
 // DownAfter; a strict majority of all configured monitors has fresh
 // observations that it is unreachable; and every reachable replica has lost
-// it (IO thread down, or nothing received for ReplicaSilence). When in
+// it (IO thread not connected, or nothing received for longer than its own
+// heartbeat period allows: SilenceLimit). When in
 // doubt it says so and does not declare the primary dead.
 func Detect(in DetectInput) Verdict {
-	v := Verdict{Needed: in.Monitors/2 + 1}
+	v := Verdict{Needed: in.Monitors/2 + 1, Warnings: heartbeatWarnings(in)}
 	if in.Primary == "" {
 		v.State = StateNoPrimary
 		v.Reasons = []string{"no primary identified"}
@@ -121,7 +170,12 @@ func Detect(in DetectInput) Verdict {
 			continue
 		}
 		reachable++
-		if r.IORunning && r.SilentFor < in.ReplicaSilence {
+		if !r.IORunning {
+			continue // its IO thread is not connected: it lost the primary
+		}
+		// Connected, but silent for longer than its own heartbeat period
+		// allows? Without a known period, silence proves nothing.
+		if lim, ok := SilenceLimit(r.HeartbeatPeriod, in.MinSilence); !ok || r.SilentFor <= lim {
 			still = append(still, r.Address)
 		}
 	}

@@ -27,6 +27,8 @@ type Decision struct {
 	Leader     string        `json:"leader"`
 	Started    time.Time     `json:"started"`
 	Promoted   bool          `json:"promoted"`
+	// Auto: started by the detector, not an operator.
+	Auto bool `json:"auto,omitempty"`
 }
 
 // command is one raft log entry.
@@ -38,6 +40,11 @@ type command struct {
 	Primary  string           `json:"primary,omitempty"`
 	At       time.Time        `json:"at"`
 	Block    time.Duration    `json:"block,omitempty"`
+	Action   *Action          `json:"action,omitempty"`
+	Leader   string           `json:"leader,omitempty"`
+	// Auto marks the result of an automatic failover: if it did not
+	// succeed, automatic failovers stay blocked until acknowledged.
+	Auto bool `json:"auto,omitempty"`
 }
 
 // fsmState is everything the log builds.
@@ -48,9 +55,19 @@ type fsmState struct {
 	Blocked  map[string]time.Time `json:"blocked"` // cluster → automatic failovers refused until
 	Primary  map[string]string    `json:"primary"` // cluster → agreed primary
 	PrimEpoc map[string]int64     `json:"p_epoch"` // cluster → epoch of that primary
+	// BlockedWhy says why automatic failovers are blocked (a failed one
+	// blocks until acknowledged).
+	BlockedWhy map[string]string `json:"blocked_why,omitempty"`
+	// Journal holds the leader's corrections, each committed before it
+	// was made; newest last, bounded.
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 const historyLimit = 200
+
+// blockedUntilAck is the block end of a failed automatic failover: only
+// myha ack lifts it.
+func blockedUntilAck() time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // fsm applies commands to fsmState. Reads take copies under the lock.
 type fsm struct {
@@ -108,13 +125,37 @@ func (f *fsm) apply(c command) any {
 			st.Primary[r.Cluster], st.PrimEpoc[r.Cluster] = r.NewPrimary, r.Epoch
 			if r.Kind == failover.KindFailover {
 				st.Blocked[r.Cluster] = c.At.Add(c.Block)
+				delete(st.BlockedWhy, r.Cluster)
 			}
+		}
+		if c.Auto && r.Result != failover.ResultSuccess && r.Result != failover.ResultPartial {
+			// MHA's rule: after a failed automatic failover, no other
+			// automatic one until an operator acknowledges.
+			st.Blocked[r.Cluster] = blockedUntilAck()
+			if st.BlockedWhy == nil {
+				st.BlockedWhy = map[string]string{}
+			}
+			st.BlockedWhy[r.Cluster] = fmt.Sprintf("automatic failover %d ended %s: %s; run myha ack after looking", r.Epoch, r.Result, r.Error)
 		}
 	case "ack":
 		delete(st.Blocked, c.Cluster)
+		delete(st.BlockedWhy, c.Cluster)
 	case "primary":
-		if st.Primary[c.Cluster] != c.Primary {
-			st.Primary[c.Cluster] = c.Primary
+		if prev := st.Primary[c.Cluster]; prev != c.Primary {
+			// A changed primary gets a new epoch, so leases naming it
+			// are newer than any lease naming the previous one.
+			if prev != "" {
+				st.Epoch++
+			}
+			st.Primary[c.Cluster], st.PrimEpoc[c.Cluster] = c.Primary, st.Epoch
+		}
+	case "action":
+		if c.Action == nil {
+			return fmt.Errorf("action without an action")
+		}
+		st.Journal = append(st.Journal, JournalEntry{Action: *c.Action, Cluster: c.Cluster, Leader: c.Leader, At: c.At})
+		if len(st.Journal) > historyLimit {
+			st.Journal = st.Journal[len(st.Journal)-historyLimit:]
 		}
 	default:
 		return fmt.Errorf("unknown op %q", c.Op)

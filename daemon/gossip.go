@@ -39,20 +39,53 @@ type gossipMsg struct {
 // run), and trusts it for two thirds of LeaseMS after receipt, while the
 // leader counts the full LeaseMS from sending: transit delays can never
 // make two holders overlap.
+//
+// Leader and Term identify the raft leader that granted it: receivers drop
+// a lease from a member that is not a configured monitor, one whose Leader
+// is not its sender, and one from an older term or epoch than a lease they
+// already accepted (a deposed leader that has not noticed yet).
 type LeaseMsg struct {
 	Cluster string `json:"c"`
 	Primary string `json:"p"`
 	Epoch   int64  `json:"e"`
 	LeaseMS int64  `json:"d"`
 	WaitMS  int64  `json:"w"`
+	Leader  string `json:"ld,omitempty"`
+	Term    uint64 `json:"tm,omitempty"`
 }
 
-// AgentMsg is an agent's report of whether it holds the VIP.
+// leaseAcceptable decides whether a lease sent by sender may replace the
+// last accepted one (known, if haveKnown). monitors are the configured
+// monitor names.
+func leaseAcceptable(monitors map[string]bool, sender string, l LeaseMsg, known LeaseMsg, haveKnown bool) (bool, string) {
+	switch {
+	case !monitors[sender]:
+		return false, "sender is not a configured monitor"
+	case l.Leader != sender:
+		return false, "lease names another leader than its sender"
+	case l.Term == 0:
+		return false, "lease carries no raft term"
+	case !haveKnown:
+		return true, ""
+	case l.Term < known.Term:
+		return false, fmt.Sprintf("older raft term %d than the current leader's %d", l.Term, known.Term)
+	case l.Term == known.Term && l.Leader != known.Leader:
+		return false, "a second leader in the same term"
+	case l.Epoch < known.Epoch:
+		return false, fmt.Sprintf("older epoch %d than the accepted %d", l.Epoch, known.Epoch)
+	}
+	return true, ""
+}
+
+// AgentMsg is an agent's report of whether it holds the VIP, and of its
+// local server: read-only, or not answering at all on its own host.
 type AgentMsg struct {
-	Cluster string `json:"c"`
-	Server  string `json:"s"`
-	Holding bool   `json:"h"`
-	Epoch   int64  `json:"e"`
+	Cluster   string `json:"c"`
+	Server    string `json:"s"`
+	Holding   bool   `json:"h"`
+	Epoch     int64  `json:"e"`
+	ReadOnly  bool   `json:"ro,omitempty"`
+	LocalDown bool   `json:"down,omitempty"`
 }
 
 type leaseState struct {
@@ -84,10 +117,28 @@ type gossip struct {
 	now      func() time.Time
 	inflight sync.Map // peer name → struct{}: a reliable send under way
 	role     string
-	leases   map[string]leaseState // cluster → latest lease
+	monitors map[string]bool       // configured monitor names: the only lease senders
+	leases   map[string]leaseState // cluster → latest accepted lease
+	rejected int                   // leases dropped by leaseAcceptable
 	agents   map[string]agentState // server → latest agent status
 	onAgent  func(AgentMsg)
+
+	// Outgoing messages wait here for the sender goroutine, so a publish
+	// never blocks its caller (the probe loop) on a slow or stuck
+	// transport; when the queue is full the oldest message is dropped
+	// (a newer one supersedes it).
+	outMu   sync.Mutex
+	out     [][]byte
+	wake    chan struct{}
+	stopped chan struct{}
+	sender  chan struct{} // closed when the sender goroutine exits
+	dropped int
+	stopOne sync.Once
 }
+
+// sendQueueLen bounds the outgoing queue: observations, leases and agent
+// reports are sent every probe, so a stuck transport drops the oldest.
+const sendQueueLen = 16
 
 // GossipConfig are memberlist settings as plain values.
 type GossipConfig struct {
@@ -100,11 +151,18 @@ type GossipConfig struct {
 	LogOutput io.Writer
 	Role      string         // monitor or agent
 	OnAgent   func(AgentMsg) // called (without locks held) when an agent reports
+	// Monitors are the configured monitors' names: leases from anyone
+	// else are dropped.
+	Monitors []string
 }
 
 func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now, role: c.Role,
-		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent}
+		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent,
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), sender: make(chan struct{}), monitors: map[string]bool{}}
+	for _, m := range c.Monitors {
+		g.monitors[m] = true
+	}
 	if g.role == "" {
 		g.role = "monitor"
 	}
@@ -133,7 +191,60 @@ func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 		return nil, fmt.Errorf("gossip on %s:%d: %w", c.BindAddr, c.Port, err)
 	}
 	g.ml = ml
+	go g.sendLoop()
 	return g, nil
+}
+
+// enqueue hands a message to the sender without ever blocking.
+func (g *gossip) enqueue(b []byte) {
+	g.outMu.Lock()
+	if len(g.out) >= sendQueueLen {
+		g.out = g.out[1:]
+		g.dropped++
+	}
+	g.out = append(g.out, b)
+	g.outMu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop sends queued messages until the gossip stops. A send that never
+// returns (memberlist's mock transport blocks on a peer that has shut
+// down) only stalls this goroutine, never the prober or shutdown.
+func (g *gossip) sendLoop() {
+	defer close(g.sender)
+	for {
+		select {
+		case <-g.stopped:
+			return
+		case <-g.wake:
+		}
+		for {
+			g.outMu.Lock()
+			if len(g.out) == 0 {
+				g.outMu.Unlock()
+				break
+			}
+			b := g.out[0]
+			g.out = g.out[1:]
+			g.outMu.Unlock()
+			select {
+			case <-g.stopped:
+				return
+			default:
+			}
+			g.sendAll(b)
+		}
+	}
+}
+
+// droppedMessages is how many queued messages were dropped for newer ones.
+func (g *gossip) droppedMessages() int {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	return g.dropped
 }
 
 // join contacts the other monitors; failures are retried by the caller's loop.
@@ -151,14 +262,14 @@ func (g *gossip) publish(obs []Observation) {
 	g.mu.Lock()
 	g.local = b
 	g.mu.Unlock()
-	g.sendAll(b)
+	g.enqueue(b)
 }
 
 // publishLease sends the leader's VIP lease to every member.
 func (g *gossip) publishLease(l LeaseMsg) {
 	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Kind: "lease", Lease: &l})
 	if err == nil {
-		g.sendAll(b)
+		g.enqueue(b)
 	}
 }
 
@@ -166,7 +277,7 @@ func (g *gossip) publishLease(l LeaseMsg) {
 func (g *gossip) publishAgent(a AgentMsg) {
 	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Kind: "agent", Agent: &a})
 	if err == nil {
-		g.sendAll(b)
+		g.enqueue(b)
 	}
 }
 
@@ -235,9 +346,31 @@ func (g *gossip) members() int {
 	return g.ml.NumMembers()
 }
 
+// leave stops the sender, announces the departure and shuts memberlist
+// down, each step bounded: a stuck transport never makes a stop hang.
 func (g *gossip) leave() {
-	g.ml.Leave(time.Second)
-	g.ml.Shutdown()
+	g.stopOne.Do(func() { close(g.stopped) })
+	select {
+	case <-g.sender:
+	case <-time.After(time.Second): // stuck in a send: abandoned, it holds nothing
+	}
+	bounded(3*time.Second, func() { g.ml.Leave(time.Second) })
+	bounded(3*time.Second, func() { g.ml.Shutdown() })
+}
+
+// bounded runs f and waits for it at most d; it reports whether f finished.
+// What f was doing goes on in the background if it did not.
+func bounded(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (g *gossip) store(b []byte) {
@@ -251,8 +384,13 @@ func (g *gossip) store(b []byte) {
 			return
 		}
 		g.mu.Lock()
+		defer g.mu.Unlock()
+		known, have := g.leases[m.Lease.Cluster]
+		if ok, _ := leaseAcceptable(g.monitors, m.Monitor, *m.Lease, known.msg, have); !ok {
+			g.rejected++
+			return
+		}
 		g.leases[m.Lease.Cluster] = leaseState{msg: *m.Lease, received: g.now()}
-		g.mu.Unlock()
 		return
 	case "agent":
 		if m.Agent == nil {

@@ -113,6 +113,7 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 			Repl:     topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
 			Interval: c.CheckInterval, DownAfter: c.Failover.DownAfter, BlockPeriod: c.Failover.BlockPeriod,
 			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin, VIPLease: vipLease(c), WriteProbe: c.Probe == "write",
+			Fencing: c.Failover.Fencing,
 		})
 	}
 	return dc, nil

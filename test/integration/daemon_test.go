@@ -23,6 +23,11 @@ import (
 
 const apiToken = "lab-api-token"
 
+// bestEffort lets the monitors promote without proof that an unreachable
+// old primary is fenced: these labs have neither agents nor a
+// shutdown_script, and failover.fencing: require would refuse.
+const bestEffort = "      fencing: best_effort\n"
+
 // monitorsLab is a lab with three monitor hosts running `myha daemon`.
 type monitorsLab struct {
 	*lab.Lab
@@ -253,7 +258,7 @@ func (m *monitorsLab) oneFailoverEverywhere(t *testing.T, among ...*lab.Host) Re
 
 func TestDaemonKillPrimary(t *testing.T) {
 	ctx := context.Background()
-	m := startMonitorsLab(t, lab.Options{Servers: 3, SemiSync: true}, "")
+	m := startMonitorsLab(t, lab.Options{Servers: 3, SemiSync: true}, bestEffort)
 	must(t, m.CreateWriteTable(ctx, "w"))
 	m.waitHealthy(t)
 	leader := m.leader(t)
@@ -276,7 +281,7 @@ func TestDaemonKillPrimary(t *testing.T) {
 
 func TestDaemonCutPrimaryNetwork(t *testing.T) {
 	ctx := context.Background()
-	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, bestEffort)
 	must(t, m.CreateWriteTable(ctx, "w"))
 	m.waitHealthy(t)
 	start := time.Now()
@@ -329,7 +334,7 @@ func TestDaemonMonitorLossCausesNoFailover(t *testing.T) {
 func TestDaemonLeaderKilledMidFailover(t *testing.T) {
 	ctx := context.Background()
 	// A slow pre hook keeps the failover open long enough to kill its leader.
-	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      pre_failover: [\"sleep 3\"]\n")
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, bestEffort+"      pre_failover: [\"sleep 3\"]\n")
 	must(t, m.CreateWriteTable(ctx, "w"))
 	m.waitHealthy(t)
 	leader := m.leader(t)
@@ -387,7 +392,7 @@ func TestDaemonPrimaryRestartCausesNoFailover(t *testing.T) {
 // last replicated transaction).
 func TestDaemonOldPrimaryReturns(t *testing.T) {
 	ctx := context.Background()
-	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      auto_rejoin: true\n")
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, bestEffort+"      auto_rejoin: true\n")
 	must(t, m.CreateWriteTable(ctx, "w"))
 	m.waitHealthy(t)
 	db1 := m.Server("db1")
@@ -553,4 +558,78 @@ func TestDaemonLeavesAManualSwitchoverAlone(t *testing.T) {
 		}
 	}
 	m.noFailoverFor(t, 2*time.Second)
+}
+
+// A fast restart of the primary (shorter than down_after) brings it back
+// with read_only=1, as every lab server starts: the leader makes it
+// writable again, without a failover, and without the test (or an
+// operator) setting read_only itself.
+func TestDaemonFastRestartWritableAgain(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      down_after: 10s\n")
+	m.waitHealthy(t)
+	db1 := m.Server("db1")
+	waitFor(t, "the monitors to agree on db1", 15*time.Second, func() bool {
+		var c clustersJSON
+		getJSON(m.api(m.mons[0], "/api/clusters"), &c)
+		return len(c.Clusters) == 1 && c.Clusters[0].Primary == db1.Addr()
+	})
+	// It comes back read_only=1 (--read-only=1): the journal entry checked
+	// below shows the leader found it so and corrected it.
+	must(t, db1.Restart(ctx))
+	waitFor(t, "the restarted primary to be writable again", 30*time.Second, func() bool {
+		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
+		return err == nil && ro == "0"
+	})
+	tp := topology(t, m.cfg)
+	writable := 0
+	for _, s := range tp.Clusters[0].Servers {
+		if s.Reachable && !s.ReadOnly {
+			writable++
+		}
+	}
+	if writable != 1 || tp.Clusters[0].Primary == nil || *tp.Clusters[0].Primary != db1.Addr() {
+		t.Fatalf("after the restart: %d writable, primary %v", writable, ptr(tp.Clusters[0].Primary))
+	}
+	m.noFailoverFor(t, 2*time.Second)
+	var j struct {
+		Journal []struct {
+			Kind   string `json:"kind"`
+			Server string `json:"server"`
+		} `json:"journal"`
+	}
+	getJSON(m.api(m.leader(t), "/api/failovers"), &j)
+	found := false
+	for _, e := range j.Journal {
+		found = found || (e.Kind == "make_writable" && e.Server == db1.Addr())
+	}
+	if !found {
+		t.Fatalf("the correction is not in the replicated journal: %+v", j.Journal)
+	}
+}
+
+// Under failover.fencing: require (the default), with no agents and no
+// shutdown_script, a dead primary that cannot be fenced is not failed
+// over, and the verdict says why.
+func TestDaemonFencingRequireRefuses(t *testing.T) {
+	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.waitHealthy(t)
+	must(t, m.Server("db1").Kill())
+	waitFor(t, "the verdict to explain the refusal", 20*time.Second, func() bool {
+		var c struct {
+			Clusters []struct {
+				Verdict Verdict `json:"verdict"`
+			} `json:"clusters"`
+		}
+		getJSON(m.api(m.leader(t), "/api/clusters"), &c)
+		return len(c.Clusters) == 1 && c.Clusters[0].Verdict.State == "dead_primary" && has(c.Clusters[0].Verdict.Reasons, "failover refused") &&
+			has(c.Clusters[0].Verdict.Reasons, "no agents")
+	})
+	m.noFailoverFor(t, 3*time.Second)
+}
+
+// Verdict is the part of a cluster's verdict the tests read.
+type Verdict struct {
+	State   string   `json:"state"`
+	Reasons []string `json:"reasons"`
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -105,5 +106,44 @@ func TestLabLoopback(t *testing.T) {
 	}
 	if err := l.Server("db2").Cut(ctx); err != ErrNoNamespaces {
 		t.Fatalf("Cut on loopback = %v, want ErrNoNamespaces", err)
+	}
+}
+
+// Packet-drop partitions: both directions, one direction, and healing.
+func TestLabPacketDrops(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (apt-get install nftables)")
+	}
+	l := New(t, Options{Servers: 1, NoReplication: true, Hosts: []string{"a", "b"}})
+	l.RequireNetns(t)
+	ctx := context.Background()
+	a, db := l.Host("a"), l.Server("db1")
+	if !a.CanReach(ctx, db.Addr()) {
+		t.Fatal("no connectivity before the partition")
+	}
+	if err := db.DropFrom(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.CanReach(ctx, db.Addr()) {
+		t.Fatal("a still reaches db1 through a two-way drop")
+	}
+	if !l.Host("b").CanReach(ctx, db.Addr()) {
+		t.Fatal("b lost db1 too: the drop is not limited to a")
+	}
+	if err := db.HealDrops(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !a.CanReach(ctx, db.Addr()) {
+		t.Fatal("still cut after HealDrops")
+	}
+	// One way: db1 drops what it sends to a; a's SYNs arrive, answers do not.
+	if err := db.DropOutgoingTo(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.CanReach(ctx, db.Addr()) {
+		t.Fatal("a completed a TCP handshake although db1's answers are dropped")
+	}
+	if err := db.HealDrops(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

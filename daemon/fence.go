@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/myha/myha/topology"
+)
+
+// Fencing policies (failover.fencing).
+const (
+	// FencingRequire refuses to promote while the old primary may still
+	// be writable.
+	FencingRequire = "require"
+	// FencingBestEffort promotes after trying to fence (the executor's
+	// read_only=1 or shutdown_script), whatever the outcome.
+	FencingBestEffort = "best_effort"
+)
+
+// leaseMargin is added to a lease the leader did not grant itself (its
+// predecessor's): the deposed leader may have renewed it until it noticed.
+const leaseMargin = time.Second
+
+// fenceEvidence is what the fencing gate knows about the old primary.
+type fenceEvidence struct {
+	Policy         string
+	OldPrimary     string
+	ShutdownScript bool      // the executor runs it, and stops before promotion if it fails
+	SQLFenced      bool      // read_only=1 set over SQL just now
+	SQLErr         string    // why not
+	Agents         bool      // vip.method: agent: an agent fences its server when its lease lapses
+	AgentFenced    bool      // the old primary's agent reported it released the VIP and the server is read-only or down
+	LeaseExpires   time.Time // when the old primary's lease surely ends (monitors' clock); zero: never leased
+	Now            time.Time
+}
+
+// fenceGate decides whether promoting is allowed under the fencing policy,
+// and says why not. It is pure.
+func fenceGate(e fenceEvidence) (bool, string) {
+	if e.Policy == FencingBestEffort || e.OldPrimary == "" {
+		return true, ""
+	}
+	switch {
+	case e.SQLFenced:
+		return true, "old primary fenced over SQL"
+	case e.ShutdownScript:
+		return true, "shutdown_script configured: the failover stops before promotion if it fails"
+	case e.Agents && e.AgentFenced:
+		return true, "the old primary's agent released the VIP and reports its server read-only or down"
+	case e.Agents && !e.Now.Before(e.LeaseExpires):
+		return true, "the old primary's VIP lease has expired: its agent fences it"
+	}
+	why := []string{fmt.Sprintf("failover.fencing is require and %s may still be writable: not reachable over SQL (%s), no shutdown_script", e.OldPrimary, e.SQLErr)}
+	if e.Agents {
+		why = append(why, fmt.Sprintf("its agent has not reported it fenced and its lease runs for %s more", e.LeaseExpires.Sub(e.Now).Round(time.Millisecond)))
+	} else {
+		why = append(why, "no agents (vip.method: agent) to fence it; configure shutdown_script or agents, or set failover.fencing: best_effort")
+	}
+	return false, strings.Join(why, "; ")
+}
+
+// fenced gathers the evidence for the fencing gate, trying a SQL fence
+// first (bounded: the old primary is failing, so the fast-fail dialer
+// applies).
+func (cm *clusterMon) fenced(ctx context.Context, snap *topology.Snapshot, old string) (bool, string) {
+	now := cm.d.now()
+	e := fenceEvidence{Policy: cm.cfg.Fencing, OldPrimary: old, ShutdownScript: cm.cfg.Hooks.ShutdownScript != "", Agents: cm.cfg.VIPLease > 0, Now: now}
+	if e.Policy == "" {
+		e.Policy = FencingRequire
+	}
+	if e.Policy == FencingBestEffort || old == "" {
+		return fenceGate(e)
+	}
+	if err := cm.fenceSQL(ctx, snap, old); err != nil {
+		e.SQLErr = err.Error()
+	} else {
+		e.SQLFenced = true
+	}
+	if e.Agents {
+		cm.mu.Lock()
+		since := cm.downSince
+		cm.mu.Unlock()
+		if a, at, ok := cm.d.gossip().agent(old); ok && !since.IsZero() && at.After(since) && !a.Holding && (a.ReadOnly || a.LocalDown) {
+			e.AgentFenced = true
+		}
+		e.LeaseExpires = cm.leaseExpiry(old)
+	}
+	return fenceGate(e)
+}
+
+// fenceSQL sets read_only=1 on the old primary if it answers.
+func (cm *clusterMon) fenceSQL(ctx context.Context, snap *topology.Snapshot, old string) error {
+	fctx, cancel := context.WithTimeout(ctx, cm.cfg.Spec.ConnectTimeout+cm.cfg.Spec.ReadTimeout)
+	defer cancel()
+	q, err := cm.probeDialer.Dial(fctx, old)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	d := topology.Dialect{}
+	if v, ok := snap.Server(old); ok {
+		d = v.Dialect
+	}
+	stmts := d.SetReadOnly(true)
+	if d.Flavor == "" {
+		stmts = []string{"SET GLOBAL read_only=1"}
+	}
+	for _, s := range stmts {
+		if err := q.Exec(fctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leaseExpiry is when the VIP lease of server surely ends, on the monitors'
+// side: the full lease from when this leader last sent it, or, if this
+// leader never leased it, a lease plus a margin from when it took over.
+func (cm *clusterMon) leaseExpiry(server string) time.Time {
+	cm.leaseMu.Lock()
+	defer cm.leaseMu.Unlock()
+	t := &cm.lease
+	switch {
+	case t.holder == server && !t.lastSent.IsZero():
+		return t.lastSent.Add(cm.cfg.VIPLease)
+	case t.oldHolder == server:
+		return t.oldExpires
+	}
+	return cm.d.leaderSinceTime().Add(cm.cfg.VIPLease + leaseMargin)
+}
+
+func (cm *clusterMon) setFenceRefusal(why string) {
+	cm.mu.Lock()
+	changed := cm.fenceRefusal != why
+	cm.fenceRefusal = why
+	cm.mu.Unlock()
+	if changed && why != "" {
+		cm.d.log.Error("failover refused: the old primary is not fenced", "cluster", cm.cfg.Spec.Name, "why", why)
+	}
+}
