@@ -107,6 +107,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	if cm.d.now().Sub(at) > 500*time.Millisecond || req.Kind != failover.KindFailover || !req.ReplicasConfirmed {
 		snap = topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
 	}
+	snap = cm.recalled(snap)
 	plan := failover.Build(&snap, cm.cfg.Policy, req)
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
@@ -138,10 +139,13 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
 		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
 		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, cm.cfg.Spec, cm.dialer) },
-		OnPromoted: func() {
-			if err := cm.d.apply(command{Op: "promoted", Cluster: dec.Cluster, Decision: dec, At: cm.d.now()}); err != nil {
-				cm.d.log.Error("could not commit the promotion", "cluster", dec.Cluster, "err", err)
-			}
+		// The promotion is committed to raft before read_only=0: a leader
+		// killed right after making the new primary writable leaves a
+		// decision its successor finishes with the same new primary, never
+		// a second promotion; a leader that cannot commit (deposed, no
+		// quorum) stops before promotion.
+		BeforePromote: func() error {
+			return cm.d.apply(command{Op: "promoted", Cluster: dec.Cluster, Decision: dec, At: cm.d.now()})
 		},
 	}
 	// The executor runs to its end even if the caller goes away (an API

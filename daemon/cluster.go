@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
 )
 
@@ -37,6 +38,9 @@ type clusterMon struct {
 	failing   map[string]bool
 	// rejoinNoted remembers returned old primaries already reported.
 	rejoinNoted map[string]bool
+	// memory is what the primary told while it answered (under mu), kept
+	// in state_dir too: a dead primary's dialect, semi-sync, pair.
+	memory topology.Memory
 
 	probeDialer topology.Dialer
 	leaseMu     sync.Mutex // lease is used by the probe loop and the fencing gate
@@ -184,6 +188,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		cm.failures++
 	}
 	cm.snap, cm.silent, cm.snapAt = snap, silent, now
+	cm.remember(&snap)
 	for _, v := range snap.Servers {
 		cm.failing[v.Spec.Address] = !v.Reachable
 	}
@@ -359,4 +364,36 @@ func (cm *clusterMon) writeProbe(ctx context.Context, primary string) error {
 		cm.heartbeatReady.Store(true)
 	}
 	return q.Exec(pctx, "REPLACE INTO myha.heartbeat (monitor, ts) VALUES ("+topology.QuoteLiteral(cm.d.self.Name)+", NOW(6))")
+}
+
+// remember keeps what a snapshot whose primary answers teaches (called
+// under mu), writing it to the state directory when it changed.
+func (cm *clusterMon) remember(snap *topology.Snapshot) {
+	m, ok := topology.Remember(snap)
+	if !ok || m.Same(cm.memory) {
+		return
+	}
+	cm.memory = m
+	if cm.d.cfg.StateDir == "" {
+		return
+	}
+	if _, err := (failover.Store{Dir: cm.d.cfg.StateDir}).Recall(*snap); err != nil {
+		cm.d.log.Info("cannot keep the cluster's memory in the state directory", "cluster", cm.cfg.Spec.Name, "err", err)
+	}
+}
+
+// recalled completes a snapshot whose primary is dead with what was
+// remembered: in this run's probes, else in the state directory.
+func (cm *clusterMon) recalled(snap topology.Snapshot) topology.Snapshot {
+	cm.mu.Lock()
+	m := cm.memory
+	cm.mu.Unlock()
+	if m.Primary != "" {
+		return snap.WithMemory(m)
+	}
+	if cm.d.cfg.StateDir == "" {
+		return snap
+	}
+	out, _ := (failover.Store{Dir: cm.d.cfg.StateDir}).Recall(snap)
+	return out
 }

@@ -40,6 +40,9 @@ type CheckInput struct {
 	// ReplLogin holds, per server tried, the error of logging in with the
 	// replication account (nil = it worked). Servers absent were not tried.
 	ReplLogin map[string]error
+	// ReadOnlyOrigin holds, per server asked, where its read_only value
+	// comes from and the value ("CONFIG ON"); servers absent were not asked.
+	ReadOnlyOrigin map[string]string
 	// Accounts are myha's own and the replication account's user names,
 	// which may hold privileges that read_only does not stop.
 	Accounts []string
@@ -275,6 +278,7 @@ func RunChecks(in CheckInput) []Check {
 
 	out = append(out, semiSyncChecks(s)...)
 	out = append(out, privilegedChecks(s, in.Accounts)...)
+	out = append(out, startReadOnlyChecks(s, in.ReadOnlyOrigin)...)
 
 	each("durability", func(v *topology.ServerView) []Check {
 		if !v.Reachable || !(v.Spec.Address == s.Primary || canPromote(v)) {
@@ -534,6 +538,37 @@ func privilegedChecks(s *topology.Snapshot, own []string) []Check {
 	}
 	if len(out) == 0 {
 		out = append(out, Check{Name: "privileged_accounts", Status: OK, Message: "no application account bypasses read_only"})
+	}
+	return out
+}
+
+// startReadOnlyChecks fails servers that start writable: a primary that
+// crashes and restarts (or a replica restarted by hand) would take writes
+// before anyone fences it, a second writer. myha makes the agreed primary
+// writable itself, so every server should start with read_only=ON.
+func startReadOnlyChecks(s *topology.Snapshot, origin map[string]string) []Check {
+	var out []Check
+	for i := range s.Servers {
+		v := &s.Servers[i]
+		o, ok := origin[v.Spec.Address]
+		if !ok {
+			continue
+		}
+		src, val, _ := strings.Cut(o, " ")
+		switch {
+		case src == "SQL" || src == "DYNAMIC":
+			out = append(out, Check{Name: "read_only_at_start", Status: OK, Server: v.Spec.Address,
+				Message: "set at runtime (the configured start value is not visible): make sure my.cnf has read_only=ON"})
+		case strings.EqualFold(val, "ON") || val == "1":
+			out = append(out, Check{Name: "read_only_at_start", Status: OK, Server: v.Spec.Address, Message: "starts read-only (" + src + ")"})
+		default:
+			out = append(out, Check{Name: "read_only_at_start", Status: Fail, Server: v.Spec.Address,
+				Message: "starts writable (read_only=OFF from " + src + "): after a crash or restart it takes writes before it can be fenced, a second writer",
+				Fix:     "set read_only=ON under [mysqld] in my.cnf (super_read_only too on MySQL); myha makes the primary writable itself"})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Check{Name: "read_only_at_start", Status: OK, Message: "nothing to check"})
 	}
 	return out
 }

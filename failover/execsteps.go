@@ -81,7 +81,11 @@ func (r *run) fence(ctx context.Context, s Step) (string, error) {
 			}
 			return "unreachable over SQL; shutdown hook ran: " + o.msg, nil
 		}
-		return "unreachable: not fenced over SQL (no shutdown_script configured)", nil
+		msg := "NOT FENCED: unreachable over SQL and no shutdown_script configured; if it comes back it starts with whatever read_only its my.cnf says (myha check verifies read_only=ON at start; the daemon and agents fence it when it answers)"
+		r.mu.Lock()
+		r.rep.Warnings = append(r.rep.Warnings, "old primary "+s.Server+" "+msg)
+		r.mu.Unlock()
+		return msg, nil
 	}
 	d := r.dialect(s.Server)
 	if err := r.exec(ctx, q, append([]string{"SET SESSION lock_wait_timeout=2"}, d.SetReadOnly(true)...)...); err != nil {

@@ -129,6 +129,18 @@ func (d Dialect) PrivilegedAccountsQuery() string {
 	return "SELECT DISTINCT GRANTEE AS g FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ('SUPER', 'READ ONLY ADMIN')"
 }
 
+// ReadOnlyOriginQuery says where the server's read_only value comes from
+// (column "o"): MariaDB COMPILE-TIME, CONFIG, COMMAND-LINE, AUTO or SQL;
+// MySQL COMPILED, GLOBAL, SERVER, EXPLICIT, EXTRA, COMMAND_LINE, PERSISTED,
+// DYNAMIC. Anything but a runtime change (SQL, DYNAMIC) is the value the
+// server starts with after a crash or restart.
+func (d Dialect) ReadOnlyOriginQuery() string {
+	if d.IsMariaDB() {
+		return "SELECT GLOBAL_VALUE_ORIGIN AS o, GLOBAL_VALUE AS v FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME = 'READ_ONLY'"
+	}
+	return "SELECT i.VARIABLE_SOURCE AS o, g.VARIABLE_VALUE AS v FROM performance_schema.variables_info i JOIN performance_schema.global_variables g ON g.VARIABLE_NAME = i.VARIABLE_NAME WHERE i.VARIABLE_NAME = 'read_only'"
+}
+
 // ReadOnlyVariable is the variable that fences a server against all writers.
 // On MariaDB 10.11 read_only also blocks SUPER; MySQL needs super_read_only.
 func (d Dialect) ReadOnlyVariable() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -89,7 +90,8 @@ func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *
 	snap := recall(store, topology.Discover(ctx, spec, dialerFor(spec)), log)
 	pol := policyFor(c)
 	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
-	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap), Accounts: []string{c.User, c.ReplicationUser}})
+	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap),
+		Accounts: []string{c.User, c.ReplicationUser}, ReadOnlyOrigin: readOnlyOrigins(ctx, spec, &snap)})
 	checks = append(checks, failover.CandidateCheck(&plan))
 	return checkReport{Name: c.Name, Status: failover.Summarize(checks), Checks: checks, Plan: plan}
 }
@@ -121,6 +123,38 @@ func replLogins(ctx context.Context, c config.Cluster, snap *topology.Snapshot) 
 			out[addr] = err
 			mu.Unlock()
 		}(v.Spec.Address)
+	}
+	wg.Wait()
+	return out
+}
+
+// readOnlyOrigins asks every reachable server where its read_only value
+// comes from (only myha check needs it, so discovery does not pay for it).
+func readOnlyOrigins(ctx context.Context, spec topology.ClusterSpec, snap *topology.Snapshot) map[string]string {
+	d := dialerFor(spec)
+	out := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, v := range snap.Servers {
+		if !v.Reachable {
+			continue
+		}
+		wg.Add(1)
+		go func(addr string, dl topology.Dialect) {
+			defer wg.Done()
+			q, err := d.Dial(ctx, addr)
+			if err != nil {
+				return
+			}
+			defer q.Close()
+			rows, err := q.Query(ctx, dl.ReadOnlyOriginQuery())
+			if err != nil || len(rows) != 1 {
+				return
+			}
+			mu.Lock()
+			out[addr] = strings.ToUpper(rows[0]["o"]) + " " + strings.ToUpper(rows[0]["v"])
+			mu.Unlock()
+		}(v.Spec.Address, v.Dialect)
 	}
 	wg.Wait()
 	return out

@@ -471,3 +471,21 @@ func TestFailoverCoPrimaryRememberedAfterActiveDies(t *testing.T) {
 	}
 	assertSurvivors(t, l, cfg, nil, db2, db2, db3)
 }
+
+// A primary configured to start writable (read_only=0 on its command line,
+// as in a my.cnf without read_only) would take writes after a crash and
+// restart before anything fences it: check fails it by name.
+func TestCheckFailsServersThatStartWritable(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := writeConfig(t, l)
+	db1, db2 := l.Server("db1"), l.Server("db2")
+	must(t, db1.Restart(ctx, "--read-only=0"))
+	c, code := check(t, cfg)
+	if st, msg := c.status("read_only_at_start", db1.Addr()); st != "fail" || !strings.Contains(msg, "starts writable") || code != 2 {
+		t.Fatalf("read_only_at_start on db1 (exit %d): %s %q", code, st, msg)
+	}
+	if st, msg := c.status("read_only_at_start", db2.Addr()); st != "ok" {
+		t.Fatalf("read_only_at_start on db2, started with --read-only=1: %s %q", st, msg)
+	}
+}
