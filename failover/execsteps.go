@@ -32,6 +32,17 @@ func (r *run) runStep(ctx context.Context, s Step) (string, error) {
 		return r.promote(ctx, s)
 	case StepRepoint:
 		return r.repoint(ctx, s)
+	case StepAttach:
+		return r.attach(ctx, s)
+	case StepVerify:
+		q, err := r.session(ctx, s.Server)
+		if err != nil {
+			return "", err
+		}
+		if err := r.verifyReplicating(ctx, q, s.Server, s.Source); err != nil {
+			return "", err
+		}
+		return "replicating from " + s.Source, nil
 	case StepSetReadOnly:
 		return r.setReadOnly(ctx, s)
 	case StepKillWriters:
@@ -559,6 +570,30 @@ func (r *run) repoint(ctx context.Context, s Step) (string, error) {
 	return "replicating from " + s.Source, nil
 }
 
+// attach points a replica at the switchover's new primary before it is
+// writable: it waits for the old primary's final position, then changes
+// source and starts replication; verification comes after promotion.
+func (r *run) attach(ctx context.Context, s Step) (string, error) {
+	q, err := r.session(ctx, s.Server)
+	if err != nil {
+		return "", err
+	}
+	if r.final != "" {
+		if err := r.waitGTID(ctx, q, s.Server, r.final, r.e.Policy.CatchupTimeout); err != nil {
+			return "", err
+		}
+	}
+	d, c := r.connName(s.Server)
+	host, port := splitHostPort(s.Source)
+	r.mu.Lock()
+	r.attached = append(r.attached, s.Server)
+	r.mu.Unlock()
+	if err := r.exec(ctx, q, d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password})...); err != nil {
+		return "", err
+	}
+	return "attached to " + s.Source + " at " + orNone(r.final), nil
+}
+
 // setReadOnly starts a switchover: writes stop on the old primary.
 func (r *run) setReadOnly(ctx context.Context, s Step) (string, error) {
 	q, err := r.session(ctx, s.Server)
@@ -709,6 +744,16 @@ func (r *run) mhaPre(ctx context.Context) error {
 func (r *run) rollbackSwitchover(ctx context.Context) error {
 	if r.blockT.IsZero() {
 		return nil
+	}
+	// Replicas already attached to the new primary go back to the old one
+	// (they hold nothing it lacks: writes never opened on the new one).
+	r.mu.Lock()
+	attached := append([]string(nil), r.attached...)
+	r.mu.Unlock()
+	for _, addr := range attached {
+		if err := r.pointAt(context.WithoutCancel(ctx), addr, r.plan.OldPrimary, false); err != nil {
+			return fmt.Errorf("could not point %s back at %s: %w", addr, r.plan.OldPrimary, err)
+		}
 	}
 	q, err := r.session(context.WithoutCancel(ctx), r.plan.OldPrimary)
 	if err != nil {

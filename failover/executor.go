@@ -73,6 +73,9 @@ type run struct {
 	final    string // switchover: the old primary's last GTID position
 	locks    []topology.Querier
 	blockT   time.Time
+	// attached are replicas a switchover pointed at the new primary before
+	// promotion; a rollback points them back.
+	attached []string
 }
 
 // errNotFatal marks a step failure that does not stop the failover.
@@ -263,7 +266,13 @@ func (r *run) safeStop(ctx context.Context, s Step, err error) {
 			return
 		}
 		rep.Result = ResultRolledBack
-		rep.SafeStop = fmt.Sprintf("rolled back before promotion: %s is writable again and nothing else was changed", r.plan.OldPrimary)
+		r.mu.Lock()
+		n := len(r.attached)
+		r.mu.Unlock()
+		rep.SafeStop = fmt.Sprintf("rolled back before promotion: %s is writable again", r.plan.OldPrimary)
+		if n > 0 {
+			rep.SafeStop += fmt.Sprintf("; the %d replica(s) already attached to %s replicate from it again", n, r.plan.NewPrimary)
+		}
 		return
 	}
 	if !rep.Promoted {
@@ -513,7 +522,7 @@ func (r *run) verify(s *topology.Snapshot) {
 	// new primary now, must replicate from it with both threads running.
 	check := map[string]bool{}
 	for _, st := range r.plan.Steps {
-		if st.Kind == StepRepoint {
+		if st.Kind == StepRepoint || st.Kind == StepAttach {
 			check[st.Server] = true
 		}
 	}

@@ -72,15 +72,23 @@ type StepKind string
 
 // Step kinds, in the order they can appear.
 const (
-	StepFence         StepKind = "fence_old_primary"
-	StepSetReadOnly   StepKind = "set_read_only"
-	StepKillWriters   StepKind = "kill_writers"
-	StepStopIO        StepKind = "stop_replication_io"
-	StepWaitApplied   StepKind = "wait_relay_log"
-	StepCatchUp       StepKind = "catch_up"
-	StepWaitCaughtUp  StepKind = "wait_caught_up"
-	StepPromote       StepKind = "promote"
-	StepRepoint       StepKind = "repoint"
+	StepFence        StepKind = "fence_old_primary"
+	StepSetReadOnly  StepKind = "set_read_only"
+	StepKillWriters  StepKind = "kill_writers"
+	StepStopIO       StepKind = "stop_replication_io"
+	StepWaitApplied  StepKind = "wait_relay_log"
+	StepCatchUp      StepKind = "catch_up"
+	StepWaitCaughtUp StepKind = "wait_caught_up"
+	StepPromote      StepKind = "promote"
+	StepRepoint      StepKind = "repoint"
+	// StepAttach (switchover) points a replica at the new primary while it
+	// is still read-only, once the replica has the old primary's final
+	// position: replicas are attached before writes open, so no write is
+	// acknowledged on a primary that has none.
+	StepAttach StepKind = "attach_replica"
+	// StepVerify checks, after promotion, that an attached replica runs
+	// both threads against the new primary.
+	StepVerify        StepKind = "verify_replica"
 	StepDemote        StepKind = "demote_old_primary"
 	StepMoveVIP       StepKind = "move_vip"
 	StepStartSQL      StepKind = "start_sql_thread"

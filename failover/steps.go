@@ -31,10 +31,14 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen *replicaInf
 			Description: fmt.Sprintf("let writes still running finish (up to %s), then kill the sessions still writing; read the final position", pol.KillGrace)})
 		add(Step{Kind: StepWaitCaughtUp, Server: newP, Source: old.Spec.Address, Timeout: timeout,
 			Description: "wait until the new primary has applied the old primary's last transaction; on timeout roll back (old primary writable again, nothing else changed)"})
+		for _, r := range followers {
+			add(Step{Kind: StepAttach, Server: r.v.Spec.Address, Source: newP, Group: 1, Timeout: timeout,
+				Description: "once it has applied the old primary's last transaction, replicate from the new primary (still read-only): replicas are attached before writes open; a failure rolls back"})
+		}
 		add(Step{Kind: StepPromote, Server: newP, Description: promoteText(chosen.v, old, pairSwitch)})
 		for _, r := range followers {
-			add(Step{Kind: StepRepoint, Server: r.v.Spec.Address, Source: newP, Group: 1, Timeout: timeout,
-				Description: "once it has applied the old primary's last transaction, replicate from the new primary (GTID auto-positioning), then verify both threads run"})
+			add(Step{Kind: StepVerify, Server: r.v.Spec.Address, Source: newP, Group: 2, Timeout: timeout,
+				Description: "verify both threads run against the new primary"})
 		}
 		if pairSwitch {
 			add(Step{Kind: StepKeepPairLink, Server: old.Spec.Address, Source: newP,

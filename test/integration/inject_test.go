@@ -87,3 +87,63 @@ func TestFailoverCandidateDiesMidway(t *testing.T) {
 		t.Fatal("journal left behind after a finished failover")
 	}
 }
+
+// The switchover's new primary dies just before it is made writable: the
+// replicas were already attached to it (before writes opened), so the
+// switchover rolls back — they go back to the old primary, which takes
+// writes again — instead of waiting out verify timeouts with no writer.
+func TestSwitchoverTargetDiesRollsBack(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfgPath := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	w := l.StartWriter("w", db1, 10*time.Millisecond, false)
+	must(t, w.WaitAcked(20, 10*time.Second))
+
+	cfg, err := config.LoadFile(cfgPath, config.Options{})
+	must(t, err)
+	c := cfg.Clusters[0]
+	spec := topo.ClusterSpec{Name: c.Name, Credentials: topo.Credentials{User: c.User, Password: c.Password.Value()},
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout}
+	for _, s := range c.Servers {
+		spec.Servers = append(spec.Servers, topo.ServerSpec{Address: s.Address})
+	}
+	dialer := topo.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}
+	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second, KillGrace: 200 * time.Millisecond}
+	snap := topo.Discover(ctx, spec, dialer)
+	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindSwitchover, NewPrimary: db2.Addr()})
+	if !plan.OK() {
+		t.Fatalf("switchover plan blocked: %v", plan.Blockers)
+	}
+	ex := &failover.Executor{
+		Dialer: dialer, Repl: topo.Credentials{User: lab.ReplUser, Password: lab.ReplPass}, Policy: pol,
+		Store:      &failover.Store{Dir: cfg.StateDir},
+		Rediscover: func(ctx context.Context) topo.Snapshot { return topo.Discover(ctx, spec, dialer) },
+		BeforeStep: func(s failover.Step) {
+			if s.Kind == failover.StepPromote {
+				db2.Kill()
+			}
+		},
+	}
+	rep := ex.Execute(ctx, &snap, &plan)
+	if rep.Result != failover.ResultRolledBack || rep.Promoted {
+		t.Fatalf("target died before promotion: result %s promoted %v safe stop %q error %q", rep.Result, rep.Promoted, rep.SafeStop, rep.Error)
+	}
+	must(t, w.WaitAcked(len(w.Acked())+20, 10*time.Second)) // writes resumed on db1
+	w.Stop()
+	if ro := mustQ(t, db1, "SELECT @@read_only"); ro != "0" {
+		t.Fatal("db1 not writable after the rollback")
+	}
+	must(t, l.WaitReplicatedFrom(ctx, db1, 10*time.Second))
+	if src, err := db3.SlaveStatus(ctx, "Master_Host"); err != nil || src != db1.IP {
+		t.Fatalf("db3 replicates from %q after the rollback (%v), want db1", src, err)
+	}
+	for _, s := range []*lab.Server{db1, db3} {
+		if missing, err := w.Missing(ctx, s); err != nil || len(missing) > 0 {
+			t.Fatalf("%s lacks %d acknowledged rows (%v)", s.Name, len(missing), err)
+		}
+	}
+	t.Logf("rolled back: %s", rep.SafeStop)
+}
