@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Whole suite, unit and integration, with the race detector.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build deps test unit integration fuzz bench demo lab-up lab-down clean
+.PHONY: all build deps test unit integration chaos fuzz bench demo lab-up lab-down clean
 
 all: build
 
@@ -29,6 +29,11 @@ unit:
 
 integration: deps
 	$(GO) test $(TESTFLAGS) ./test/...
+
+# The whole failure-injection matrix: the failover command killed at every
+# boundary of its plan (CI runs a fixed sample of them in `make test`).
+chaos: deps
+	MYHA_CHAOS=full $(GO) test $(TESTFLAGS) -run 'TestChaos' -v ./test/integration
 
 # Fuzz every parser for FUZZTIME each (go test -fuzz runs one target at a time).
 FUZZTIME ?= 30s
