@@ -114,9 +114,15 @@ func (f *fsm) apply(c command) any {
 		}
 	case "result":
 		r := *c.Report
-		if open, ok := st.Open[r.Cluster]; ok && open.Epoch == r.Epoch {
-			delete(st.Open, r.Cluster)
+		// A result closes the open decision of its epoch, and nothing
+		// else: a late or duplicate result (a deposed leader finishing, a
+		// new leader's phantom "aborted") must not add a second history
+		// record for one failover.
+		open, ok := st.Open[r.Cluster]
+		if !ok || open.Epoch != r.Epoch {
+			return fmt.Errorf("result for failover %d of %s: no open decision of that epoch", r.Epoch, r.Cluster)
 		}
+		delete(st.Open, r.Cluster)
 		st.History = append(st.History, r)
 		if len(st.History) > historyLimit {
 			st.History = st.History[len(st.History)-historyLimit:]

@@ -45,6 +45,16 @@ func TestFSMOneFailoverAtATime(t *testing.T) {
 	if len(st.Open) != 0 || len(st.History) != 1 || !st.Blocked["c"].Equal(now.Add(time.Hour)) {
 		t.Fatalf("after result: %+v", st)
 	}
+	// A second result for the same failover (a late leader, a phantom
+	// "aborted") is refused: one history record per decision.
+	phantom := *rep
+	phantom.Result = failover.ResultAborted
+	if r := apply(t, f, command{Op: "result", Report: &phantom, At: now}); r == nil {
+		t.Fatal("a result with no open decision was recorded")
+	}
+	if n := len(f.snapshot().History); n != 1 {
+		t.Fatalf("%d history records for one failover", n)
+	}
 	// Stale epochs are refused.
 	d3 := *d
 	if r := apply(t, f, command{Op: "decide", Decision: &d3}); r == nil {
