@@ -137,6 +137,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan *failover.Plan, dec *Decision) (*failover.Report, error) {
 	ex := &failover.Executor{
 		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
+		Accounts:         []string{cm.cfg.Spec.Credentials.User, cm.cfg.Repl.User},
 		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
 		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, cm.cfg.Spec, cm.dialer) },
 		// The promotion is committed to raft before read_only=0: a leader

@@ -43,6 +43,10 @@ type Executor struct {
 	// to promote and before read_only=0; an error stops the failover before
 	// promotion (the daemon commits the intent to raft here).
 	BeforePromote func() error
+	// Accounts are myha's own account names (admin, replication): they may
+	// hold privileges that bypass read_only without being application
+	// writers.
+	Accounts []string
 	// Crash is the failure-injection seam: called at every step boundary
 	// ("before:<kind>@<server>", "after:<kind>@<server>") and inside the
 	// steps that change several things ("promote:intent@<server>" after the
@@ -76,6 +80,9 @@ type run struct {
 	// attached are replicas a switchover pointed at the new primary before
 	// promotion; a rollback points them back.
 	attached []string
+	// globalLock is set while the switchover holds FLUSH TABLES WITH READ
+	// LOCK on the old primary's working session.
+	globalLock bool
 }
 
 // errNotFatal marks a step failure that does not stop the failover.

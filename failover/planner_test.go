@@ -279,7 +279,7 @@ func TestSwitchoverSteps(t *testing.T) {
 	for _, s := range p.Steps {
 		kinds = append(kinds, string(s.Kind))
 	}
-	want := "set_read_only,kill_writers,wait_caught_up,attach_replica,promote,verify_replica,demote_old_primary,move_vip"
+	want := "attach_replica,set_read_only,kill_writers,wait_caught_up,promote,verify_replica,demote_old_primary,move_vip"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("steps %s, want %s", got, want)
 	}

@@ -25,20 +25,23 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen *replicaInf
 	pairSwitch := req.Kind == KindSwitchover && old.CoPrimaryOf == newP
 
 	if req.Kind == KindSwitchover {
+		// Replicas move below the new primary while the old one still
+		// takes writes: they are attached before writes open on the new
+		// primary, and the write-blocked window does not pay for it.
+		for _, r := range followers {
+			add(Step{Kind: StepAttach, Server: r.v.Spec.Address, Source: newP, Group: 1, Timeout: timeout,
+				Description: "replicate from the new primary, chained below it while the old primary still takes writes (stop, wait until the new primary has what it applied, repoint); a failure rolls back"})
+		}
 		add(Step{Kind: StepSetReadOnly, Server: old.Spec.Address,
 			Description: fmt.Sprintf("SET GLOBAL %s=1 on the old primary: writes stop here (the write-blocked window starts)", old.Dialect.ReadOnlyVariable())})
 		add(Step{Kind: StepKillWriters, Server: old.Spec.Address, Timeout: pol.KillGrace.Seconds(),
 			Description: fmt.Sprintf("let writes still running finish (up to %s), then kill the sessions still writing; read the final position", pol.KillGrace)})
 		add(Step{Kind: StepWaitCaughtUp, Server: newP, Source: old.Spec.Address, Timeout: timeout,
 			Description: "wait until the new primary has applied the old primary's last transaction; on timeout roll back (old primary writable again, nothing else changed)"})
-		for _, r := range followers {
-			add(Step{Kind: StepAttach, Server: r.v.Spec.Address, Source: newP, Group: 1, Timeout: timeout,
-				Description: "once it has applied the old primary's last transaction, replicate from the new primary (still read-only): replicas are attached before writes open; a failure rolls back"})
-		}
 		add(Step{Kind: StepPromote, Server: newP, Description: promoteText(chosen.v, old, pairSwitch)})
 		for _, r := range followers {
 			add(Step{Kind: StepVerify, Server: r.v.Spec.Address, Source: newP, Group: 2, Timeout: timeout,
-				Description: "verify both threads run against the new primary"})
+				Description: "verify it received the old primary's last transaction through the new primary and both threads run against it"})
 		}
 		if pairSwitch {
 			add(Step{Kind: StepKeepPairLink, Server: old.Spec.Address, Source: newP,

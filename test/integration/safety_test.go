@@ -593,3 +593,43 @@ func TestCheckFailsServersThatStartWritable(t *testing.T) {
 		t.Fatalf("read_only_at_start on db2, started with --read-only=1: %s %q", st, msg)
 	}
 }
+
+// An application account with READ ONLY ADMIN keeps writing to the old
+// primary through a switchover: read_only does not stop it, the global
+// read lock held from the final position until the new primary takes
+// writes does. Every row acknowledged before the new primary became
+// writable is on it. (Writes such an account sends to the old primary
+// afterwards are writes to a replica: errant, and reported as such.)
+func TestSwitchoverStopsPrivilegedWriters(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3, SemiSync: true})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2 := l.Server("db1"), l.Server("db2")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, db1.Exec(ctx, "CREATE USER 'app_admin'@'%' IDENTIFIED BY 'x'", "GRANT ALL PRIVILEGES ON *.* TO 'app_admin'@'%'"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	w := l.StartWriterAs("app_admin", "x", "w", db1, 2*time.Millisecond, false)
+	must(t, w.WaitAcked(30, 10*time.Second))
+
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--yes", "--json", "--config", cfg)
+	w.Stop()
+	var rep struct {
+		ReportJSON
+		Started time.Time `json:"started"`
+	}
+	json.Unmarshal([]byte(r.stdout), &rep)
+	if r.code > 1 || !rep.Promoted || rep.WritableAfterMS == nil {
+		t.Fatalf("switchover: exit %d %+v\n%s", r.code, rep, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "global read lock held") {
+		t.Fatalf("the switchover did not lock out the privileged writer:\n%s", r.stdout)
+	}
+	writable := rep.Started.Add(time.Duration(*rep.WritableAfterMS * float64(time.Millisecond)))
+	before := w.AckedBefore(writable)
+	missing, err := w.MissingOf(ctx, db2, before)
+	must(t, err)
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d rows acknowledged on the old primary before the new one took writes are missing there: %v", len(missing), len(before), first(missing, 10))
+	}
+	t.Logf("%d rows acknowledged before the promotion, all on the new primary; write-blocked window %.1f ms", len(before), *rep.WriteBlockedMS)
+}

@@ -32,6 +32,8 @@ type Writer struct {
 	done   chan struct{}
 	// Debug, when set before writes start, is told about each failed write.
 	Debug func(string)
+	// user and pass are the account it writes as (AppUser by default).
+	user, pass string
 }
 
 // CreateWriteTable makes the table writers insert into, on db1.
@@ -43,9 +45,15 @@ func (l *Lab) CreateWriteTable(ctx context.Context, table string) error {
 // the writer look for whichever server accepts writes, like a client behind
 // a VIP or proxy that follows the primary.
 func (l *Lab) StartWriter(table string, target *Server, interval time.Duration, retarget bool) *Writer {
+	return l.StartWriterAs(AppUser, AppPass, table, target, interval, retarget)
+}
+
+// StartWriterAs is StartWriter writing as another account (one a test made,
+// say with privileges that bypass read_only).
+func (l *Lab) StartWriterAs(user, pass, table string, target *Server, interval time.Duration, retarget bool) *Writer {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Writer{lab: l, table: table, interval: interval, retarget: retarget, target: target, next: 1,
-		dbs: map[*Server]*sql.DB{}, cancel: cancel, done: make(chan struct{})}
+		dbs: map[*Server]*sql.DB{}, cancel: cancel, done: make(chan struct{}), user: user, pass: pass}
 	// Continue after rows earlier writers left, so ids never collide.
 	if last, err := target.QueryString(ctx, fmt.Sprintf("SELECT COALESCE(MAX(id), 0) FROM lab.%s", table)); err == nil {
 		if n, err := strconv.ParseInt(last, 10, 64); err == nil {
@@ -61,7 +69,7 @@ func (w *Writer) db(s *Server) *sql.DB {
 		return db
 	}
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = AppUser, AppPass, "tcp", s.Addr()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = w.user, w.pass, "tcp", s.Addr()
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 300*time.Millisecond, time.Second, time.Second
 	cfg.InterpolateParams = true
 	c, _ := mysql.NewConnector(cfg)
@@ -206,4 +214,32 @@ func (s *Server) Checksum(ctx context.Context, table string) (string, error) {
 		return "", err
 	}
 	return sum.String, nil
+}
+
+// AckedBefore returns the rows acknowledged before t.
+func (w *Writer) AckedBefore(t time.Time) []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []int64
+	for i, at := range w.times {
+		if at.Before(t) {
+			out = append(out, w.acked[i])
+		}
+	}
+	return out
+}
+
+// MissingOf returns which of ids the server lacks.
+func (w *Writer) MissingOf(ctx context.Context, s *Server, ids []int64) ([]int64, error) {
+	var missing []int64
+	for _, id := range ids {
+		n, err := s.QueryString(ctx, fmt.Sprintf("SELECT COUNT(*) FROM lab.%s WHERE id = %d", w.table, id))
+		if err != nil {
+			return nil, err
+		}
+		if n != "1" {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
 }
