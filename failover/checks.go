@@ -397,6 +397,14 @@ func semiSyncChecks(s *topology.Snapshot) []Check {
 		if v.Spec.Address == s.Primary && v.SemiSync.SourceEnabled {
 			wp := firstNonEmpty(v.Vars["rpl_semi_sync_master_wait_point"], v.Vars["rpl_semi_sync_source_wait_point"])
 			switch {
+			case semiSyncTimeoutMS(v) > 0 && semiSyncTimeoutMS(v) < 1000:
+				out = append(out, Check{Name: "semi_sync", Status: Warn, Server: v.Spec.Address,
+					Message: fmt.Sprintf("rpl_semi_sync_master_timeout is %dms: a replica slower than that turns semi-sync off (asynchronous) and acknowledged writes can be lost", semiSyncTimeoutMS(v)),
+					Fix:     "raise rpl_semi_sync_master_timeout (seconds, not milliseconds, for lossless failover)"})
+			case !anyReplicaAcks(s, v.Spec.Address):
+				out = append(out, Check{Name: "semi_sync", Status: Warn, Server: v.Spec.Address,
+					Message: "no replica has the semi-sync replica side on: the primary waits for acknowledgements nobody sends, then falls back to asynchronous",
+					Fix:     "SET GLOBAL rpl_semi_sync_slave_enabled=1 on the replicas (and in my.cnf), then restart their IO threads"})
 			case wp != "" && !strings.EqualFold(wp, "AFTER_SYNC"):
 				out = append(out, Check{Name: "semi_sync", Status: Warn, Server: v.Spec.Address,
 					Message: fmt.Sprintf("wait point %s: other sessions see a transaction before a replica has it, so an acknowledged-looking write can be lost", wp),
@@ -571,4 +579,20 @@ func startReadOnlyChecks(s *topology.Snapshot, origin map[string]string) []Check
 		out = append(out, Check{Name: "read_only_at_start", Status: OK, Message: "nothing to check"})
 	}
 	return out
+}
+
+func semiSyncTimeoutMS(v *topology.ServerView) int {
+	n, _ := strconv.Atoi(firstNonEmpty(v.Vars["rpl_semi_sync_master_timeout"], v.Vars["rpl_semi_sync_source_timeout"]))
+	return n
+}
+
+// anyReplicaAcks reports whether some reachable replica of primary has the
+// semi-sync replica side on.
+func anyReplicaAcks(s *topology.Snapshot, primary string) bool {
+	for _, r := range s.Servers {
+		if r.Reachable && r.Source == primary && r.SemiSync.ReplicaOn {
+			return true
+		}
+	}
+	return false
 }

@@ -225,3 +225,22 @@ func TestWithMemoryRestoresPairAndDialect(t *testing.T) {
 		t.Fatal("WithMemory changed the original snapshot")
 	}
 }
+
+// MySQL: with the primary dead, a replica's transactions under its own
+// server_uuid that no other server holds are errant; those another
+// replica holds (it was primary once) are not.
+func TestLocalErrantMySQL(t *testing.T) {
+	const own = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+	const other = "4e11fa47-71ca-11e1-9e33-c80aa9429562"
+	my := Dialect{Flavor: binlog.MySQL, Major: 8, Minor: 0, Patch: 36}
+	r := &ServerState{Dialect: my, ServerUUID: own,
+		GTIDExecuted: binlog.MustParseMySQLSet(other + ":1-100," + own + ":1-7")}
+	peer := &ServerState{Dialect: my, GTIDExecuted: binlog.MustParseMySQLSet(other + ":1-100," + own + ":1-5")}
+	got := localErrant(r, []*ServerState{peer})
+	if len(got) != 1 || got[0] != own+":6-7" {
+		t.Fatalf("errant %v, want [%s:6-7]", got, own)
+	}
+	if got := localErrant(r, nil); len(got) != 1 || got[0] != own+":1-7" {
+		t.Fatalf("with no other server: %v", got)
+	}
+}
