@@ -27,15 +27,7 @@ func TestFailoverCandidateDiesMidway(t *testing.T) {
 	must(t, l.WaitReplicated(ctx, 10*time.Second))
 	must(t, l.Server("db1").Kill())
 
-	cfg, err := config.LoadFile(cfgPath, config.Options{})
-	must(t, err)
-	c := cfg.Clusters[0]
-	spec := topo.ClusterSpec{Name: c.Name, Credentials: topo.Credentials{User: c.User, Password: c.Password.Value()},
-		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout}
-	for _, s := range c.Servers {
-		spec.Servers = append(spec.Servers, topo.ServerSpec{Address: s.Address})
-	}
-	dialer := topo.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}
+	cfg, c, spec, dialer := inProcess(t, cfgPath)
 	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second}
 	var plan failover.Plan
 	var snap topo.Snapshot
@@ -102,15 +94,7 @@ func TestSwitchoverTargetDiesRollsBack(t *testing.T) {
 	w := l.StartWriter("w", db1, 10*time.Millisecond, false)
 	must(t, w.WaitAcked(20, 10*time.Second))
 
-	cfg, err := config.LoadFile(cfgPath, config.Options{})
-	must(t, err)
-	c := cfg.Clusters[0]
-	spec := topo.ClusterSpec{Name: c.Name, Credentials: topo.Credentials{User: c.User, Password: c.Password.Value()},
-		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout}
-	for _, s := range c.Servers {
-		spec.Servers = append(spec.Servers, topo.ServerSpec{Address: s.Address})
-	}
-	dialer := topo.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}
+	cfg, c, spec, dialer := inProcess(t, cfgPath)
 	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second, KillGrace: 200 * time.Millisecond}
 	snap := topo.Discover(ctx, spec, dialer)
 	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindSwitchover, NewPrimary: db2.Addr()})
@@ -146,4 +130,20 @@ func TestSwitchoverTargetDiesRollsBack(t *testing.T) {
 		}
 	}
 	t.Logf("rolled back: %s", rep.SafeStop)
+}
+
+// inProcess loads a lab config for tests that run the executor in-process
+// (to time a failure exactly): the config, its cluster, the cluster spec
+// and a dialer.
+func inProcess(t *testing.T, cfgPath string) (*config.Config, config.Cluster, topo.ClusterSpec, topo.SQLDialer) {
+	t.Helper()
+	cfg, err := config.LoadFile(cfgPath, config.Options{})
+	must(t, err)
+	c := cfg.Clusters[0]
+	spec := topo.ClusterSpec{Name: c.Name, Credentials: topo.Credentials{User: c.User, Password: c.Password.Value()},
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout}
+	for _, s := range c.Servers {
+		spec.Servers = append(spec.Servers, topo.ServerSpec{Address: s.Address})
+	}
+	return cfg, c, spec, topo.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}
 }

@@ -46,9 +46,16 @@ type result struct {
 // myha runs the binary with a timeout and returns its exit code and output.
 func myha(t *testing.T, args ...string) result {
 	t.Helper()
+	return myhaEnv(t, nil, args...)
+}
+
+// myhaEnv is myha with extra environment variables (MYHA_CRASH_AT=...).
+func myhaEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, myhaBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
