@@ -393,12 +393,17 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 			return "", fmt.Errorf("it holds %s, less than the planned %s (missing %s): not promoted", orNone(have), s.Target, short)
 		}
 	}
-	if err := r.intendPromotion(); err != nil {
-		return "", err
+	if r.plan.Kind == KindFailover {
+		if err := r.intendPromotion(); err != nil {
+			return "", err
+		}
 	}
 	var before, after []string
 	if r.semiSyncOn(s.Server) {
-		before = append(before, d.SemiSyncLossless(), d.SemiSyncPrimaryOn())
+		if r.plan.Kind == KindFailover {
+			before = append(before, d.SemiSyncLossless()) // a switchover set it before writes stopped
+		}
+		before = append(before, d.SemiSyncPrimaryOn())
 	}
 	switch {
 	case keep:
@@ -417,6 +422,16 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	r.crash("promote:writable@" + s.Server)
 	r.markPromoted()
 	if r.plan.Kind == KindSwitchover {
+		// A switchover records the promotion after read_only=0, outside
+		// the write-blocked window: its old primary is alive and fenced,
+		// so no rerun can promote a second server meanwhile.
+		if r.e.BeforePromote != nil {
+			if err := r.e.BeforePromote(); err != nil {
+				r.mu.Lock()
+				r.rep.Warnings = append(r.rep.Warnings, "the promotion could not be recorded: "+err.Error())
+				r.mu.Unlock()
+			}
+		}
 		r.releaseOldPrimaryLock(ctx)
 	}
 	if err := r.exec(ctx, q, after...); err != nil {
@@ -429,8 +444,8 @@ func (r *run) promote(ctx context.Context, s Step) (string, error) {
 	return note, nil
 }
 
-// intendPromotion records, durably and before read_only=0, that this run
-// promotes plan.NewPrimary: a crash from here on leaves a journal that makes
+// intendPromotion records, durably and before read_only=0, that this
+// failover promotes plan.NewPrimary: a crash from here on leaves a journal that makes
 // the rerun finish this promotion rather than plan a second one, and the
 // daemon commits the same intent to raft (BeforePromote).
 func (r *run) intendPromotion() error {

@@ -39,9 +39,11 @@ type Executor struct {
 	// OnPromoted is called once the new primary takes writes (the daemon
 	// commits that to raft before going on).
 	OnPromoted func()
-	// BeforePromote is called after the durable journal records the intent
-	// to promote and before read_only=0; an error stops the failover before
-	// promotion (the daemon commits the intent to raft here).
+	// BeforePromote is called, in a failover, after the durable journal
+	// records the intent to promote and before read_only=0; an error stops
+	// the failover before promotion (the daemon commits the intent to raft
+	// here). In a switchover it is called right after read_only=0, outside
+	// the write-blocked window (the old primary is fenced and alive).
 	BeforePromote func() error
 	// Accounts are myha's own account names (admin, replication): they may
 	// hold privileges that bypass read_only without being application
@@ -159,6 +161,15 @@ func (r *run) execute(ctx context.Context) {
 	}
 
 	r.warmSessions(ctx)
+	if plan.Kind == KindSwitchover && r.semiSyncOn(plan.NewPrimary) {
+		// Lossless semi-sync on the new primary, set now (harmless while it
+		// is a replica) so the write-blocked window does not pay for it.
+		if q, err := r.session(ctx, plan.NewPrimary); err == nil {
+			if err := r.exec(ctx, q, r.dialect(plan.NewPrimary).SemiSyncLossless()); err != nil {
+				rep.Warnings = append(rep.Warnings, "setting the semi-sync wait point AFTER_SYNC on the new primary: "+err.Error())
+			}
+		}
+	}
 	rep.Result = ResultSuccess
 	if plan.Resume {
 		rep.Promoted = true
