@@ -290,3 +290,17 @@ func TestFencingKey(t *testing.T) {
 		t.Fatalf("bad fencing value: %v", err)
 	}
 }
+
+// A duration without a unit is an error naming the key, never nanoseconds.
+func TestDurationNeedsUnit(t *testing.T) {
+	y := "clusters:\n  - name: a\n    user: u\n    password: p\n    replication_user: r\n    replication_password: rp\n" +
+		"    failover:\n      block_period: 3600\n    servers:\n      - address: 10.0.0.1\n"
+	_, err := Parse([]byte(y), Options{})
+	if err == nil || !strings.Contains(err.Error(), "clusters[0].failover.block_period") || !strings.Contains(err.Error(), "no unit") {
+		t.Fatalf("block_period: 3600 gave %v", err)
+	}
+	ok := strings.Replace(y, "3600", "1h", 1)
+	if c, err := Parse([]byte(ok), Options{}); err != nil || c.Clusters[0].Failover.BlockPeriod != time.Hour {
+		t.Fatalf("block_period: 1h gave %v", err)
+	}
+}
