@@ -613,3 +613,75 @@ func TestSwitchoverStopsPrivilegedWriters(t *testing.T) {
 	}
 	t.Logf("%d rows acknowledged before the promotion, all on the new primary; write-blocked window %.1f ms", len(before), *rep.WriteBlockedMS)
 }
+
+// A delayed replica (MASTER_DELAY) received more than the others: it is
+// neither promoted nor used as a catch-up source (its relay log applies
+// only an hour later), and what only it received is named as a loss: the
+// failover refuses at once instead of waiting out catchup_timeout with no
+// writable server.
+func TestFailoverDelayedReplicaIsNotACatchUpSource(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "      catchup_timeout: 20s\n", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	insertRows(t, db1, "w", 1, 5)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db3.Exec(ctx, "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=3600", "START SLAVE"))
+	must(t, db2.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 6, 20)
+	want := mustQ(t, db1, "SELECT @@gtid_binlog_pos")
+	waitFor(t, "db3 receives everything", 10*time.Second, func() bool {
+		got, err := db3.SlaveStatus(ctx, "Gtid_IO_Pos")
+		return err == nil && got == want
+	})
+	must(t, db1.Kill())
+
+	start := time.Now()
+	r := planOrRefusal(t, nil, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "delayed") || !strings.Contains(r.stdout, "would be lost") {
+		t.Fatalf("failover must refuse, naming the delayed replica (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if w := writables(t, l); len(w) != 0 {
+		t.Fatalf("a refused failover changed something: writable %v", w)
+	}
+	t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// myha failover --force on a live primary whose replicas have not yet
+// received its last transactions (their link stalled): fencing reads the
+// final position and every replica receives up to it before its IO thread
+// stops. Every acknowledged row is on the new primary.
+func TestFailoverForceOnLivePrimaryWaitsForItsLastTransactions(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	l.RequireNetns(t)
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	// The replicas' links to db1 drop packets: db1 keeps committing
+	// (asynchronous replication), nothing reaches them.
+	must(t, db2.Host.DropFrom(ctx, &db1.Host))
+	must(t, db3.Host.DropFrom(ctx, &db1.Host))
+	insertRows(t, db1, "w", 1, 30)
+	must(t, db2.Host.HealDrops(ctx))
+	must(t, db3.Host.HealDrops(ctx))
+
+	r := myha(t, "failover", "--cluster", "lab", "--force", "--yes", "--json", "--config", cfg)
+	var rep ReportJSON
+	json.Unmarshal([]byte(r.stdout), &rep)
+	if !rep.Promoted {
+		t.Fatalf("forced failover: exit %d %+v\n%s", r.code, rep, r.stderr)
+	}
+	newP := db2
+	if rep.NewPrimary == db3.Addr() {
+		newP = db3
+	}
+	if n := mustQ(t, newP, "SELECT COUNT(*) FROM lab.w"); n != "30" {
+		t.Fatalf("new primary %s has %s of the 30 rows db1 committed before it was fenced", newP.Name, n)
+	}
+	if w := writables(t, l); len(w) != 1 || w[0] != newP.Name {
+		t.Fatalf("writable servers %v, want [%s]", w, newP.Name)
+	}
+}
