@@ -93,6 +93,7 @@ func TestFenceGate(t *testing.T) {
 	}{
 		{"no agents, no fence: refused", func(*fenceEvidence) {}, false, "no agents"},
 		{"best_effort", func(e *fenceEvidence) { e.Policy = FencingBestEffort }, true, ""},
+		{"host refuses the port: no server runs", func(e *fenceEvidence) { e.Refused = true }, true, "not running"},
 		{"fenced over SQL", func(e *fenceEvidence) { e.SQLFenced = true }, true, ""},
 		{"shutdown_script", func(e *fenceEvidence) { e.ShutdownScript = true }, true, ""},
 		{"agent confirmed", func(e *fenceEvidence) { e.Agents, e.AgentFenced, e.LeaseExpires = true, true, now.Add(time.Second) }, true, ""},

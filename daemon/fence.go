@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/myha/myha/topology"
@@ -27,13 +29,18 @@ const leaseMargin = time.Second
 type fenceEvidence struct {
 	Policy         string
 	OldPrimary     string
-	ShutdownScript bool      // the executor runs it, and stops before promotion if it fails
-	SQLFenced      bool      // read_only=1 set over SQL just now
-	SQLErr         string    // why not
-	Agents         bool      // vip.method: agent: an agent fences its server when its lease lapses
-	AgentFenced    bool      // the old primary's agent reported it released the VIP and the server is read-only or down
-	LeaseExpires   time.Time // when the old primary's lease surely ends (monitors' clock); zero: never leased
-	Now            time.Time
+	ShutdownScript bool   // the executor runs it, and stops before promotion if it fails
+	SQLFenced      bool   // read_only=1 set over SQL just now
+	SQLErr         string // why not
+	// Refused is set when the old primary's host answered and refused the
+	// connection (TCP reset): no mysqld listens there, so nothing takes
+	// writes; a restarted one comes back read-only (myha check verifies
+	// read_only_at_start) and the leader fences any stray writer.
+	Refused      bool
+	Agents       bool      // vip.method: agent: an agent fences its server when its lease lapses
+	AgentFenced  bool      // the old primary's agent reported it released the VIP and the server is read-only or down
+	LeaseExpires time.Time // when the old primary's lease surely ends (monitors' clock); zero: never leased
+	Now          time.Time
 }
 
 // fenceGate decides whether promoting is allowed under the fencing policy,
@@ -45,6 +52,8 @@ func fenceGate(e fenceEvidence) (bool, string) {
 	switch {
 	case e.SQLFenced:
 		return true, "old primary fenced over SQL"
+	case e.Refused:
+		return true, "the old primary's host refuses connections: its server is not running (it restarts read-only)"
 	case e.ShutdownScript:
 		return true, "shutdown_script configured: the failover stops before promotion if it fails"
 	case e.Agents && e.AgentFenced:
@@ -75,6 +84,7 @@ func (cm *clusterMon) fenced(ctx context.Context, snap *topology.Snapshot, old s
 	}
 	if err := cm.fenceSQL(ctx, snap, old); err != nil {
 		e.SQLErr = err.Error()
+		e.Refused = errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
 	} else {
 		e.SQLFenced = true
 	}

@@ -256,9 +256,12 @@ func (m *monitorsLab) oneFailoverEverywhere(t *testing.T, among ...*lab.Host) Re
 	return first
 }
 
+// kill -9 of the primary under the default fencing: require, without
+// agents: its host refuses connections to the port, proof that no server
+// runs there, so the monitors fail over without waiting.
 func TestDaemonKillPrimary(t *testing.T) {
 	ctx := context.Background()
-	m := startMonitorsLab(t, lab.Options{Servers: 3, SemiSync: true}, bestEffort)
+	m := startMonitorsLab(t, lab.Options{Servers: 3, SemiSync: true}, "")
 	must(t, m.CreateWriteTable(ctx, "w"))
 	m.waitHealthy(t)
 	leader := m.leader(t)
@@ -613,8 +616,16 @@ func TestDaemonFastRestartWritableAgain(t *testing.T) {
 // over, and the verdict says why.
 func TestDaemonFencingRequireRefuses(t *testing.T) {
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.RequireNetns(t)
 	m.waitHealthy(t)
-	must(t, m.Server("db1").Kill())
+	// The primary's host drops every packet from the others: it may well
+	// be alive and writable, and nothing proves otherwise.
+	var others []*lab.Host
+	for _, s := range m.Servers[1:] {
+		others = append(others, &s.Host)
+	}
+	others = append(others, m.mons...)
+	must(t, m.Server("db1").Host.DropFrom(context.Background(), others...))
 	waitFor(t, "the verdict to explain the refusal", 20*time.Second, func() bool {
 		var c struct {
 			Clusters []struct {
