@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/myha/myha/binlog"
@@ -86,6 +87,9 @@ func (r *run) fence(ctx context.Context, s Step) (string, error) {
 				return "", fmt.Errorf("unreachable, and the shutdown hook failed: %s", o.msg)
 			}
 			return "unreachable over SQL; shutdown hook ran: " + o.msg, nil
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+			return "its host refuses connections: no server runs there to fence; it restarts with the read_only its configuration gives (myha check requires ON)", nil
 		}
 		msg := "NOT FENCED: unreachable over SQL and no shutdown_script configured; if it comes back it starts with whatever read_only its my.cnf says (myha check verifies read_only=ON at start; the daemon and agents fence it when it answers)"
 		r.mu.Lock()
