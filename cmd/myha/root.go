@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,6 +44,8 @@ func (a *app) rootCommand() *cobra.Command {
 			return nil
 		},
 	}
+	root.Version = version
+	root.SetVersionTemplate("myha {{.Version}}\n")
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default ./myha.yaml, then /etc/myha/myha.yaml)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
@@ -56,10 +60,11 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print myha's version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			info := buildInfo()
 			if a.jsonOut {
-				return a.printJSON(map[string]string{"version": version})
+				return a.printJSON(info)
 			}
-			fmt.Fprintf(a.stdout, "myha %s\n", version)
+			fmt.Fprintf(a.stdout, "myha %s (commit %s, %s)\n", info["version"], info["commit"], info["go"])
 			return nil
 		},
 	}
@@ -98,4 +103,23 @@ func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// buildInfo is the version, the commit it was built from and the Go
+// release, for bug reports.
+func buildInfo() map[string]string {
+	out := map[string]string{"version": version, "commit": "unknown", "go": runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				out["commit"] = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					out["commit"] += "+dirty"
+				}
+			}
+		}
+	}
+	return out
 }
