@@ -202,7 +202,11 @@ func indexOf(s *Snapshot, addr string) int {
 func serverLine(v *ServerView) string {
 	parts := []string{v.Spec.Address, string(v.Role)}
 	if !v.Reachable {
-		return strings.Join(append(parts, "UNREACHABLE"), "  ")
+		why := "UNREACHABLE"
+		if v.Error != "" {
+			why += " (" + v.Error + ")"
+		}
+		return strings.Join(append(parts, why), "  ")
 	}
 	parts = append(parts, v.VersionRaw)
 	if v.ReadOnly || v.SuperReadOnly {

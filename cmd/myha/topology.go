@@ -29,6 +29,9 @@ func (a *app) topologyCommand() *cobra.Command {
 				spec := clusterSpec(c)
 				snap := recall(failover.Store{Dir: cfg.StateDir}, topology.Discover(cmd.Context(), spec, dialerFor(spec)), a.log)
 				a.log.Info("discovered", "cluster", c.Name, "took", snap.Took, "primary", snap.Primary)
+				if p, ok := snap.Server(snap.Primary); !ok || !p.Reachable {
+					a.code = exitWarn // no primary in service: scripts must not read this as healthy
+				}
 				if a.jsonOut {
 					reports = append(reports, snap.Report())
 					continue

@@ -140,7 +140,7 @@ func writeConfigWith(t *testing.T, l *lab.Lab, servers []*lab.Server, extra map[
 func topology(t *testing.T, cfg string) Topology {
 	t.Helper()
 	r := myha(t, "topology", "--json", "--config", cfg)
-	if r.code != 0 {
+	if r.code > 1 { // 1: no primary in service
 		t.Fatalf("myha topology exit %d: %s", r.code, r.stderr)
 	}
 	var top Topology
