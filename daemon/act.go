@@ -43,7 +43,9 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		cm.d.log.Warn("primary is dead, but automatic failovers are blocked (anti-flapping); run myha ack", "cluster", name, "until", until)
 		return
 	}
-	go cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0)
+	go guard(cm.d.log, "automatic failover (the decision stays open; a leader change resumes it)", func() {
+		cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0)
+	}, "cluster", name)
 }
 
 // fenceStrays sets read_only on any writable server that is not the agreed

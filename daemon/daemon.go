@@ -95,6 +95,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	d.fsm.log = d.log
 	found := false
 	for _, m := range cfg.Monitors {
 		if m.Name == cfg.Self {
@@ -115,7 +116,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	d.ctx = ctx
 	g, err := startGossip(GossipConfig{Name: d.self.Name, BindAddr: d.self.Address, Port: d.self.GossipPort, Key: d.cfg.GossipKey,
-		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent}, d.now)
+		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent,
+		Allow: gossipAllow(d.cfg.Monitors, d.cfg.Clusters), Log: d.log}, d.now)
 	if err != nil {
 		return err
 	}
@@ -138,7 +140,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.raftp.Store(r)
 	defer stopRaft()
 
-	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
+	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: recoverHandler(d.log, d.handler()), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", api.Addr)
 	if err != nil && d.cfg.GossipTransport == nil {
 		return fmt.Errorf("API on %s: %w", api.Addr, err)
@@ -149,8 +151,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	d.wg.Add(2)
-	go d.joinLoop(ctx)
-	go d.leaderLoop(ctx)
+	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
+	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()
 	d.Reload(d.cfg.Clusters)
 	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
 		"raft", rc.BindAddr, "api", api.Addr, "clusters", len(d.cfg.Clusters))
@@ -193,11 +195,30 @@ func (d *Daemon) Reload(clusters []ClusterConfig) {
 		cm.start(d.ctx)
 	}
 	d.cfg.Clusters = clusters
+	if g := d.gossp.Load(); g != nil {
+		g.setAllow(gossipAllow(d.cfg.Monitors, clusters))
+	}
+}
+
+// gossipAllow is who may gossip what: the configured monitors, and agents
+// of the configured servers.
+func gossipAllow(mons []MonitorAddr, clusters []ClusterConfig) *GossipAllow {
+	a := &GossipAllow{Monitors: map[string]string{}, Servers: map[string]map[string]bool{}}
+	for _, m := range mons {
+		a.Monitors[m.Name] = m.Address
+	}
+	for _, c := range clusters {
+		ss := map[string]bool{}
+		for _, s := range c.Spec.Servers {
+			ss[s.Address] = true
+		}
+		a.Servers[c.Spec.Name] = ss
+	}
+	return a
 }
 
 // joinLoop keeps trying to join the other monitors until all are members.
 func (d *Daemon) joinLoop(ctx context.Context) {
-	defer d.wg.Done()
 	var addrs []string
 	for _, m := range d.cfg.Monitors {
 		if m.Name != d.self.Name {
@@ -220,7 +241,6 @@ func (d *Daemon) joinLoop(ctx context.Context) {
 // leaderLoop reacts to leadership: a new leader first makes sure its state
 // is current, then finishes or reports failovers a previous leader left open.
 func (d *Daemon) leaderLoop(ctx context.Context) {
-	defer d.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():
@@ -239,8 +259,9 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				d.mu.RLock()
 				cm := d.clusters[cluster]
 				d.mu.RUnlock()
-				if cm != nil {
-					go cm.resume(ctx, *dec)
+				if cm != nil && dec != nil {
+					dec := *dec
+					go guard(d.log, "resuming a failover", func() { cm.resume(ctx, dec) }, "cluster", cluster)
 				}
 			}
 		}
