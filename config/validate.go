@@ -86,6 +86,13 @@ func (c *Config) Validate() Errors {
 			}
 		}
 	}
+	sec := c.Security
+	if n := countSet(sec.CAFile, sec.CertFile, sec.KeyFile); n != 0 && n != 3 {
+		bad("security", "set ca_file, cert_file and key_file together (myha certs init / issue make them)")
+	}
+	if countSet(sec.APICertFile, sec.APIKeyFile) == 1 {
+		bad("security", "set api_cert_file and api_key_file together")
+	}
 	if k := len(c.Security.GossipKey); k != 0 {
 		if _, err := DecodeGossipKey(c.Security.GossipKey); err != nil {
 			bad("security.gossip_key_file", "%v", err)
@@ -200,6 +207,16 @@ func (c *Config) Validate() Errors {
 		}
 	}
 	return errs
+}
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // DecodeGossipKey turns the key file's content (raw bytes or base64) into a

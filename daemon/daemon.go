@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -54,9 +53,17 @@ type Config struct {
 	StateDir    string
 	GossipKey   []byte
 	GossipLabel string
-	APIToken    string
-	Clusters    []ClusterConfig
-	Log         *slog.Logger
+	// APIToken is the write token; APIReadToken, when set, guards reads.
+	APIToken     string
+	APIReadToken string
+	// TLS makes raft mutual TLS with the deployment's CA (required unless
+	// Insecure). APICert, when set, makes the API serve HTTPS (its CA is
+	// TLS.CA, which followers use to reach the leader's API).
+	TLS      *TLSFiles
+	APICert  *TLSFiles
+	Insecure bool
+	Clusters []ClusterConfig
+	Log      *slog.Logger
 	// Test seams: nil means the real network, disk and servers.
 	GossipTransport memberlist.Transport
 	RaftTransport   raft.Transport
@@ -105,6 +112,14 @@ func New(cfg Config) (*Daemon, error) {
 	if !found {
 		return nil, fmt.Errorf("monitor %q is not in the monitors list of the config (pass --name)", cfg.Self)
 	}
+	if !cfg.Insecure {
+		if len(cfg.GossipKey) == 0 && cfg.GossipTransport == nil {
+			return nil, errors.New("no gossip key: set security.gossip_key_file (or security.insecure: true to run unencrypted)")
+		}
+		if cfg.TLS == nil && cfg.RaftTransport == nil {
+			return nil, errors.New("raft needs TLS: set security.ca_file, cert_file and key_file (myha certs init/issue), or security.insecure: true")
+		}
+	}
 	d.met = newMetrics()
 	return d, nil
 }
@@ -129,7 +144,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		peers[m.Name] = hostPort(m.Address, m.RaftPort)
 	}
 	rc := RaftConfig{Self: d.self.Name, BindAddr: hostPort(d.self.Address, d.self.RaftPort), Peers: peers,
-		Dir: filepath.Join(d.cfg.StateDir, "raft"), Transport: d.cfg.RaftTransport, LogOutput: d.cfg.LibLogs}
+		Dir: filepath.Join(d.cfg.StateDir, "raft"), Transport: d.cfg.RaftTransport, LogOutput: d.cfg.LibLogs,
+		TLS: d.cfg.TLS, Monitors: d.cfg.Monitors, Log: d.log}
 	if s := d.cfg.RaftStores; s != nil {
 		rc.Logs, rc.Stable, rc.Snaps = s.Logs, s.Stable, s.Snaps
 	}
@@ -140,13 +156,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.raftp.Store(r)
 	defer stopRaft()
 
-	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: recoverHandler(d.log, d.handler()), ReadHeaderTimeout: 5 * time.Second}
+	api := newAPIServer(hostPort(d.self.Address, d.self.APIPort), recoverHandler(d.log, d.handler()))
 	ln, err := net.Listen("tcp", api.Addr)
 	if err != nil && d.cfg.GossipTransport == nil {
 		return fmt.Errorf("API on %s: %w", api.Addr, err)
 	}
 	if ln != nil {
-		go api.Serve(ln)
+		if c := d.cfg.APICert; c != nil {
+			go api.ServeTLS(ln, c.Cert, c.Key)
+		} else {
+			go api.Serve(ln)
+		}
 		defer api.Close()
 	}
 
@@ -154,6 +174,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()
 	d.Reload(d.cfg.Clusters)
+	if d.cfg.Insecure {
+		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
+	}
 	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
 		"raft", rc.BindAddr, "api", api.Addr, "clusters", len(d.cfg.Clusters))
 	<-ctx.Done()
