@@ -65,3 +65,25 @@ func TestPermissionWarnings(t *testing.T) {
 		t.Fatalf("warnings for private files: %v", w)
 	}
 }
+
+func TestValidationGaps(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{strings.Replace(good, "198.18.0.100/24", "198.18.0.100/0", 1), "cannot be a virtual IP"},
+		{strings.Replace(good, "198.18.0.100/24", "255.255.255.255/32", 1), "cannot be a virtual IP"},
+		{strings.Replace(good, "198.18.0.100/24", "198.18.0.0/24", 1), "cannot be a virtual IP"},
+		{"agents:\n  http_port: 70000\n" + good, "agents.http_port: must be 1-65535"},
+		{"agents:\n  gossip_port: -1\n" + good, "agents.gossip_port: must be 1-65535"},
+		{"monitors:\n  - {name: a, address: 198.18.0.21}\n  - {name: b, address: 198.18.0.21}\n" + good, "monitors on one address need ports of their own"},
+		{strings.Replace(good, "    servers:", "    check_interval: 1ns\n    servers:", 1), "check_interval: 1ns is too small"},
+		{strings.Replace(good, "      interface: eth0", "      interface: eth0\n      lease: 1ns", 1), "vip.lease: 1ns is too short"},
+	} {
+		_, err := Parse([]byte(c.yaml), Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want %q, got %v", c.want, err)
+		}
+	}
+	ok := "monitors:\n  - {name: a, address: 127.0.0.1}\n  - {name: b, address: 127.0.0.1, gossip_port: 17946, raft_port: 17947, api_port: 18080}\n" + good
+	if _, err := Parse([]byte(ok), Options{}); err != nil {
+		t.Fatalf("monitors on one address with their own ports: %v", err)
+	}
+}
