@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzImportMHA$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzNormalizeAddress$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzGossipStore$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks print figures; targets are goals, never test assertions.
 bench: deps build

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 )
 
@@ -52,19 +53,42 @@ type Monitor struct {
 	APIPort    int    `mapstructure:"api_port"`
 }
 
-// Security holds the secrets monitors share. Files, not inline values, so
-// the config can be world-readable.
+// Security holds the secrets monitors share and where each node's
+// certificate lives. Files, not inline values, so the config can be
+// world-readable. In cert_file, key_file, api_cert_file and api_key_file
+// "{name}" stands for the monitor's name, so one config serves every host.
 type Security struct {
-	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64); gossip is
-	// encrypted when it is set.
+	// GossipKeyFile holds a 16, 24 or 32 byte key (raw or base64). Monitors
+	// and agents refuse to start without it unless Insecure is set.
 	GossipKeyFile string `mapstructure:"gossip_key_file"`
-	// APITokenFile holds the bearer token mutating API calls need.
+	// APITokenFile holds the write token: the bearer token every change
+	// over the API needs (and which also allows reads).
 	APITokenFile string `mapstructure:"api_token_file"`
+	// APIReadTokenFile, when set, makes every read of the API (except
+	// /health and /leader) need this token or the write token.
+	APIReadTokenFile string `mapstructure:"api_read_token_file"`
 	// GossipLabel separates deployments sharing a network (default "myha").
 	GossipLabel string `mapstructure:"gossip_label"`
-	GossipKey   Secret `mapstructure:"-"`
-	APIToken    Secret `mapstructure:"-"`
+	// CAFile, CertFile and KeyFile are the deployment's CA and this
+	// monitor's certificate and key (myha certs init/issue): raft between
+	// monitors is mutual TLS with them. Required unless Insecure is set.
+	CAFile   string `mapstructure:"ca_file"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// APICertFile and APIKeyFile make the HTTP API serve HTTPS.
+	APICertFile string `mapstructure:"api_cert_file"`
+	APIKeyFile  string `mapstructure:"api_key_file"`
+	// Insecure lets monitors and agents run without a gossip key and raft
+	// without TLS. It is shown by myha status and the API.
+	Insecure bool `mapstructure:"insecure"`
+
+	GossipKey    Secret `mapstructure:"-"`
+	APIToken     Secret `mapstructure:"-"`
+	APIReadToken Secret `mapstructure:"-"`
 }
+
+// NodeFile expands "{name}" in a security file path for monitor name.
+func NodeFile(path, name string) string { return strings.ReplaceAll(path, "{name}", name) }
 
 // Monitor returns the monitor with this name.
 func (c *Config) Monitor(name string) (*Monitor, bool) {

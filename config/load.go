@@ -24,6 +24,9 @@ type Options struct {
 	Getenv func(string) string
 	// ReadFile reads password files; nil means os.ReadFile.
 	ReadFile func(string) ([]byte, error)
+	// Agent loads the config for `myha agent`, which never reads the API
+	// tokens: a database host need not hold them.
+	Agent bool
 }
 
 // Error is a configuration problem, one line, naming the key and what to do.
@@ -167,8 +170,9 @@ func (c *Config) resolve(opt Options) Errors {
 		dst  *Secret
 		path string
 		key  string
-	}{{&c.Security.GossipKey, c.Security.GossipKeyFile, "security.gossip_key_file"}, {&c.Security.APIToken, c.Security.APITokenFile, "security.api_token_file"}} {
-		if f.path == "" {
+	}{{&c.Security.GossipKey, c.Security.GossipKeyFile, "security.gossip_key_file"}, {&c.Security.APIToken, c.Security.APITokenFile, "security.api_token_file"},
+		{&c.Security.APIReadToken, c.Security.APIReadTokenFile, "security.api_read_token_file"}} {
+		if f.path == "" || opt.Agent && f.dst != &c.Security.GossipKey {
 			continue
 		}
 		b, err := opt.ReadFile(f.path)

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NormalizeAddress turns "host" or "host:port" into "host:port" with the
@@ -65,6 +66,7 @@ func (c *Config) Validate() Errors {
 		bad("clusters", "no cluster configured (add at least one under clusters:)")
 	}
 	monNames := map[string]bool{}
+	monPorts := map[string]string{} // host:port → key of its first use
 	for i, m := range c.Monitors {
 		key := fmt.Sprintf("monitors[%d]", i)
 		switch {
@@ -83,8 +85,29 @@ func (c *Config) Validate() Errors {
 		}{{"gossip_port", m.GossipPort}, {"raft_port", m.RaftPort}, {"api_port", m.APIPort}} {
 			if p.v < 1 || p.v > 65535 {
 				bad(key+"."+p.name, "must be 1-65535")
+				continue
 			}
+			hp := net.JoinHostPort(m.Address, strconv.Itoa(p.v))
+			if prev, dup := monPorts[hp]; dup {
+				bad(key+"."+p.name, "%s is also %s: monitors on one address need ports of their own", hp, prev)
+			}
+			monPorts[hp] = key + "." + p.name
 		}
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"agents.http_port", c.Agents.HTTPPort}, {"agents.gossip_port", c.Agents.GossipPort}} {
+		if p.v < 1 || p.v > 65535 {
+			bad(p.name, "must be 1-65535")
+		}
+	}
+	sec := c.Security
+	if n := countSet(sec.CAFile, sec.CertFile, sec.KeyFile); n != 0 && n != 3 {
+		bad("security", "set ca_file, cert_file and key_file together (myha certs init / issue make them)")
+	}
+	if countSet(sec.APICertFile, sec.APIKeyFile) == 1 {
+		bad("security", "set api_cert_file and api_key_file together")
 	}
 	if k := len(c.Security.GossipKey); k != 0 {
 		if _, err := DecodeGossipKey(c.Security.GossipKey); err != nil {
@@ -128,6 +151,8 @@ func (c *Config) Validate() Errors {
 			{"failover.hook_timeout", int64(cl.Failover.HookTimeout)}, {"failover.down_after", int64(cl.Failover.DownAfter)}} {
 			if d.val < 0 {
 				bad(key+"."+d.name, "must be positive")
+			} else if d.val < int64(minDuration) {
+				bad(key+"."+d.name, "%s is too small to be meant (at least %s)", time.Duration(d.val), minDuration)
 			}
 		}
 		if len(cl.Servers) == 0 {
@@ -186,11 +211,15 @@ func (c *Config) Validate() Errors {
 			vkey := key + ".vip"
 			if p, err := netip.ParsePrefix(cl.VIP.Address); err != nil {
 				bad(vkey+".address", "%q is not a CIDR address (write e.g. 198.18.0.100/24)", cl.VIP.Address)
-			} else if p.Addr().IsUnspecified() || p.Addr().IsMulticast() || p.Addr().IsLoopback() {
-				bad(vkey+".address", "%s cannot be a virtual IP", p)
+			} else if a := p.Addr(); a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a.IsLinkLocalUnicast() ||
+				a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || p.Bits() == 0 || p.Masked().Addr() == a && p.Bits() < a.BitLen()-1 {
+				bad(vkey+".address", "%s cannot be a virtual IP (not a host address of its network)", p)
 			}
 			if cl.VIP.Method != "agent" && cl.VIP.Method != "hook" {
 				bad(vkey+".method", "%q: use agent (myha agent holds the VIP) or hook (master_ip_failover_script moves it)", cl.VIP.Method)
+			}
+			if cl.VIP.Lease > 0 && cl.VIP.Lease < minVIPLease {
+				bad(vkey+".lease", "%s is too short: agents check every 200ms (at least %s)", cl.VIP.Lease, minVIPLease)
 			}
 			if cl.VIP.Lease < 0 || cl.VIP.GARPCount < 0 || cl.VIP.GARPRepeat < 0 || cl.VIP.GARPDelay < 0 || cl.VIP.GARPRefresh < 0 {
 				bad(vkey, "lease and garp_* settings must not be negative")
@@ -204,6 +233,22 @@ func (c *Config) Validate() Errors {
 	}
 	return errs
 }
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Lower bounds on durations: below them a value is a typo (1ns, 1us).
+const (
+	minDuration = 10 * time.Millisecond
+	minVIPLease = 500 * time.Millisecond
+)
 
 // DecodeGossipKey turns the key file's content (raw bytes or base64) into a
 // 16, 24 or 32 byte AES key.

@@ -48,7 +48,9 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		cm.d.log.Warn("primary is dead, but automatic failovers are blocked; run myha ack", "cluster", name, "until", until, "why", st.BlockedWhy[name])
 		return
 	}
-	go cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0, true)
+	go guard(cm.d.log, "automatic failover (the decision stays open; a leader change resumes it)", func() {
+		cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0, true)
+	}, "cluster", name)
 }
 
 // Backoff between attempts to resume an open decision.
@@ -78,9 +80,11 @@ func (cm *clusterMon) resumeLater(dec Decision) {
 	cm.mu.Unlock()
 	go func() {
 		defer cm.resuming.Store(false)
-		if err := cm.resume(cm.d.leaderContext(), dec); err != nil {
-			cm.d.log.Warn("resuming the open failover failed; will retry", "cluster", dec.Cluster, "epoch", dec.Epoch, "in", back, "err", err)
-		}
+		guard(cm.d.log, "resuming a failover", func() {
+			if err := cm.resume(cm.d.leaderContext(), dec); err != nil {
+				cm.d.log.Warn("resuming the open failover failed; will retry", "cluster", dec.Cluster, "epoch", dec.Epoch, "in", back, "err", err)
+			}
+		}, "cluster", dec.Cluster)
 	}()
 }
 

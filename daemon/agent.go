@@ -63,7 +63,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	spec := cfg.Cluster.Spec
-	a.dialer = topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}
+	a.dialer = recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: a.log}
 	if cfg.VIP != nil {
 		v, err := vip.New(*cfg.VIP, a.log)
 		if err != nil {
@@ -79,13 +79,13 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	g, err := startGossip(GossipConfig{Name: "agent-" + a.cfg.Server, BindAddr: a.cfg.BindAddr, Port: a.cfg.GossipPort, Key: a.cfg.GossipKey,
 		Label: a.cfg.GossipLabel, Transport: a.cfg.Transport, LogOutput: a.cfg.LibLogs, Role: "agent",
-		Monitors: monitorNames(a.cfg.Monitors)}, a.now)
+		Monitors: monitorNames(a.cfg.Monitors), Allow: gossipAllow(a.cfg.Monitors, []ClusterConfig{a.cfg.Cluster}), Log: a.log}, a.now)
 	if err != nil {
 		return err
 	}
 	a.g = g
 	defer g.leave()
-	srv := &http.Server{Addr: hostPort(a.cfg.BindAddr, a.cfg.HTTPPort), Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: hostPort(a.cfg.BindAddr, a.cfg.HTTPPort), Handler: recoverHandler(a.log, a.handler()), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("agent health endpoints on %s: %w", srv.Addr, err)
@@ -105,7 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			g.join(addrs)
 			lastJoin = time.Now()
 		}
-		a.tick(ctx)
+		guard(a.log, "agent tick", func() { a.tick(ctx) }, "server", a.cfg.Server)
 		select {
 		case <-ctx.Done():
 			if a.vip != nil {

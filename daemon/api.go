@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -16,14 +18,45 @@ import (
 	"github.com/myha/myha/failover"
 )
 
-// handler serves the HTTP API. Reads are open; changes need the bearer
-// token and run on the leader (a follower forwards them).
+// API server bounds: every request is bounded in time and size. A change
+// (failover, switchover) answers when it is done, so writes may take
+// minutes; reads of a slow client are cut after apiReadTimeout.
+const (
+	apiReadTimeout  = 10 * time.Second
+	apiWriteTimeout = 6 * time.Minute
+	apiIdleTimeout  = 60 * time.Second
+	apiMaxHeader    = 16 << 10
+	apiMaxBody      = 64 << 10
+)
+
+// newAPIServer is an http.Server with every timeout set and bodies limited.
+func newAPIServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: limitBody(h), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: apiReadTimeout,
+		WriteTimeout: apiWriteTimeout, IdleTimeout: apiIdleTimeout, MaxHeaderBytes: apiMaxHeader}
+}
+
+// limitBody refuses request bodies over apiMaxBody (the API reads none).
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > apiMaxBody {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, apiMaxBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// handler serves the HTTP API. /health and /leader are open; reads need
+// the read (or write) token when one is configured; changes always need
+// the write token and run on the leader (a follower forwards them).
 func (d *Daemon) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+	open, mux := http.NewServeMux(), http.NewServeMux()
+	readers := d.readAuth(mux)
+	open.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "monitor": d.self.Name})
 	})
-	mux.HandleFunc("GET /leader", func(w http.ResponseWriter, r *http.Request) {
+	open.HandleFunc("GET /leader", func(w http.ResponseWriter, r *http.Request) {
 		name, _ := d.leaderAPI()
 		code := http.StatusServiceUnavailable
 		if d.isLeader() {
@@ -41,7 +74,7 @@ func (d *Daemon) handler() http.Handler {
 		d.mu.RUnlock()
 		sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]["name"]) < fmt.Sprint(out[j]["name"]) })
 		name, _ := d.leaderAPI()
-		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "leader": name, "clusters": out})
+		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "leader": name, "clusters": out, "insecure": d.cfg.Insecure})
 	})
 	mux.HandleFunc("GET /api/clusters/{name}/check", func(w http.ResponseWriter, r *http.Request) {
 		cm := d.cluster(r.PathValue("name"))
@@ -72,7 +105,25 @@ func (d *Daemon) handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "failovers": nonNilReports(st.History), "in_progress": st.Open, "journal": st.Journal})
 	})
 	mux.HandleFunc("POST /api/clusters/{name}/{action}", d.mutate)
-	return mux
+	open.Handle("/", readers)
+	return open
+}
+
+// readAuth lets a request through when no read token is configured, or it
+// carries the read or the write token. Writes check the write token again.
+func (d *Daemon) readAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.cfg.APIReadToken != "" && !tokenOK(r, d.cfg.APIReadToken) && !tokenOK(r, d.cfg.APIToken) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required (security.api_read_token_file)"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func tokenOK(r *http.Request, want string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 func nonNilReports(r []failover.Report) []failover.Report {
@@ -129,13 +180,9 @@ func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (d *Daemon) authorized(r *http.Request) bool {
-	if d.cfg.APIToken == "" {
-		return false // no token configured: changes over the API are off
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(d.cfg.APIToken)) == 1
-}
+// authorized checks the write token; without one, changes over the API
+// are off.
+func (d *Daemon) authorized(r *http.Request) bool { return tokenOK(r, d.cfg.APIToken) }
 
 // forward passes a change to the leader's API.
 func (d *Daemon) forward(w http.ResponseWriter, r *http.Request) {
@@ -146,13 +193,17 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+addr+r.URL.RequestURI(), nil)
+	scheme := "http://"
+	if d.cfg.APICert != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, scheme+addr+r.URL.RequestURI(), nil)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
 	req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := d.apiClient().Do(req)
 	if err != nil {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": fmt.Sprintf("forwarding to the leader %s: %v", name, err)})
 		return
@@ -161,6 +212,19 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
+}
+
+// apiClient reaches another monitor's API: bounded, and over HTTPS
+// trusting the deployment's CA.
+func (d *Daemon) apiClient() *http.Client {
+	tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, TLSHandshakeTimeout: 5 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute, MaxIdleConns: 2, IdleConnTimeout: time.Minute}
+	if d.cfg.APICert != nil && d.cfg.TLS != nil {
+		if pool, _, err := loadTLS(*d.cfg.TLS); err == nil {
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

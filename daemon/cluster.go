@@ -64,6 +64,7 @@ func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
 	} else {
 		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout}
 	}
+	cm.dialer = recoverDialer{inner: cm.dialer, log: d.log}
 	cm.probeDialer = fastFailDialer{inner: cm.dialer, failing: cm.isFailing}
 	return cm
 }
@@ -100,8 +101,16 @@ func (cm *clusterMon) isFailing(addr string) bool {
 func (cm *clusterMon) start(ctx context.Context) {
 	ctx, cm.cancel = context.WithCancel(ctx)
 	cm.done.Add(2)
-	go func() { defer cm.done.Done(); cm.loop(ctx) }()
-	go func() { defer cm.done.Done(); cm.watch(ctx) }()
+	// A panic on one cluster's input restarts that cluster's loop only.
+	name := cm.cfg.Spec.Name
+	go func() {
+		defer cm.done.Done()
+		supervise(ctx, cm.d.log, "probe loop", 100*time.Millisecond, cm.loop, "cluster", name)
+	}()
+	go func() {
+		defer cm.done.Done()
+		supervise(ctx, cm.d.log, "primary watch", time.Second, cm.watch, "cluster", name)
+	}()
 }
 
 // stopTimeout bounds how long stopping a cluster monitor waits for its
@@ -260,7 +269,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 // server dies the session breaks at once and the prober is woken, instead of
 // noticing at its next tick.
 func (cm *clusterMon) watch(ctx context.Context) {
-	wd := topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second}
+	wd := recoverDialer{inner: topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second}, log: cm.d.log}
 	for ctx.Err() == nil {
 		cm.mu.Lock()
 		primary := cm.primary

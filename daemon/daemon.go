@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -57,9 +56,17 @@ type Config struct {
 	StateDir    string
 	GossipKey   []byte
 	GossipLabel string
-	APIToken    string
-	Clusters    []ClusterConfig
-	Log         *slog.Logger
+	// APIToken is the write token; APIReadToken, when set, guards reads.
+	APIToken     string
+	APIReadToken string
+	// TLS makes raft mutual TLS with the deployment's CA (required unless
+	// Insecure). APICert, when set, makes the API serve HTTPS (its CA is
+	// TLS.CA, which followers use to reach the leader's API).
+	TLS      *TLSFiles
+	APICert  *TLSFiles
+	Insecure bool
+	Clusters []ClusterConfig
+	Log      *slog.Logger
 	// Test seams: nil means the real network, disk and servers.
 	GossipTransport memberlist.Transport
 	RaftTransport   raft.Transport
@@ -106,6 +113,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	d.fsm.log = d.log
 	found := false
 	for _, m := range cfg.Monitors {
 		if m.Name == cfg.Self {
@@ -114,6 +122,14 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if !found {
 		return nil, fmt.Errorf("monitor %q is not in the monitors list of the config (pass --name)", cfg.Self)
+	}
+	if !cfg.Insecure {
+		if len(cfg.GossipKey) == 0 && cfg.GossipTransport == nil {
+			return nil, errors.New("no gossip key: set security.gossip_key_file (or security.insecure: true to run unencrypted)")
+		}
+		if cfg.TLS == nil && cfg.RaftTransport == nil {
+			return nil, errors.New("raft needs TLS: set security.ca_file, cert_file and key_file (myha certs init/issue), or security.insecure: true")
+		}
 	}
 	d.met = newMetrics()
 	return d, nil
@@ -126,7 +142,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	d.ctx = ctx
 	g, err := startGossip(GossipConfig{Name: d.self.Name, BindAddr: d.self.Address, Port: d.self.GossipPort, Key: d.cfg.GossipKey,
-		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent, Monitors: monitorNames(d.cfg.Monitors)}, d.now)
+		Label: d.cfg.GossipLabel, Transport: d.cfg.GossipTransport, LogOutput: d.cfg.LibLogs, OnAgent: d.onAgent, Monitors: monitorNames(d.cfg.Monitors),
+		Allow: gossipAllow(d.cfg.Monitors, d.cfg.Clusters), Log: d.log}, d.now)
 	if err != nil {
 		return err
 	}
@@ -138,7 +155,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		peers[m.Name] = hostPort(m.Address, m.RaftPort)
 	}
 	rc := RaftConfig{Self: d.self.Name, BindAddr: hostPort(d.self.Address, d.self.RaftPort), Peers: peers,
-		Dir: filepath.Join(d.cfg.StateDir, "raft"), Transport: d.cfg.RaftTransport, LogOutput: d.cfg.LibLogs}
+		Dir: filepath.Join(d.cfg.StateDir, "raft"), Transport: d.cfg.RaftTransport, LogOutput: d.cfg.LibLogs,
+		TLS: d.cfg.TLS, Monitors: d.cfg.Monitors, Log: d.log}
 	if s := d.cfg.RaftStores; s != nil {
 		rc.Logs, rc.Stable, rc.Snaps = s.Logs, s.Stable, s.Snaps
 	}
@@ -153,20 +171,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 
-	api := &http.Server{Addr: hostPort(d.self.Address, d.self.APIPort), Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
+	api := newAPIServer(hostPort(d.self.Address, d.self.APIPort), recoverHandler(d.log, d.handler()))
 	ln, err := net.Listen("tcp", api.Addr)
 	if err != nil && d.cfg.GossipTransport == nil {
 		return fmt.Errorf("API on %s: %w", api.Addr, err)
 	}
 	if ln != nil {
-		go api.Serve(ln)
+		if c := d.cfg.APICert; c != nil {
+			go api.ServeTLS(ln, c.Cert, c.Key)
+		} else {
+			go api.Serve(ln)
+		}
 		defer api.Close()
 	}
 
 	d.wg.Add(2)
-	go d.joinLoop(ctx)
-	go d.leaderLoop(ctx)
+	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
+	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()
 	d.Reload(d.cfg.Clusters)
+	if d.cfg.Insecure {
+		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
+	}
 	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
 		"raft", rc.BindAddr, "api", api.Addr, "clusters", len(d.cfg.Clusters))
 	<-ctx.Done()
@@ -212,11 +237,30 @@ func (d *Daemon) Reload(clusters []ClusterConfig) {
 		cm.start(d.ctx)
 	}
 	d.cfg.Clusters = clusters
+	if g := d.gossp.Load(); g != nil {
+		g.setAllow(gossipAllow(d.cfg.Monitors, clusters))
+	}
+}
+
+// gossipAllow is who may gossip what: the configured monitors, and agents
+// of the configured servers.
+func gossipAllow(mons []MonitorAddr, clusters []ClusterConfig) *GossipAllow {
+	a := &GossipAllow{Monitors: map[string]string{}, Servers: map[string]map[string]bool{}}
+	for _, m := range mons {
+		a.Monitors[m.Name] = m.Address
+	}
+	for _, c := range clusters {
+		ss := map[string]bool{}
+		for _, s := range c.Spec.Servers {
+			ss[s.Address] = true
+		}
+		a.Servers[c.Spec.Name] = ss
+	}
+	return a
 }
 
 // joinLoop keeps trying to join the other monitors until all are members.
 func (d *Daemon) joinLoop(ctx context.Context) {
-	defer d.wg.Done()
 	var addrs []string
 	for _, m := range d.cfg.Monitors {
 		if m.Name != d.self.Name {
@@ -290,7 +334,6 @@ const leaderCheckInterval = 100 * time.Millisecond
 // is current, then finishes or reports failovers a previous leader left open;
 // a monitor that stops leading cancels its leadership context at once.
 func (d *Daemon) leaderLoop(ctx context.Context) {
-	defer d.wg.Done()
 	defer d.setLeading(ctx, false)
 	tick := time.NewTicker(leaderCheckInterval)
 	defer tick.Stop()
@@ -318,7 +361,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				d.mu.RLock()
 				cm := d.clusters[cluster]
 				d.mu.RUnlock()
-				if cm != nil {
+				if cm != nil && dec != nil {
 					cm.resumeLater(*dec)
 				}
 			}

@@ -50,6 +50,12 @@ type testMonitors struct {
 
 func startMonitors(t *testing.T, n int, clusters []ClusterConfig) *testMonitors {
 	t.Helper()
+	return startMonitorsWith(t, n, clusters, nil)
+}
+
+// startMonitorsWith lets a test adjust each monitor's config.
+func startMonitorsWith(t *testing.T, n int, clusters []ClusterConfig, adjust func(*Config)) *testMonitors {
+	t.Helper()
 	mock := &memberlist.MockNetwork{}
 	var mons []MonitorAddr
 	for i := 1; i <= n; i++ {
@@ -71,14 +77,18 @@ func startMonitors(t *testing.T, n int, clusters []ClusterConfig) *testMonitors 
 	// not safe to extend while in use).
 	gt := map[string]memberlist.Transport{}
 	for _, m := range mons {
-		gt[m.Name] = mock.NewTransport(m.Name)
+		gt[m.Name] = udpLike{mock.NewTransport(m.Name)}
 	}
 	tm := &testMonitors{}
 	for _, m := range mons {
 		store := raft.NewInmemStore()
-		d, err := New(Config{Self: m.Name, Monitors: mons, Clusters: clusters, GossipLabel: "test",
+		cfg := Config{Self: m.Name, Monitors: mons, Clusters: clusters, GossipLabel: "test",
 			GossipTransport: gt[m.Name], RaftTransport: trans[m.Name],
-			RaftStores: &RaftStores{Logs: store, Stable: store, Snaps: raft.NewInmemSnapshotStore()}})
+			RaftStores: &RaftStores{Logs: store, Stable: store, Snaps: raft.NewInmemSnapshotStore()}}
+		if adjust != nil {
+			adjust(&cfg)
+		}
+		d, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,6 +99,21 @@ func startMonitors(t *testing.T, n int, clusters []ClusterConfig) *testMonitors 
 	}
 	t.Cleanup(tm.stopAll)
 	return tm
+}
+
+// udpLike makes the mock's packets fire-and-forget, as UDP is: the mock
+// delivers on unbuffered channels, so three memberlists answering each
+// other's pings at once (or one that has shut down) would block every
+// sender for good.
+type udpLike struct{ *memberlist.MockTransport }
+
+func (u udpLike) WriteTo(b []byte, addr string) (time.Time, error) {
+	return u.WriteToAddress(b, memberlist.Address{Addr: addr})
+}
+
+func (u udpLike) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	go u.MockTransport.WriteToAddress(b, a)
+	return time.Now(), nil
 }
 
 func (tm *testMonitors) stopAll() {

@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -71,25 +74,118 @@ func blockedUntilAck() time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time
 
 // fsm applies commands to fsmState. Reads take copies under the lock.
 type fsm struct {
-	mu sync.Mutex
-	st fsmState
+	mu  sync.Mutex
+	st  fsmState
+	log *slog.Logger
 }
 
 func newFSM() *fsm {
-	return &fsm{st: fsmState{Open: map[string]*Decision{}, Blocked: map[string]time.Time{}, Primary: map[string]string{}, PrimEpoc: map[string]int64{}}}
+	return &fsm{st: fsmState{Open: map[string]*Decision{}, Blocked: map[string]time.Time{}, Primary: map[string]string{}, PrimEpoc: map[string]int64{}},
+		log: slog.New(slog.DiscardHandler)}
 }
 
-// Apply implements raft.FSM. It returns an error value for refused commands.
-func (f *fsm) Apply(l *raft.Log) any {
+// Apply implements raft.FSM. It returns an error value for refused
+// commands. Every entry is validated first, and a panic is turned into a
+// refusal: the log is persisted and replayed at every start, so one entry
+// that crashed Apply would crash every monitor on every restart.
+func (f *fsm) Apply(l *raft.Log) (res any) {
 	var c command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
-		return fmt.Errorf("bad command: %w", err)
+		err = fmt.Errorf("bad command: %w", err)
+		f.log.Error("raft command rejected", "index", l.Index, "err", err)
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("command %q at index %d panicked: %v", c.Op, l.Index, p)
+			f.log.Error("raft command rejected", "index", l.Index, "op", c.Op, "err", err, "stack", string(debug.Stack()))
+			res = err
+		}
+	}()
+	if err := c.validate(&f.st); err != nil {
+		f.log.Error("raft command rejected", "index", l.Index, "op", c.Op, "err", err)
+		return err
+	}
 	return f.apply(c)
 }
 
+// maxField bounds the strings a command may carry (cluster names, server
+// addresses, monitor names): anything longer is not something myha wrote.
+const maxField = 512
+
+// validate checks a command's shape against the state it applies to, so
+// apply never dereferences a missing field and stale or future epochs are
+// refused rather than rolling the agreed primary back.
+func (c *command) validate(st *fsmState) error {
+	long := func(ss ...string) bool {
+		for _, s := range ss {
+			if len(s) > maxField {
+				return true
+			}
+		}
+		return false
+	}
+	switch c.Op {
+	case "decide":
+		d := c.Decision
+		switch {
+		case d == nil:
+			return errors.New("decide without a decision")
+		case d.Cluster == "" || d.NewPrimary == "":
+			return errors.New("decide: cluster and new primary are required")
+		case d.Kind != failover.KindFailover && d.Kind != failover.KindSwitchover:
+			return fmt.Errorf("decide: unknown kind %q", d.Kind)
+		case d.Epoch <= 0:
+			return fmt.Errorf("decide: epoch %d", d.Epoch)
+		case long(d.Cluster, d.OldPrimary, d.NewPrimary, d.Leader):
+			return errors.New("decide: field too long")
+		}
+	case "promoted":
+		switch {
+		case c.Decision == nil || c.Cluster == "":
+			return errors.New("promoted: cluster and decision are required")
+		case c.Decision.Cluster != "" && c.Decision.Cluster != c.Cluster:
+			return fmt.Errorf("promoted: decision of %q sent for %q", c.Decision.Cluster, c.Cluster)
+		}
+		open, ok := st.Open[c.Cluster]
+		if !ok || open.Epoch != c.Decision.Epoch {
+			return fmt.Errorf("promoted: no open failover of %s with epoch %d (stale)", c.Cluster, c.Decision.Epoch)
+		}
+	case "result":
+		r := c.Report
+		switch {
+		case r == nil:
+			return errors.New("result without a report")
+		case r.Cluster == "":
+			return errors.New("result: cluster is required")
+		case r.Epoch <= 0 || r.Epoch > st.Epoch:
+			return fmt.Errorf("result: epoch %d was never decided (last %d)", r.Epoch, st.Epoch)
+		case r.Promoted && r.NewPrimary == "":
+			return errors.New("result: promoted without a new primary")
+		case r.Promoted && r.Epoch < st.PrimEpoc[r.Cluster]:
+			return fmt.Errorf("result: stale promotion (epoch %d, agreed primary is from epoch %d)", r.Epoch, st.PrimEpoc[r.Cluster])
+		case c.Block < 0:
+			return errors.New("result: negative block period")
+		case long(r.Cluster, r.OldPrimary, r.NewPrimary):
+			return errors.New("result: field too long")
+		}
+	case "ack":
+		if c.Cluster == "" || long(c.Cluster) {
+			return errors.New("ack: cluster is required")
+		}
+	case "primary":
+		if c.Cluster == "" || c.Primary == "" || long(c.Cluster, c.Primary) {
+			return errors.New("primary: cluster and primary are required")
+		}
+	default:
+		return fmt.Errorf("unknown op %q", c.Op)
+	}
+	return nil
+}
+
+// apply changes the state; validate has accepted c.
 func (f *fsm) apply(c command) any {
 	st := &f.st
 	switch c.Op {
@@ -108,10 +204,9 @@ func (f *fsm) apply(c command) any {
 		st.Epoch = d.Epoch
 		st.Open[d.Cluster] = &d
 	case "promoted":
-		if open, ok := st.Open[c.Cluster]; ok && open.Epoch == c.Decision.Epoch {
-			open.Promoted = true
-			st.Primary[c.Cluster], st.PrimEpoc[c.Cluster] = open.NewPrimary, open.Epoch
-		}
+		open := st.Open[c.Cluster]
+		open.Promoted = true
+		st.Primary[c.Cluster], st.PrimEpoc[c.Cluster] = open.NewPrimary, open.Epoch
 	case "result":
 		r := *c.Report
 		// A result closes the open decision of its epoch, and nothing
@@ -203,6 +298,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	if st.Open == nil {
 		st.Open = map[string]*Decision{}
+	}
+	for k, d := range st.Open {
+		if d == nil {
+			delete(st.Open, k) // a malformed snapshot must not crash a later apply
+		}
 	}
 	if st.Primary == nil {
 		st.Primary = map[string]string{}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -134,11 +136,39 @@ type gossip struct {
 	sender  chan struct{} // closed when the sender goroutine exits
 	dropped int
 	stopOne sync.Once
+
+	allow   atomic.Pointer[GossipAllow]
+	filter  *filterTransport
+	log     *slog.Logger
+	refused int       // messages refused since the last log line
+	lastRej time.Time // when that line was written
 }
 
 // sendQueueLen bounds the outgoing queue: observations, leases and agent
 // reports are sent every probe, so a stuck transport drops the oldest.
 const sendQueueLen = 16
+
+// GossipAllow is who may say what over gossip: observations and leases
+// only from configured monitor names, agent reports only about configured
+// servers, and only about configured clusters. It also bounds every map
+// keyed by network input to the configuration's size.
+type GossipAllow struct {
+	Monitors map[string]string          // monitor name → configured host
+	Servers  map[string]map[string]bool // cluster → server addresses
+}
+
+// Bounds on what one forged or buggy message can make us keep.
+const (
+	// maxClockSkew is how far ahead of our clock a sender's timestamp may
+	// be, and how far an observation may postdate its message.
+	maxClockSkew = 2 * time.Second
+	// maxGossipEntries caps each gossip map when no allowlist is given.
+	maxGossipEntries = 256
+	// maxObsPerMsg caps the observations one message may carry.
+	maxObsPerMsg = 4096
+	// staleSender lets a sender whose clock stepped back be heard again.
+	staleSender = 5 * time.Second
+)
 
 // GossipConfig are memberlist settings as plain values.
 type GossipConfig struct {
@@ -154,17 +184,25 @@ type GossipConfig struct {
 	// Monitors are the configured monitors' names: leases from anyone
 	// else are dropped.
 	Monitors []string
+	// Allow restricts senders and keys (nil: anything, bounded in size;
+	// only tests and fuzzing leave it nil).
+	Allow *GossipAllow
+	Log   *slog.Logger
 }
 
 func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now, role: c.Role,
-		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent,
+		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent, log: c.Log,
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}), sender: make(chan struct{}), monitors: map[string]bool{}}
 	for _, m := range c.Monitors {
 		g.monitors[m] = true
 	}
+	g.allow.Store(c.Allow)
 	if g.role == "" {
 		g.role = "monitor"
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.Name
@@ -175,17 +213,29 @@ func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 	mc.SuspicionMult = 3
 	mc.TCPTimeout = 2 * time.Second
 	mc.Delegate = g
+	if c.Allow != nil {
+		mc.Alive, mc.Merge = g, g
+	}
 	mc.Label = c.Label
 	if len(c.Key) > 0 {
 		mc.SecretKey = c.Key
-	}
-	if c.Transport != nil {
-		mc.Transport = c.Transport
 	}
 	if c.LogOutput == nil {
 		c.LogOutput = io.Discard
 	}
 	mc.LogOutput, mc.Logger = nil, log.New(c.LogOutput, "memberlist: ", 0)
+	if c.Transport != nil {
+		mc.Transport = c.Transport
+	} else if c.Allow != nil {
+		// Packets and connections from hosts that are neither monitors nor
+		// database hosts are dropped before memberlist decrypts them.
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{c.BindAddr}, BindPort: c.Port, Logger: mc.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("gossip on %s:%d: %w", c.BindAddr, c.Port, err)
+		}
+		g.filter = newFilterTransport(nt, c.Allow.hosts(), g.reject)
+		mc.Transport = g.filter
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s:%d: %w", c.BindAddr, c.Port, err)
@@ -373,14 +423,96 @@ func bounded(d time.Duration, f func()) bool {
 	}
 }
 
+// safeStore is store behind a recover: it runs on memberlist's receive
+// goroutines, where a panic would end the process.
+func (g *gossip) safeStore(b []byte) {
+	defer func() {
+		if p := recover(); p != nil && g.log != nil {
+			g.log.Error("recovered from a panic handling a gossip message", "panic", fmt.Sprint(p), "bytes", len(b))
+		}
+	}()
+	g.store(b)
+}
+
+// reject counts a refused message and logs at most one line per 10 s, so a
+// flood of forged messages cannot flood the log either.
+func (g *gossip) reject(why string) {
+	g.mu.Lock()
+	g.refused++
+	n, due := g.refused, g.now().Sub(g.lastRej) > 10*time.Second
+	if due {
+		g.refused, g.lastRej = 0, g.now()
+	}
+	g.mu.Unlock()
+	if due && g.log != nil {
+		g.log.Warn("gossip messages refused", "count", n, "last_reason", why)
+	}
+}
+
+func (a *GossipAllow) monitor(name string) bool {
+	if a == nil {
+		return true
+	}
+	_, ok := a.Monitors[name]
+	return ok
+}
+
+func (a *GossipAllow) server(cluster, server string) bool {
+	if a == nil {
+		return true
+	}
+	if server == "" {
+		_, ok := a.Servers[cluster]
+		return ok
+	}
+	return a.Servers[cluster][server]
+}
+
+// hosts are the addresses gossip may come from: monitors and database hosts.
+func (a *GossipAllow) hosts() []string {
+	var out []string
+	for _, h := range a.Monitors {
+		out = append(out, h)
+	}
+	for _, ss := range a.Servers {
+		for s := range ss {
+			if h, _, err := net.SplitHostPort(s); err == nil {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// full reports whether a map keyed by network input may take a new key.
+func (g *gossip) full(n int) bool { return g.allow.Load() == nil && n >= maxGossipEntries }
+
+// setAllow replaces the allowlist (after a config reload).
+func (g *gossip) setAllow(a *GossipAllow) {
+	g.allow.Store(a)
+	if g.filter != nil && a != nil {
+		g.filter.setHosts(a.hosts())
+	}
+}
+
 func (g *gossip) store(b []byte) {
 	var m gossipMsg
 	if json.Unmarshal(b, &m) != nil || m.Monitor == "" || m.Monitor == g.self {
+		g.reject("malformed")
+		return
+	}
+	now, allow := g.now(), g.allow.Load()
+	// Timestamps are the sender's; they are never compared with ours,
+	// except that one far in our future is refused: it would make a vote
+	// that never ages or shut the real sender's next messages out.
+	if m.SentAt.After(now.Add(maxClockSkew)) {
+		g.reject("timestamp in the future")
 		return
 	}
 	switch m.Kind {
 	case "lease":
-		if m.Lease == nil {
+		if m.Lease == nil || !allow.monitor(m.Monitor) || !allow.server(m.Lease.Cluster, "") || m.Lease.LeaseMS < 0 || m.Lease.WaitMS < 0 {
+			g.reject("lease not from a monitor, or about an unknown cluster")
 			return
 		}
 		g.mu.Lock()
@@ -390,27 +522,58 @@ func (g *gossip) store(b []byte) {
 			g.rejected++
 			return
 		}
-		g.leases[m.Lease.Cluster] = leaseState{msg: *m.Lease, received: g.now()}
+		if have || !g.full(len(g.leases)) {
+			g.leases[m.Lease.Cluster] = leaseState{msg: *m.Lease, received: now}
+		}
 		return
 	case "agent":
-		if m.Agent == nil {
+		if m.Agent == nil || !allow.server(m.Agent.Cluster, m.Agent.Server) || m.Monitor != "agent-"+m.Agent.Server && allow != nil {
+			g.reject("agent report about an unknown server")
 			return
 		}
 		g.mu.Lock()
-		g.agents[m.Agent.Server] = agentState{msg: *m.Agent, received: g.now()}
+		_, known := g.agents[m.Agent.Server]
+		if known || !g.full(len(g.agents)) {
+			g.agents[m.Agent.Server] = agentState{msg: *m.Agent, received: now}
+		}
 		cb := g.onAgent
 		g.mu.Unlock()
 		if cb != nil {
 			go cb(*m.Agent)
 		}
 		return
+	case "":
+	default:
+		g.reject("unknown kind")
+		return
 	}
+	if !allow.monitor(m.Monitor) || len(m.Obs) > maxObsPerMsg {
+		g.reject("observations not from a configured monitor")
+		return
+	}
+	obs := m.Obs[:0:0]
+	for _, o := range m.Obs {
+		// An observation made after its message was sent would have a
+		// negative age: fresh forever.
+		if o.ObservedAt.After(m.SentAt.Add(maxClockSkew)) || o.DownForMS < 0 || !allow.server(o.Cluster, o.Server) {
+			continue
+		}
+		if o.ObservedAt.After(m.SentAt) {
+			o.ObservedAt = m.SentAt
+		}
+		obs = append(obs, o)
+	}
+	m.Obs = obs
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if old, ok := g.peers[m.Monitor]; ok && old.msg.SentAt.After(m.SentAt) {
+	old, ok := g.peers[m.Monitor]
+	if ok && old.msg.SentAt.After(m.SentAt) && now.Sub(old.received) < staleSender {
 		return // out of order
 	}
-	g.peers[m.Monitor] = peerState{msg: m, received: g.now()}
+	if !ok && g.full(len(g.peers)) {
+		return
+	}
+	g.peers[m.Monitor] = peerState{msg: m, received: now}
 }
 
 // NodeMeta implements memberlist.Delegate.
@@ -418,7 +581,7 @@ func (g *gossip) NodeMeta(limit int) []byte { return []byte(`{"role":"` + g.role
 
 // NotifyMsg implements memberlist.Delegate. It must not block and must copy
 // the buffer, which memberlist reuses.
-func (g *gossip) NotifyMsg(b []byte) { g.store(append([]byte(nil), b...)) }
+func (g *gossip) NotifyMsg(b []byte) { g.safeStore(append([]byte(nil), b...)) }
 
 // GetBroadcasts implements memberlist.Delegate; messages are sent directly.
 func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
@@ -431,6 +594,6 @@ func (g *gossip) LocalState(join bool) []byte {
 }
 
 // MergeRemoteState implements memberlist.Delegate.
-func (g *gossip) MergeRemoteState(buf []byte, join bool) { g.store(append([]byte(nil), buf...)) }
+func (g *gossip) MergeRemoteState(buf []byte, join bool) { g.safeStore(append([]byte(nil), buf...)) }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -1,11 +1,175 @@
 package daemon
 
 import (
+	"encoding/json"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
+
+func testAllow() *GossipAllow {
+	return &GossipAllow{Monitors: map[string]string{"mon1": "198.18.0.21", "mon2": "198.18.0.22", "mon3": "198.18.0.23"},
+		Servers: map[string]map[string]bool{"lab": {"198.18.0.11:3306": true, "198.18.0.12:3306": true}}}
+}
+
+func newTestGossip(now func() time.Time) *gossip {
+	g := &gossip{self: "mon1", peers: map[string]peerState{}, now: now, leases: map[string]leaseState{}, agents: map[string]agentState{},
+		monitors: map[string]bool{"mon1": true, "mon2": true, "mon3": true}}
+	g.allow.Store(testAllow())
+	return g
+}
+
+func send(g *gossip, m gossipMsg) {
+	b, _ := json.Marshal(m)
+	g.NotifyMsg(b)
+}
+
+// Only configured monitors' observations count, only about configured
+// servers, and a timestamp from the future never yields a vote that does
+// not age.
+func TestGossipCountsOnlyConfiguredMonitorsWithSaneTimes(t *testing.T) {
+	now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	g := newTestGossip(func() time.Time { return now })
+	down := func(at time.Time) []Observation {
+		return []Observation{{Cluster: "lab", Server: "198.18.0.11:3306", Reachable: false, DownForMS: 1000, ObservedAt: at}}
+	}
+	send(g, gossipMsg{Monitor: "mon9", SentAt: now, Obs: down(now)})                               // not a monitor
+	send(g, gossipMsg{Monitor: "agent-198.18.0.12:3306", SentAt: now, Obs: down(now)})             // an agent voting
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now.Add(time.Hour), Obs: down(now.Add(time.Hour))}) // from the future
+	send(g, gossipMsg{Monitor: "mon3", SentAt: now, Obs: down(now.Add(time.Hour))})                // observed after sent
+	send(g, gossipMsg{Monitor: "mon3", SentAt: now, Obs: []Observation{{Cluster: "lab", Server: "10.0.0.1:3306", ObservedAt: now}}})
+	if v := g.views()["lab|198.18.0.11:3306"]; len(v) != 0 {
+		t.Fatalf("forged votes counted: %+v", v)
+	}
+	if v := g.views()["lab|10.0.0.1:3306"]; len(v) != 0 {
+		t.Fatalf("observation of an unconfigured server kept: %+v", v)
+	}
+	// A real one is counted, and ages.
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now, Obs: down(now.Add(-100 * time.Millisecond))})
+	if v := g.views()["lab|198.18.0.11:3306"]; len(v) != 1 || v[0].Monitor != "mon2" || v[0].Age < 0 {
+		t.Fatalf("real vote: %+v", v)
+	}
+	// A forged future message under mon2's name would have shut out
+	// mon2's next real messages as "out of order": it is refused.
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now.Add(24 * time.Hour)})
+	now = now.Add(time.Second)
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now, Obs: []Observation{{Cluster: "lab", Server: "198.18.0.11:3306", Reachable: true, ObservedAt: now}}})
+	if v := g.views()["lab|198.18.0.11:3306"]; len(v) != 1 || !v[0].Reachable {
+		t.Fatalf("mon2's later message was not taken: %+v", v)
+	}
+}
+
+// Leases come from monitors only, about configured clusters; agent
+// reports only about configured servers, under that server's agent name.
+func TestGossipLeasesAndAgentReportsFromTheRightSenders(t *testing.T) {
+	now := time.Now()
+	g := newTestGossip(func() time.Time { return now })
+	send(g, gossipMsg{Monitor: "agent-198.18.0.12:3306", SentAt: now, Kind: "lease", Lease: &LeaseMsg{Cluster: "lab", Primary: "198.18.0.12:3306", Epoch: 99, LeaseMS: 3000}})
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now, Kind: "lease", Lease: &LeaseMsg{Cluster: "other", Primary: "x", LeaseMS: 3000}})
+	if _, _, ok := g.lease("lab"); ok {
+		t.Fatal("a lease from an agent was kept")
+	}
+	if _, _, ok := g.lease("other"); ok {
+		t.Fatal("a lease for an unconfigured cluster was kept")
+	}
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now, Kind: "lease", Lease: &LeaseMsg{Cluster: "lab", Primary: "198.18.0.11:3306", Epoch: 1, LeaseMS: 3000, Leader: "mon2", Term: 1}})
+	if l, _, ok := g.lease("lab"); !ok || l.Primary != "198.18.0.11:3306" {
+		t.Fatal("a monitor's lease was refused")
+	}
+	send(g, gossipMsg{Monitor: "agent-198.18.0.12:3306", SentAt: now, Kind: "agent", Agent: &AgentMsg{Cluster: "lab", Server: "198.18.0.11:3306", Holding: false}})
+	if _, _, ok := g.agent("198.18.0.11:3306"); ok {
+		t.Fatal("an agent reported for another server")
+	}
+	send(g, gossipMsg{Monitor: "agent-198.18.0.11:3306", SentAt: now, Kind: "agent", Agent: &AgentMsg{Cluster: "lab", Server: "198.18.0.11:3306", Holding: true}})
+	if a, _, ok := g.agent("198.18.0.11:3306"); !ok || !a.Holding {
+		t.Fatal("the server's own agent was refused")
+	}
+}
+
+// A flood of messages under forged names, clusters and servers must not
+// grow the gossip maps: they stay bounded by the configuration (or by a
+// fixed cap without one).
+func TestGossipFloodOfForgedNamesStaysBounded(t *testing.T) {
+	now := time.Now()
+	for _, allow := range []*GossipAllow{testAllow(), nil} {
+		g := newTestGossip(func() time.Time { return now })
+		g.allow.Store(allow)
+		for i := range 20000 {
+			name := fmt.Sprintf("forged-%d", i)
+			send(g, gossipMsg{Monitor: name, SentAt: now, Obs: []Observation{{Cluster: name, Server: name, ObservedAt: now}}})
+			send(g, gossipMsg{Monitor: name, SentAt: now, Kind: "lease", Lease: &LeaseMsg{Cluster: name, LeaseMS: 1}})
+			send(g, gossipMsg{Monitor: name, SentAt: now, Kind: "agent", Agent: &AgentMsg{Cluster: name, Server: name}})
+		}
+		g.mu.Lock()
+		n := len(g.peers) + len(g.leases) + len(g.agents)
+		g.mu.Unlock()
+		limit := 0
+		if allow == nil {
+			limit = 3 * maxGossipEntries
+		}
+		if n > limit {
+			t.Fatalf("allowlist %v: %d entries after the flood, want ≤ %d", allow != nil, n, limit)
+		}
+	}
+}
+
+// Members named after a monitor must be at its address; unknown names are
+// not members at all.
+func TestGossipMembersBoundToConfiguredAddresses(t *testing.T) {
+	g := newTestGossip(time.Now)
+	for _, c := range []struct {
+		name, ip string
+		ok       bool
+	}{
+		{"mon2", "198.18.0.22", true},
+		{"mon2", "198.18.0.99", false},
+		{"agent-198.18.0.11:3306", "198.18.0.11", true},
+		{"agent-198.18.0.11:3306", "198.18.0.12", false},
+		{"rogue", "198.18.0.22", false},
+	} {
+		err := g.NotifyAlive(&memberlist.Node{Name: c.name, Addr: net.ParseIP(c.ip)})
+		if (err == nil) != c.ok {
+			t.Errorf("%s at %s: err %v, want ok=%v", c.name, c.ip, err, c.ok)
+		}
+	}
+}
+
+// fakeNodeTransport feeds packets and connections to a filterTransport.
+type fakeNodeTransport struct {
+	memberlist.NodeAwareTransport
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+}
+
+func (f *fakeNodeTransport) PacketCh() <-chan *memberlist.Packet { return f.packets }
+func (f *fakeNodeTransport) StreamCh() <-chan net.Conn           { return f.streams }
+func (f *fakeNodeTransport) Shutdown() error                     { return nil }
+
+func TestGossipTransportDropsUnconfiguredHosts(t *testing.T) {
+	inner := &fakeNodeTransport{packets: make(chan *memberlist.Packet), streams: make(chan net.Conn)}
+	rejected := make(chan string, 10)
+	f := newFilterTransport(inner, testAllow().hosts(), func(why string) { rejected <- why })
+	defer f.Shutdown()
+	inner.packets <- &memberlist.Packet{Buf: []byte("x"), From: &net.UDPAddr{IP: net.ParseIP("203.0.113.5"), Port: 7946}}
+	select {
+	case why := <-rejected:
+		t.Log(why)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a packet from an unconfigured host was not refused")
+	}
+	inner.packets <- &memberlist.Packet{Buf: []byte("y"), From: &net.UDPAddr{IP: net.ParseIP("198.18.0.22"), Port: 7946}}
+	select {
+	case p := <-f.PacketCh():
+		if string(p.Buf) != "y" {
+			t.Fatalf("got %q", p.Buf)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a monitor's packet was not passed on")
+	}
+}
 
 // A peer that stopped reading (memberlist's mock transport blocks a send to
 // a shut-down member forever, as a full socket buffer would) must never

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,11 @@ type RaftConfig struct {
 	Stable    raft.StableStore
 	Snaps     raft.SnapshotStore
 	LogOutput io.Writer
+	// TLS, when set, makes the transport mutual TLS (tlsStream) with these
+	// files; Monitors are then the only peers dialled or accepted.
+	TLS      *TLSFiles
+	Monitors []MonitorAddr
+	Log      *slog.Logger
 }
 
 func startRaft(c RaftConfig, f *fsm) (*raft.Raft, func(), error) {
@@ -42,6 +48,15 @@ func startRaft(c RaftConfig, f *fsm) (*raft.Raft, func(), error) {
 	}
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Warn})
 	var closers []func()
+	if c.Transport == nil && c.TLS != nil {
+		stream, err := newTLSStream(c.BindAddr, *c.TLS, c.Monitors, c.Log)
+		if err != nil {
+			return nil, nil, err
+		}
+		t := raft.NewNetworkTransport(stream, 3, 2*time.Second, out)
+		c.Transport = t
+		closers = append(closers, func() { t.Close() })
+	}
 	if c.Transport == nil {
 		addr, err := net.ResolveTCPAddr("tcp", c.BindAddr)
 		if err != nil {

@@ -61,7 +61,7 @@ func (h Hooks) run(ctx context.Context, name string, args, env []string) hookOut
 
 func execHook(ctx context.Context, name string, args, env []string) (int, string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = hookEnviron(os.Getenv("PATH"), env)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	cmd.WaitDelay = time.Second
@@ -77,6 +77,35 @@ func execHook(ctx context.Context, name string, args, env []string) (int, string
 		return -1, buf.String(), err
 	}
 	return 0, buf.String(), nil
+}
+
+// defaultHookPath is the PATH hooks get when the daemon has none.
+const defaultHookPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// hookEnviron is the whole environment of a hook: PATH and the documented
+// MYHA_* variables, nothing inherited. The daemon's environment may hold
+// MYHA_<CLUSTER>_PASSWORD and other secrets a hook must never see.
+func hookEnviron(path string, env []string) []string {
+	if path == "" {
+		path = defaultHookPath
+	}
+	out := []string{"PATH=" + path}
+	for _, kv := range env {
+		if name, _, ok := strings.Cut(kv, "="); ok && hookVar(name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// hookVar reports whether name is a variable of the hook contract (README,
+// Hooks).
+func hookVar(name string) bool {
+	switch name {
+	case "MYHA_CLUSTER", "MYHA_KIND", "MYHA_PHASE", "MYHA_OLD_PRIMARY", "MYHA_NEW_PRIMARY", "MYHA_EPOCH", "MYHA_FAILOVER_ID", "MYHA_RESULT":
+		return true
+	}
+	return false
 }
 
 func lastLine(s string) string {

@@ -25,9 +25,14 @@ func (a *app) agentCommand() *cobra.Command {
 			"agents.http_port (8008). Needs CAP_NET_ADMIN and CAP_NET_RAW to move the VIP.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
+			// The agent reads only what it uses: not the API tokens.
+			path, err := config.Find(a.configPath)
 			if err != nil {
-				return err
+				return withCode(exitProblem, err)
+			}
+			cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv, Agent: true})
+			if err != nil {
+				return withCode(exitProblem, err)
 			}
 			ac, err := agentConfig(cmd.Context(), cfg, server, a)
 			if err != nil {

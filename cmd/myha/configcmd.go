@@ -23,12 +23,17 @@ func (a *app) configCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			path, _ := config.Find(a.configPath)
+			warnings := config.PermissionWarnings(path, cfg)
 			if a.jsonOut {
 				var names []string
 				for _, c := range cfg.Clusters {
 					names = append(names, c.Name)
 				}
-				return a.printJSON(map[string]any{"valid": true, "clusters": names})
+				return a.printJSON(map[string]any{"valid": true, "clusters": names, "warnings": append([]string{}, warnings...)})
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(a.stderr, "warning: %s\n", w)
 			}
 			servers := 0
 			for _, c := range cfg.Clusters {

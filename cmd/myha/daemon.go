@@ -44,6 +44,12 @@ func (a *app) daemonCommand() *cobra.Command {
 			if name == "" {
 				name, _ = os.Hostname()
 			}
+			if !cfg.Security.Insecure && cfg.Security.CAFile == "" {
+				return withCode(exitProblem, fmt.Errorf("security.ca_file, cert_file and key_file are required: raft between monitors is mutual TLS (make them with: myha certs init --dir D; myha certs issue --dir D --name %s --ip ADDR); set security.insecure: true only for tests", name))
+			}
+			if name == "" {
+				name, _ = os.Hostname()
+			}
 			dc, err := daemonConfig(cfg, name, a.log)
 			if err != nil {
 				return withCode(exitProblem, err)
@@ -95,14 +101,23 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 		}
 		return daemon.Config{}, fmt.Errorf("--name %q: no such monitor in the config (monitors: %v)", name, names)
 	}
-	dc := daemon.Config{Self: name, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: cfg.Security.GossipLabel,
-		APIToken: cfg.Security.APIToken.Value(), Log: log}
-	if cfg.Security.GossipKey != "" {
-		k, err := config.DecodeGossipKey(cfg.Security.GossipKey)
+	sec := cfg.Security
+	dc := daemon.Config{Self: name, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: sec.GossipLabel,
+		APIToken: sec.APIToken.Value(), APIReadToken: sec.APIReadToken.Value(), Insecure: sec.Insecure, Log: log}
+	if sec.GossipKey != "" {
+		k, err := config.DecodeGossipKey(sec.GossipKey)
 		if err != nil {
 			return dc, err
 		}
 		dc.GossipKey = k
+	} else if !sec.Insecure {
+		return dc, fmt.Errorf("security.gossip_key_file is required: gossip must be encrypted (generate one with: head -c32 /dev/urandom | base64); set security.insecure: true only for tests")
+	}
+	if sec.CAFile != "" {
+		dc.TLS = &daemon.TLSFiles{CA: sec.CAFile, Cert: config.NodeFile(sec.CertFile, name), Key: config.NodeFile(sec.KeyFile, name)}
+	}
+	if sec.APICertFile != "" {
+		dc.APICert = &daemon.TLSFiles{CA: sec.CAFile, Cert: config.NodeFile(sec.APICertFile, name), Key: config.NodeFile(sec.APIKeyFile, name)}
 	}
 	for _, m := range cfg.Monitors {
 		dc.Monitors = append(dc.Monitors, daemon.MonitorAddr{Name: m.Name, Address: m.Address, GossipPort: m.GossipPort, RaftPort: m.RaftPort, APIPort: m.APIPort})

@@ -33,7 +33,7 @@ func (a *app) remote(ctx context.Context, cfg *config.Config, base, cluster, act
 		return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", base, err))
 	}
 	req.Header.Set("Authorization", "Bearer "+cfg.Security.APIToken.Value())
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.apiDo(req)
 	if err != nil {
 		return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", base, err))
 	}
@@ -71,7 +71,7 @@ func (a *app) historyCommand() *cobra.Command {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 				defer cancel()
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/failovers", nil)
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := a.apiDo(req)
 				if err != nil {
 					return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 				}

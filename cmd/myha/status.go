@@ -2,13 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/myha/myha/config"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -24,7 +31,7 @@ func (a *app) statusCommand() *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/clusters", nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := a.apiDo(req)
 			if err != nil {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 			}
@@ -32,6 +39,7 @@ func (a *app) statusCommand() *cobra.Command {
 			var v struct {
 				Monitor  string `json:"monitor"`
 				Leader   string `json:"leader"`
+				Insecure bool   `json:"insecure"`
 				Clusters []struct {
 					Name    string `json:"name"`
 					State   string `json:"state"`
@@ -42,13 +50,19 @@ func (a *app) statusCommand() *cobra.Command {
 					} `json:"verdict"`
 				} `json:"clusters"`
 			}
-			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			if resp.StatusCode == http.StatusUnauthorized {
+				return withCode(exitProblem, fmt.Errorf("--daemon %s: reads need a token (security.api_read_token_file in the config)", daemonURL))
+			}
+			if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&v); err != nil {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 			}
 			if a.jsonOut {
 				return a.printJSON(v)
 			}
 			fmt.Fprintf(a.stdout, "monitor %s, leader %s\n", v.Monitor, orNone(v.Leader))
+			if v.Insecure {
+				fmt.Fprintln(a.stdout, "  INSECURE: security.insecure is set (gossip may be unencrypted, raft unauthenticated)")
+			}
 			for _, c := range v.Clusters {
 				fmt.Fprintf(a.stdout, "  cluster %s: %s, primary %s (epoch %d)\n", c.Name, c.State, orNone(c.Primary), c.Epoch)
 				for _, r := range c.Verdict.Reasons {
@@ -60,4 +74,31 @@ func (a *app) statusCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&daemonURL, "daemon", "", "the monitor's API (http://host:8080)")
 	return cmd
+}
+
+// apiDo sends a request to a monitor's API with what the config (when one
+// is found) says: the read token (or the write token), and the
+// deployment's CA for https. Every call is bounded.
+func (a *app) apiDo(req *http.Request) (*http.Response, error) {
+	tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, TLSHandshakeTimeout: 5 * time.Second}
+	if path, err := config.Find(a.configPath); err == nil {
+		if cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv}); err == nil {
+			sec := cfg.Security
+			tok := sec.APIReadToken
+			if tok == "" {
+				tok = sec.APIToken
+			}
+			if tok != "" && req.Header.Get("Authorization") == "" {
+				req.Header.Set("Authorization", "Bearer "+tok.Value())
+			}
+			if sec.CAFile != "" {
+				if pem, err := os.ReadFile(sec.CAFile); err == nil {
+					pool := x509.NewCertPool()
+					pool.AppendCertsFromPEM(pem)
+					tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+				}
+			}
+		}
+	}
+	return (&http.Client{Transport: tr}).Do(req)
 }

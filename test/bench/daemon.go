@@ -55,8 +55,16 @@ func daemonRun(ctx context.Context, bin, mode string) (time.Duration, error) {
 	if !l.Netns {
 		return 0, fmt.Errorf("the daemon benchmark needs network namespaces (root)")
 	}
+	ips := map[string]string{}
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
+		ips[n] = l.Host(n).IP
+	}
+	sec, err := lab.SecurityYAML(l.Dir, "bench-api-token", ips)
+	if err != nil {
+		return 0, err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\nmonitors:\n", filepath.Join(l.Dir, "state"))
+	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(l.Dir, "state"), sec)
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, l.Host(n).IP)
 	}
@@ -143,7 +151,8 @@ func benchDaemonMemory(ctx context.Context, bin string) error {
 	defer os.RemoveAll(dir)
 	ports := freePorts(3)
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\nmonitors:\n  - name: m\n    address: 127.0.0.1\n    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", dir, ports[0], ports[1], ports[2])
+	// A memory measurement on loopback fakes: no TLS or key needed.
+	fmt.Fprintf(&b, "state_dir: %s\nsecurity:\n  insecure: true\nmonitors:\n  - name: m\n    address: 127.0.0.1\n    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", dir, ports[0], ports[1], ports[2])
 	fmt.Fprintf(&b, "clusters:\n  - name: fake\n    user: myha\n    password: pw\n    replication_user: repl\n    replication_password: r\n    servers:\n")
 	for _, s := range spec.Servers {
 		fmt.Fprintf(&b, "      - address: %s\n", s.Address)

@@ -45,8 +45,16 @@ func vipRun(ctx context.Context, bin string) (time.Duration, error) {
 		return 0, fmt.Errorf("the VIP benchmark needs network namespaces (root)")
 	}
 	vip := fmt.Sprintf("198.18.%d.200", l.ID)
+	ips := map[string]string{}
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
+		ips[n] = l.Host(n).IP
+	}
+	sec, err := lab.SecurityYAML(l.Dir, "bench-api-token", ips)
+	if err != nil {
+		return 0, err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\nmonitors:\n", filepath.Join(l.Dir, "state"))
+	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(l.Dir, "state"), sec)
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, l.Host(n).IP)
 	}

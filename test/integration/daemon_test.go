@@ -50,10 +50,17 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 	l := lab.New(t, opts)
 	l.RequireNetns(t)
 	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir()}
-	tok := filepath.Join(m.dir, "token")
-	os.WriteFile(tok, []byte(apiToken), 0o600)
+	ips := map[string]string{}
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
+		ips[n] = l.Host(n).IP
+	}
+	// A secure deployment: raft over mutual TLS, gossip encrypted.
+	sec, err := lab.SecurityYAML(m.dir, apiToken, ips)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\nsecurity:\n  api_token_file: %s\nmonitors:\n", filepath.Join(m.dir, "state"), tok)
+	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(m.dir, "state"), sec)
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		h := l.Host(n)
 		m.mons = append(m.mons, h)

@@ -79,8 +79,17 @@ func main() {
 // monitorsYAML lists the three monitor hosts; on loopback they share
 // 127.0.0.1 with ports of their own.
 func monitorsYAML(l *lab.Lab) string {
+	ips := map[string]string{}
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
+		ips[n] = l.Host(n).IP
+	}
+	sec, err := lab.SecurityYAML(l.Dir, "lab-api-token", ips)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+		os.Exit(1)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\nmonitors:\n", filepath.Join(l.Dir, "state"))
+	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(l.Dir, "state"), sec)
 	for i, n := range []string{"mon1", "mon2", "mon3"} {
 		h := l.Host(n)
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)

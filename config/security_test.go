@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSecurityKeysParsedAndValidated(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"gossip.key", "api.token", "read.token"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	}
+	sec := "security:\n  gossip_key_file: " + dir + "/gossip.key\n  api_token_file: " + dir + "/api.token\n  api_read_token_file: " + dir + "/read.token\n" +
+		"  ca_file: /etc/myha/tls/ca.crt\n  cert_file: /etc/myha/tls/{name}.crt\n  key_file: /etc/myha/tls/{name}.key\n" +
+		"  api_cert_file: /etc/myha/tls/{name}.crt\n  api_key_file: /etc/myha/tls/{name}.key\n"
+	c, err := Parse([]byte(sec+good), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Security.APIReadToken.Value() == "" || NodeFile(c.Security.CertFile, "mon1") != "/etc/myha/tls/mon1.crt" {
+		t.Fatalf("security: %+v", c.Security)
+	}
+	// Half a TLS setup is an error naming the keys.
+	_, err = Parse([]byte("security:\n  ca_file: /x/ca.crt\n  api_cert_file: /x/a.crt\n"+good), Options{})
+	if err == nil || !strings.Contains(err.Error(), "ca_file, cert_file and key_file together") || !strings.Contains(err.Error(), "api_cert_file and api_key_file") {
+		t.Fatalf("half TLS accepted: %v", err)
+	}
+	if _, err := Parse([]byte("security:\n  insecure: maybe\n"+good), Options{}); err == nil {
+		t.Fatal("insecure: maybe accepted")
+	}
+}
+
+// The agent needs neither API token: a database host without the token
+// files still loads the config.
+func TestAgentDoesNotReadAPITokens(t *testing.T) {
+	y := "security:\n  api_token_file: /nonexistent/api.token\n  api_read_token_file: /nonexistent/read.token\n" + good
+	if _, err := Parse([]byte(y), Options{}); err == nil {
+		t.Fatal("a monitor loaded a config whose token file is missing")
+	}
+	c, err := Parse([]byte(y), Options{Agent: true})
+	if err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	if c.Security.APIToken != "" || c.Security.APIReadToken != "" {
+		t.Fatal("the agent holds an API token")
+	}
+}
+
+func TestPermissionWarnings(t *testing.T) {
+	dir := t.TempDir()
+	key, pw, cfgPath := filepath.Join(dir, "gossip.key"), filepath.Join(dir, "app1.pw"), filepath.Join(dir, "myha.yaml")
+	os.WriteFile(key, []byte("k"), 0o644)
+	os.WriteFile(pw, []byte("p"), 0o600)
+	os.WriteFile(cfgPath, []byte("x"), 0o644)
+	c := &Config{Security: Security{GossipKeyFile: key}, Clusters: []Cluster{{Name: "app1", PasswordFile: pw, ReplicationPassword: "inline"}}}
+	w := strings.Join(PermissionWarnings(cfgPath, c), "\n")
+	if !strings.Contains(w, "security.gossip_key_file") || !strings.Contains(w, "inline passwords") || strings.Contains(w, "password_file") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+	os.Chmod(key, 0o600)
+	os.Chmod(cfgPath, 0o640)
+	if w := PermissionWarnings(cfgPath, c); len(w) != 0 {
+		t.Fatalf("warnings for private files: %v", w)
+	}
+}
+
+func TestValidationGaps(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{strings.Replace(good, "198.18.0.100/24", "198.18.0.100/0", 1), "cannot be a virtual IP"},
+		{strings.Replace(good, "198.18.0.100/24", "255.255.255.255/32", 1), "cannot be a virtual IP"},
+		{strings.Replace(good, "198.18.0.100/24", "198.18.0.0/24", 1), "cannot be a virtual IP"},
+		{"agents:\n  http_port: 70000\n" + good, "agents.http_port: must be 1-65535"},
+		{"agents:\n  gossip_port: -1\n" + good, "agents.gossip_port: must be 1-65535"},
+		{"monitors:\n  - {name: a, address: 198.18.0.21}\n  - {name: b, address: 198.18.0.21}\n" + good, "monitors on one address need ports of their own"},
+		{strings.Replace(good, "    servers:", "    check_interval: 1ns\n    servers:", 1), "check_interval: 1ns is too small"},
+		{strings.Replace(good, "      interface: eth0", "      interface: eth0\n      lease: 1ns", 1), "vip.lease: 1ns is too short"},
+	} {
+		_, err := Parse([]byte(c.yaml), Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want %q, got %v", c.want, err)
+		}
+	}
+	ok := "monitors:\n  - {name: a, address: 127.0.0.1}\n  - {name: b, address: 127.0.0.1, gossip_port: 17946, raft_port: 17947, api_port: 18080}\n" + good
+	if _, err := Parse([]byte(ok), Options{}); err != nil {
+		t.Fatalf("monitors on one address with their own ports: %v", err)
+	}
+}
