@@ -18,6 +18,9 @@ type replicaInfo struct {
 	reasons  []string // why it cannot be promoted
 	lostWhy  string   // why it cannot follow the new primary ("" if it can)
 	sqlStop  bool     // SQL thread stopped without error: start it first
+	// stranded is what a replica with both threads stopped received: its
+	// relay log beyond applied is lost when either thread starts.
+	stranded binlog.Position
 }
 
 // Build plans a failover or switchover from a snapshot. It is pure: the same
@@ -141,6 +144,11 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 		}
 	}
 	received = append(received, fileposAhead(reps, chosen, sources)...)
+	for _, r := range reps {
+		if !r.stranded.IsEmpty() && final.Missing(r.stranded) > 0 {
+			received = append(received, fmt.Sprintf("%s (in the relay log of %s, whose SQL and IO threads are both stopped: starting either discards it)", missingText(final, r.stranded), r.v.Spec.Address))
+		}
+	}
 	p.LostTransactions = lossEstimate(old, final, extra, req)
 	p.LostTransactions.Received = received
 	if len(received) > 0 && req.Kind == KindFailover {
@@ -270,11 +278,17 @@ func replicasOf(snap *topology.Snapshot, old *topology.ServerView) []*replicaInf
 		// stopped after the SQL thread: starting either thread when both
 		// are stopped discards it (MariaDB, MASTER_USE_GTID=slave_pos). Then
 		// what it received is what it applied.
-		if c, ok := v.PrimaryConn(); ok && v.Reachable && !(c.IOState == "No" && !c.SQLRunning) {
+		if c, ok := v.PrimaryConn(); ok && v.Reachable {
+			got := r.applied.Merge(binlog.Position{Flavor: binlog.MariaDB, MariaDB: c.GTIDIOPos})
 			if v.Dialect.Flavor == binlog.MySQL {
-				r.received = r.applied.Merge(binlog.Position{Flavor: binlog.MySQL, MySQL: c.RetrievedSet})
+				got = r.applied.Merge(binlog.Position{Flavor: binlog.MySQL, MySQL: c.RetrievedSet})
+			}
+			if c.IOState == "No" && !c.SQLRunning && v.Dialect.Flavor == binlog.MariaDB {
+				// What it received beyond what it applied is stranded: no
+				// failover can use it, so it is named as a loss.
+				r.stranded = got
 			} else {
-				r.received = r.applied.Merge(binlog.Position{Flavor: binlog.MariaDB, MariaDB: c.GTIDIOPos})
+				r.received = got
 			}
 		}
 		out = append(out, r)

@@ -685,3 +685,32 @@ func TestFailoverForceOnLivePrimaryWaitsForItsLastTransactions(t *testing.T) {
 		t.Fatalf("writable servers %v, want [%s]", w, newP.Name)
 	}
 }
+
+// A replica whose SQL thread stopped, then its IO thread too, holds in its
+// relay log transactions nobody else received; starting either thread
+// discards them (MariaDB). The failover must name that loss and refuse.
+func TestFailoverRefusesToDropAStrandedRelayLog(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db3.Exec(ctx, "STOP SLAVE SQL_THREAD"))
+	must(t, db2.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 1, 30)
+	want := mustQ(t, db1, "SELECT @@gtid_binlog_pos")
+	waitFor(t, "db3 receives everything", 10*time.Second, func() bool {
+		got, err := db3.SlaveStatus(ctx, "Gtid_IO_Pos")
+		return err == nil && got == want
+	})
+	must(t, db3.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	must(t, db1.Kill())
+	r := planOrRefusal(t, nil, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "both stopped") || !strings.Contains(r.stdout, db3.Addr()) {
+		t.Fatalf("failover must refuse to lose db3's relay log (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if w := writables(t, l); len(w) != 0 {
+		t.Fatalf("a refused failover changed something: writable %v", w)
+	}
+}
