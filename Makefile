@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test ./binlog -run '^$$' -fuzz '^FuzzParseMariaDBPos$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./binlog -run '^$$' -fuzz '^FuzzParseMySQLSet$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./binlog -run '^$$' -fuzz '^FuzzParseFilePos$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./binlog -run '^$$' -fuzz '^FuzzParseMariaDBState$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzImportMHA$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzNormalizeAddress$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzGossipStore$$' -fuzztime $(FUZZTIME)

@@ -231,3 +231,36 @@ func (p MariaDBPos) Holds(g GTID) bool {
 	h, ok := p.Domain(g.Domain)
 	return ok && h.ServerID == g.ServerID && h.Seq >= g.Seq
 }
+
+// ParseMariaDBState parses @@gtid_binlog_state: the last GTID of every
+// (domain, server_id) pair in the binlog, so a domain can appear more than
+// once. Unlike a position it still shows a server's own write after other
+// servers' GTIDs followed it in that domain (gtid_strict_mode=0 lets seq
+// numbers repeat across servers, hiding it from the position).
+func ParseMariaDBState(s string) ([]GTID, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	var out []GTID
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		g, err := gomysql.ParseMariadbGTID(part)
+		if part == "" || err != nil || strings.Count(part, "-") != 2 {
+			return nil, fmt.Errorf("MariaDB GTID state %q: %q is not domain-server-seq", s, part)
+		}
+		out = append(out, GTID{Domain: g.DomainID, ServerID: g.ServerID, Seq: g.SequenceNumber})
+	}
+	return out, nil
+}
+
+// StateHolds reports whether a binlog state shows g: the same domain and
+// server_id at g's seq_no or later.
+func StateHolds(state []GTID, g GTID) bool {
+	for _, h := range state {
+		if h.Domain == g.Domain && h.ServerID == g.ServerID && h.Seq >= g.Seq {
+			return true
+		}
+	}
+	return false
+}

@@ -116,3 +116,33 @@ func FuzzParseMariaDBPos(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMariaDBState(t *testing.T) {
+	st, err := ParseMariaDBState("0-2-8,0-1-12,1-1-3")
+	if err != nil || len(st) != 3 {
+		t.Fatalf("%v %v", st, err)
+	}
+	if !StateHolds(st, GTID{Domain: 0, ServerID: 2, Seq: 8}) || StateHolds(st, GTID{Domain: 0, ServerID: 2, Seq: 9}) || StateHolds(st, GTID{Domain: 1, ServerID: 2, Seq: 1}) {
+		t.Fatal("StateHolds")
+	}
+	if _, err := ParseMariaDBState("0-1"); err == nil {
+		t.Fatal("malformed state accepted")
+	}
+}
+
+func FuzzParseMariaDBState(f *testing.F) {
+	for _, s := range []string{"", "0-2-8,0-1-12", "0-1-1,,", "a-b-c", "1-1-1,1-1-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := ParseMariaDBState(s)
+		if err != nil {
+			return
+		}
+		for _, g := range st {
+			if !StateHolds(st, g) {
+				t.Fatalf("state %q does not hold its own %s", s, g)
+			}
+		}
+	})
+}

@@ -336,7 +336,40 @@ func errantAgainst(r, s *ServerState) []string {
 	for _, g := range binlog.MariaDBErrant(r.GTIDBinlogPos, r.GTIDSlavePos, r.ServerID, s.GTIDBinlogPos, s.GTIDSlavePos) {
 		out = append(out, g.String())
 	}
+	return appendNew(out, stateErrant(r, []*ServerState{s}))
+}
+
+// stateErrant finds local writes through the binlog state: an own-server_id
+// GTID its replication position does not cover and none of others holds.
+// With gtid_strict_mode=0 a local write can share its seq_no with a later
+// replicated GTID, which hides it from every position; the state keeps it.
+func stateErrant(r *ServerState, others []*ServerState) []string {
+	var out []string
+	for _, g := range r.GTIDBinlogState {
+		if g.ServerID != r.ServerID || r.GTIDSlavePos.Holds(g) {
+			continue
+		}
+		held := false
+		for _, o := range others {
+			if binlog.StateHolds(o.GTIDBinlogState, g) || o.GTIDBinlogPos.Holds(g) || o.GTIDSlavePos.Holds(g) {
+				held = true
+				break
+			}
+		}
+		if !held {
+			out = append(out, g.String())
+		}
+	}
 	return out
+}
+
+func appendNew(list, more []string) []string {
+	for _, m := range more {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
 }
 
 // localErrant lists what r wrote itself that no other server holds: its own
@@ -369,7 +402,7 @@ func localErrant(r *ServerState, others []*ServerState) []string {
 			out = append(out, g.String())
 		}
 	}
-	return out
+	return appendNew(out, stateErrant(r, others))
 }
 
 func unlisted(views []ServerView, byID map[uint32][]int) []UnlistedReplica {

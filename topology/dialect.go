@@ -59,7 +59,7 @@ const VersionQuery = "SELECT @@version AS version, @@version_comment AS comment"
 var discoveryVariables = []string{
 	"server_id", "server_uuid", "hostname", "port", "read_only", "super_read_only",
 	"log_bin", "log_slave_updates", "log_replica_updates", "binlog_format",
-	"gtid_binlog_pos", "gtid_slave_pos", "gtid_current_pos", "gtid_strict_mode", "gtid_domain_id",
+	"gtid_binlog_pos", "gtid_binlog_state", "gtid_slave_pos", "gtid_current_pos", "gtid_strict_mode", "gtid_domain_id",
 	"gtid_mode", "gtid_executed", "enforce_gtid_consistency",
 	"sync_binlog", "innodb_flush_log_at_trx_commit", "slave_net_timeout", "replica_net_timeout",
 	"rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled",

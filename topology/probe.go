@@ -178,6 +178,9 @@ func applyVars(st *ServerState) error {
 				return fmt.Errorf("@@%s: %w", f.name, err)
 			}
 		}
+		if st.GTIDBinlogState, err = binlog.ParseMariaDBState(v["gtid_binlog_state"]); err != nil {
+			return fmt.Errorf("@@gtid_binlog_state: %w", err)
+		}
 		st.GTIDStrictMode = isOn(v["gtid_strict_mode"])
 		st.GTIDDomainID = uint32(atoi64(v["gtid_domain_id"]))
 		return nil

@@ -50,6 +50,10 @@ type ServerState struct {
 	GTIDBinlogPos  binlog.MariaDBPos
 	GTIDSlavePos   binlog.MariaDBPos
 	GTIDCurrentPos binlog.MariaDBPos
+	// GTIDBinlogState is @@gtid_binlog_state: the last GTID of every
+	// (domain, server_id) in the binlog, where a local write stays visible
+	// even after later GTIDs of other servers.
+	GTIDBinlogState []binlog.GTID
 	GTIDStrictMode bool
 	GTIDDomainID   uint32
 	// MySQL GTID state.

@@ -714,3 +714,32 @@ func TestFailoverRefusesToDropAStrandedRelayLog(t *testing.T) {
 		t.Fatalf("a refused failover changed something: writable %v", w)
 	}
 }
+
+// With gtid_strict_mode=0 a replica's local write can share its seq_no
+// with a later replicated GTID: its positions no longer show it, its
+// binlog state does. It is errant, with the primary alive and dead, and
+// is not promoted.
+func TestFailoverSeesErrantWritesWithoutStrictMode(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	insertRows(t, db1, "w", 1, 5)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db2.Exec(ctx, "SET GLOBAL gtid_strict_mode=0"))
+	must(t, db2.Exec(ctx, "INSERT INTO lab.w VALUES (999999, NOW(6))"))
+	insertRows(t, db1, "w", 6, 10)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	if v := topology(t, cfg).server(t, db2.Addr()); len(v.Errant) == 0 {
+		t.Fatalf("db2's local write is not reported errant with the primary alive: %+v", v)
+	}
+	must(t, db1.Kill())
+	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if rep.NewPrimary != db3.Addr() {
+		t.Fatalf("want db3 promoted (db2 holds an errant write): exit %d %+v\n%s", r.code, rep, r.stdout)
+	}
+	if n := mustQ(t, db3, "SELECT COUNT(*) FROM lab.w WHERE id = 999999"); n != "0" {
+		t.Fatal("db2's errant row reached db3")
+	}
+}
