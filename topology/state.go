@@ -54,8 +54,8 @@ type ServerState struct {
 	// (domain, server_id) in the binlog, where a local write stays visible
 	// even after later GTIDs of other servers.
 	GTIDBinlogState []binlog.GTID
-	GTIDStrictMode bool
-	GTIDDomainID   uint32
+	GTIDStrictMode  bool
+	GTIDDomainID    uint32
 	// MySQL GTID state.
 	GTIDMode     string
 	GTIDExecuted binlog.MySQLSet
