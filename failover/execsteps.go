@@ -101,6 +101,20 @@ func (r *run) fence(ctx context.Context, s Step) (string, error) {
 	if err := r.exec(ctx, q, append([]string{"SET SESSION lock_wait_timeout=2"}, d.SetReadOnly(true)...)...); err != nil {
 		return "", err
 	}
+	locked := ""
+	if apps := r.privilegedApps(s.Server); len(apps) > 0 {
+		// read_only does not stop them: a global read lock from this
+		// session does, for as long as this failover runs.
+		if err := r.exec(ctx, q, "FLUSH TABLES WITH READ LOCK"); err != nil {
+			r.warn("old primary %s: FLUSH TABLES WITH READ LOCK failed (%v): accounts %s bypass read_only and may still write there", s.Server, err, strings.Join(apps, ", "))
+		} else {
+			r.mu.Lock()
+			r.globalLock = true
+			r.mu.Unlock()
+			locked = "; global read lock held (accounts with READ ONLY ADMIN/SUPER bypass read_only)"
+			r.warn("old primary %s stays reachable and accounts %s bypass read_only: it was held with a global read lock during the failover, but they can write to it again once this command ends; shut it down or revoke READ ONLY ADMIN/SUPER", s.Server, strings.Join(apps, ", "))
+		}
+	}
 	n, err := r.killSessions(ctx, q, d.ClientSessionsQuery())
 	if err != nil {
 		return "read_only=1", errNotFatal{fmt.Errorf("read_only=1, but listing sessions to kill failed: %w", err)}
@@ -114,7 +128,7 @@ func (r *run) fence(ctx context.Context, s Step) (string, error) {
 	r.mu.Lock()
 	r.final = final
 	r.mu.Unlock()
-	return fmt.Sprintf("read_only=1, %d client session(s) killed, final position %s", n, orNone(final)), nil
+	return fmt.Sprintf("read_only=1, %d client session(s) killed, final position %s%s", n, orNone(final), locked), nil
 }
 
 func (r *run) killSessions(ctx context.Context, q topology.Querier, list string) (int, error) {
@@ -638,6 +652,13 @@ func (r *run) verifyAttached(ctx context.Context, s Step) (string, error) {
 		return "", err
 	}
 	return "replicating from " + s.Source + ", has " + orNone(r.final), nil
+}
+
+// warn adds a line to the report's warnings.
+func (r *run) warn(format string, a ...any) {
+	r.mu.Lock()
+	r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf(format, a...))
+	r.mu.Unlock()
 }
 
 // privilegedApps lists the accounts on a server that read_only does not
