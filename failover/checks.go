@@ -565,8 +565,9 @@ func startReadOnlyChecks(s *topology.Snapshot, origin map[string]string) []Check
 		src, val, _ := strings.Cut(o, " ")
 		switch {
 		case src == "SQL" || src == "DYNAMIC":
-			out = append(out, Check{Name: "read_only_at_start", Status: OK, Server: v.Spec.Address,
-				Message: "set at runtime (the configured start value is not visible): make sure my.cnf has read_only=ON"})
+			out = append(out, Check{Name: "read_only_at_start", Status: Warn, Server: v.Spec.Address,
+				Message: "cannot be verified: read_only was set at runtime, which hides the value the server starts with",
+				Fix:     "make sure read_only=ON is under [mysqld] in its my.cnf (myha sets it at runtime on every failover and switchover, so this check cannot see the file)"})
 		case strings.EqualFold(val, "ON") || val == "1":
 			out = append(out, Check{Name: "read_only_at_start", Status: OK, Server: v.Spec.Address, Message: "starts read-only (" + src + ")"})
 		default:

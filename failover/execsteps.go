@@ -632,6 +632,11 @@ func (r *run) attach(ctx context.Context, s Step) (string, error) {
 	if err := r.exec(ctx, q, d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password})...); err != nil {
 		return "", err
 	}
+	// Proven connected before writes stop: a replica that cannot log in to
+	// the new primary rolls the switchover back while nothing is blocked.
+	if err := r.verifyReplicating(ctx, q, s.Server, s.Source); err != nil {
+		return "", err
+	}
 	return "chained below " + s.Source + " from " + orNone(pos), nil
 }
 

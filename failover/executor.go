@@ -529,6 +529,9 @@ func (r *run) verify(s *topology.Snapshot) {
 	}
 	if len(writers) > 1 {
 		rep.Warnings = append(rep.Warnings, "MORE THAN ONE WRITABLE SERVER: "+strings.Join(writers, ", "))
+		if rep.Result == ResultSuccess {
+			rep.Result = ResultPartial
+		}
 	}
 	if !rep.Promoted {
 		return

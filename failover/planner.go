@@ -64,7 +64,7 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 		return p
 	}
 	judge(reps, old, pol, req)
-	if req.Kind == KindFailover {
+	{
 		for _, v := range snap.Servers {
 			if v.Reachable && v.Spec.Address != old.Spec.Address && !v.ReadOnly && !v.SuperReadOnly {
 				p.Blockers = append(p.Blockers, fmt.Sprintf("%s is already writable: promoting another server would make two writers (an interrupted failover may have promoted it: see myha history); make it read-only or finish that failover first", v.Spec.Address))

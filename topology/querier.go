@@ -69,6 +69,10 @@ func (d SQLDialer) Dial(ctx context.Context, addr string) (Querier, error) {
 	cfg.ReadTimeout = d.ReadTimeout
 	cfg.WriteTimeout = d.ReadTimeout
 	cfg.InterpolateParams = false
+	// Every statement myha builds quotes literals for the default sql_mode:
+	// under NO_BACKSLASH_ESCAPES a backslash in a password would be stored
+	// doubled. Pin the session's mode without that flag.
+	cfg.Params = map[string]string{"sql_mode": "REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')"}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)

@@ -788,3 +788,34 @@ func TestFailoverForceHoldsOffPrivilegedWriters(t *testing.T) {
 		t.Fatalf("no warning about the privileged account: %v", rep.Warnings)
 	}
 }
+
+// The servers run with NO_BACKSLASH_ESCAPES and the replication password
+// holds a backslash: every statement myha sends quotes it right (its
+// sessions pin sql_mode), so a switchover leaves every replica connected.
+func TestSwitchoverUnderNoBackslashEscapes(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
+	must(t, db1.Exec(ctx, `CREATE USER 'repl2'@'%' IDENTIFIED BY 'p\\w'`, "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl2'@'%'"))
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	for _, s := range l.Servers {
+		must(t, s.Exec(ctx, "SET GLOBAL sql_mode=CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES')"))
+	}
+	cfg := haConfig(t, l, "", nil)
+	b, err := os.ReadFile(cfg)
+	must(t, err)
+	y := strings.Replace(string(b), "replication_user: repl\n", "replication_user: repl2\n", 1)
+	y = strings.Replace(y, "replication_password: "+lab.ReplPass+"\n", "replication_password: 'p\\w'\n", 1)
+	must(t, os.WriteFile(cfg, []byte(y), 0o600))
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--yes", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("switchover under NO_BACKSLASH_ESCAPES (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	must(t, l.WaitReplicatedFrom(ctx, db2, 10*time.Second))
+	for _, s := range []*lab.Server{db1, db3} {
+		if io, _ := s.SlaveStatus(ctx, "Slave_IO_Running"); io != "Yes" {
+			t.Fatalf("%s IO thread %s after the switchover", s.Name, io)
+		}
+	}
+}
