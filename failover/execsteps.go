@@ -514,7 +514,7 @@ func (r *run) markPromoted() {
 	}
 	if r.e.Store != nil {
 		j := &InProgress{ID: r.rep.ID, Epoch: r.rep.Epoch, Kind: r.plan.Kind, OldPrimary: r.plan.OldPrimary, NewPrimary: r.plan.NewPrimary,
-			Started: r.rep.Started, Promoted: true, LastStep: string(StepPromote)}
+			Started: r.rep.Started, Promoted: true, Writable: true, LastStep: string(StepPromote)}
 		if err := r.e.Store.SaveJournal(r.plan.Cluster, j); err != nil {
 			r.mu.Lock()
 			r.rep.Warnings = append(r.rep.Warnings, "could not record the promotion in the journal: "+err.Error())

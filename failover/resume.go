@@ -20,7 +20,11 @@ func BuildResume(snap *topology.Snapshot, pol Policy, j *InProgress) Plan {
 		p.Blockers = append(p.Blockers, fmt.Sprintf("the promoted server %s is no longer in the config", j.NewPrimary))
 		return p
 	case !np.Reachable:
-		p.Blockers = append(p.Blockers, fmt.Sprintf("the promoted server %s is unreachable (%s): bring it back, or fail over from it as a new failover once it is recorded dead", j.NewPrimary, np.Error))
+		took := "it was about to be made writable when that run stopped, so it may have taken writes"
+		if j.Writable {
+			took = "it took writes"
+		}
+		p.Blockers = append(p.Blockers, fmt.Sprintf("failover %s promoted %s, which is now unreachable (%s); %s: bring it back to finish that failover, or run myha failover --accept-loss to set that attempt aside and fail over afresh (what only it received is lost)", j.ID, j.NewPrimary, np.Error, took))
 		return p
 	}
 	if _, replicating := np.PrimaryConn(); replicating || np.ReadOnly || np.SuperReadOnly {

@@ -29,8 +29,23 @@ type InProgress struct {
 	Started    time.Time `json:"started"`
 	// Promoted is set once the new primary accepted writes: from then on a
 	// rerun must finish this failover, never pick another primary.
-	Promoted bool   `json:"promoted"`
+	Promoted bool `json:"promoted"`
+	// Writable is set once the new primary was seen to take writes
+	// (read_only=0 done); Promoted alone is the intent, recorded before.
+	Writable bool   `json:"writable,omitempty"`
 	LastStep string `json:"last_step"`
+}
+
+// Abandon sets an interrupted failover's journal aside (renamed, kept for
+// the record) so the next run plans afresh: the operator's way out when the
+// server it promoted died before the failover finished.
+func (s Store) Abandon(cluster string, j *InProgress) (string, error) {
+	from := filepath.Join(s.dir(cluster), "in-progress.json")
+	to := filepath.Join(s.dir(cluster), fmt.Sprintf("abandoned-%s.json", j.ID))
+	if err := os.Rename(from, to); err != nil {
+		return "", err
+	}
+	return to, syncDir(s.dir(cluster))
 }
 
 func (s Store) dir(cluster string) string { return filepath.Join(s.Dir, cluster) }

@@ -94,6 +94,18 @@ func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster,
 		return withCode(exitProblem, err)
 	}
 	var plan failover.Plan
+	if journal != nil && journal.Promoted && req.AcceptLoss && kind == failover.KindFailover {
+		if np, ok := snap.Server(journal.NewPrimary); ok && !np.Reachable {
+			// The operator accepts losing what the dead promoted server may
+			// have taken: set the attempt aside and plan afresh.
+			where, err := store.Abandon(c.Name, journal)
+			if err != nil {
+				return withCode(exitProblem, fmt.Errorf("setting aside failover %s: %w", journal.ID, err))
+			}
+			fmt.Fprintf(a.stderr, "failover %s (which promoted %s, now unreachable) was set aside with --accept-loss: %s\n", journal.ID, journal.NewPrimary, where)
+			journal = nil
+		}
+	}
 	if journal != nil && journal.Promoted {
 		if req.NewPrimary != "" && req.NewPrimary != journal.NewPrimary {
 			return withCode(exitProblem, fmt.Errorf("failover %s was interrupted after promoting %s; it must be finished first (run without --new-primary)", journal.ID, journal.NewPrimary))

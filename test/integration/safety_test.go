@@ -819,3 +819,46 @@ func TestSwitchoverUnderNoBackslashEscapes(t *testing.T) {
 		}
 	}
 }
+
+// The failover command dies after recording its intent to promote, then
+// the server it was promoting dies too: the rerun refuses to promote a
+// second server on its own (the first may have taken writes) and says how
+// to proceed; with --accept-loss it sets the attempt aside and fails over
+// to the remaining replica, losing no row that replica had.
+func TestFailoverIntentThenTargetDies(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfg := haConfig(t, l, "", nil)
+	must(t, l.CreateWriteTable(ctx, "w"))
+	insertRows(t, l.Server("db1"), "w", 1, 10)
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, l.Server("db1").Kill())
+	if r := planOrRefusal(t, []string{"MYHA_CRASH_AT=promote:intent"}, "failover", "--cluster", "lab", "--yes", "--config", cfg); r.code != 97 {
+		t.Fatalf("the injected crash did not happen (exit %d):\n%s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(stateDir(t, cfg) + "/lab/in-progress.json")
+	must(t, err)
+	var j struct {
+		NewPrimary string `json:"new_primary"`
+	}
+	must(t, json.Unmarshal(b, &j))
+	target, other := l.Server("db2"), l.Server("db3")
+	if j.NewPrimary == other.Addr() {
+		target, other = other, target
+	}
+	must(t, target.Kill())
+	r := myha(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "--accept-loss") {
+		t.Fatalf("rerun with the promoted server dead must refuse and say how to go on (exit %d):\n%s", r.code, r.stdout)
+	}
+	rep, r2 := runFailover(t, "failover", "--cluster", "lab", "--yes", "--accept-loss", "--config", cfg)
+	if r2.code > 1 || rep.NewPrimary != other.Addr() || !rep.Promoted {
+		t.Fatalf("rerun with --accept-loss: exit %d %+v\n%s\n%s", r2.code, rep, r2.stderr, r2.stdout)
+	}
+	if w := writables(t, l); len(w) != 1 || w[0] != other.Name {
+		t.Fatalf("writable %v, want [%s]", w, other.Name)
+	}
+	if n := mustQ(t, other, "SELECT COUNT(*) FROM lab.w"); n != "10" {
+		t.Fatalf("%s has %s rows, want 10", other.Name, n)
+	}
+}
