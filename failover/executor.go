@@ -552,6 +552,23 @@ func (r *run) verify(s *topology.Snapshot) {
 			check[v.Spec.Address] = true
 		}
 	}
+	// And nobody else may be left stopped without the plan saying so (a
+	// replica an earlier, interrupted run left halfway).
+	lost := map[string]bool{r.plan.OldPrimary: true, rep.NewPrimary: true}
+	for _, l := range r.plan.LostReplicas {
+		lost[l.Address] = true
+	}
+	for _, v := range s.Servers {
+		if !v.Reachable || lost[v.Spec.Address] || check[v.Spec.Address] {
+			continue
+		}
+		if c, ok := v.PrimaryConn(); !ok || !c.IORunning() || !c.SQLRunning {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is not replicating (both threads running) and the plan did not leave it behind: repoint it to %s", v.Spec.Address, rep.NewPrimary))
+			if rep.Result == ResultSuccess {
+				rep.Result = ResultPartial
+			}
+		}
+	}
 	for _, sv := range s.Servers {
 		if !check[sv.Spec.Address] {
 			continue

@@ -65,6 +65,11 @@ type Request struct {
 	// received would be lost (an operator's explicit decision; the daemon
 	// never sets it).
 	AcceptLoss bool
+	// PreviousAttempt is the server an earlier run of this failover chose
+	// and stopped before promoting (from the journal): it may have been
+	// pointed at a catch-up source, so it is planned as a replica of the
+	// old primary again rather than left behind under that source.
+	PreviousAttempt string
 }
 
 // StepKind names a step the executor knows how to run.

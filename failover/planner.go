@@ -58,7 +58,7 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 		}
 	}
 
-	reps := replicasOf(snap, old)
+	reps := replicasOf(snap, old, req.PreviousAttempt)
 	if len(reps) == 0 {
 		p.Blockers = append(p.Blockers, fmt.Sprintf("primary %s has no replicas to promote", old.Spec.Address))
 		return p
@@ -264,11 +264,14 @@ func fileposAhead(reps []*replicaInfo, chosen *replicaInfo, sources []*replicaIn
 
 // replicasOf lists the old primary's direct replicas, including the passive
 // co-primary, in config order.
-func replicasOf(snap *topology.Snapshot, old *topology.ServerView) []*replicaInfo {
+func replicasOf(snap *topology.Snapshot, old *topology.ServerView, previous string) []*replicaInfo {
 	var out []*replicaInfo
 	for i := range snap.Servers {
 		v := &snap.Servers[i]
-		if v.Source != old.Spec.Address || v.Spec.Address == old.Spec.Address {
+		if v.Spec.Address == old.Spec.Address {
+			continue
+		}
+		if v.Source != old.Spec.Address && !(v.Spec.Address == previous && interruptedCatchUp(snap, v, old)) {
 			continue
 		}
 		r := &replicaInfo{v: v, order: i}
@@ -294,6 +297,14 @@ func replicasOf(snap *topology.Snapshot, old *topology.ServerView) []*replicaInf
 		out = append(out, r)
 	}
 	return out
+}
+
+// interruptedCatchUp recognizes the chosen server of an interrupted run: it
+// replicates, threads stopped, from another replica of the old primary.
+func interruptedCatchUp(snap *topology.Snapshot, v, old *topology.ServerView) bool {
+	src, ok := snap.Server(v.Source)
+	c, has := v.PrimaryConn()
+	return ok && has && src.Source == old.Spec.Address && !c.IORunning() && !c.SQLRunning
 }
 
 // judge records why each replica cannot be promoted, and why it cannot

@@ -112,6 +112,9 @@ func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster,
 		}
 		plan = failover.BuildResume(&snap, pol, journal)
 	} else {
+		if journal != nil && kind == failover.KindFailover {
+			req.PreviousAttempt = journal.NewPrimary
+		}
 		plan = failover.Build(&snap, pol, req)
 		if journal != nil {
 			plan.Warnings = append(plan.Warnings, fmt.Sprintf("an earlier attempt (%s, started %s) stopped before promotion at step %q; planning afresh", journal.ID, journal.Started.Format(time.RFC3339), orNone(journal.LastStep)))

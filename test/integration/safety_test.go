@@ -862,3 +862,46 @@ func TestFailoverIntentThenTargetDies(t *testing.T) {
 		t.Fatalf("%s has %s rows, want 10", other.Name, n)
 	}
 }
+
+// The failover command dies right after catching its choice up from a
+// more advanced replica (the choice now replicates, stopped, from that
+// replica); the rerun picks a candidate and must still bring the first
+// choice along, or say it did not.
+func TestFailoverCrashAfterCatchUpLeavesNoReplicaBehind(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 4})
+	db1, db2, db3, db4 := l.Server("db1"), l.Server("db2"), l.Server("db3"), l.Server("db4")
+	cfg := haConfig(t, l, "", map[*lab.Server]string{db4: "candidate: true"})
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db2.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 1, 10)
+	must(t, db4.Exec(ctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, 10)", quoteLit(mustQ(t, db1, "SELECT @@gtid_binlog_pos")))))
+	must(t, db4.Exec(ctx, "STOP SLAVE IO_THREAD"))
+	insertRows(t, db1, "w", 11, 30)
+	must(t, db3.Exec(ctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, 10)", quoteLit(mustQ(t, db1, "SELECT @@gtid_binlog_pos")))))
+	must(t, db1.Kill())
+	if r := planOrRefusal(t, []string{"MYHA_CRASH_AT=after:catch_up"}, "failover", "--cluster", "lab", "--new-primary", db2.Addr(), "--yes", "--config", cfg); r.code != 97 {
+		t.Fatalf("the injected crash did not happen (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	rep, r2 := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
+	if r2.code != 0 || rep.Result != "success" {
+		t.Fatalf("rerun: exit %d %+v\n%s", r2.code, rep, r2.stderr)
+	}
+	var newP *lab.Server
+	for _, s := range []*lab.Server{db2, db3, db4} {
+		if rep.NewPrimary == s.Addr() {
+			newP = s
+		}
+	}
+	var rest []*lab.Server
+	for _, s := range []*lab.Server{db2, db3, db4} {
+		if s != newP {
+			rest = append(rest, s)
+		}
+	}
+	assertSurvivors(t, l, cfg, nil, newP, append([]*lab.Server{newP}, rest...)...)
+	if n := mustQ(t, newP, "SELECT COUNT(*) FROM lab.w"); n != "30" {
+		t.Fatalf("new primary %s has %s rows, want 30", newP.Name, n)
+	}
+}
