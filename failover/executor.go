@@ -280,7 +280,7 @@ func (r *run) safeStop(ctx context.Context, s Step, err error) {
 	}
 	if r.plan.Kind == KindSwitchover && !rep.Promoted {
 		if rerr := r.rollbackSwitchover(ctx); rerr != nil {
-			rep.SafeStop = fmt.Sprintf("before promotion; ROLLBACK FAILED: %v: the old primary %s may still be read-only (SET GLOBAL read_only=0 on it to take writes again)", rerr, r.plan.OldPrimary)
+			rep.SafeStop = fmt.Sprintf("before promotion; ROLLBACK FAILED: %v: the old primary %s may still be read-only: if it answers, SET GLOBAL read_only=0 on it to take writes again; if it is dead, run myha failover", rerr, r.plan.OldPrimary)
 			return
 		}
 		rep.Result = ResultRolledBack
