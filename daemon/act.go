@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/myha/myha/binlog"
 	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
@@ -319,14 +321,45 @@ func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch i
 		return
 	}
 	g := cm.d.gossip()
+	// The acknowledged report is read before leadership is confirmed: the
+	// agent trusts the lease from when it sent that report, which is then
+	// before this monitor was last known to lead. A successor counts the
+	// lease from its own election (leaseExpiry), which is later, whatever
+	// pauses or delays come after.
+	var ack uint64
+	if a, _, ok := g.agent(agreed); ok {
+		ack = a.Seq
+	}
+	r := cm.d.raft()
+	if r == nil || !verifyLeader(r, leaseVerifyTimeout) {
+		return
+	}
 	cm.leaseMu.Lock()
 	l := cm.lease.next(cm.cfg.Spec.Name, agreed, epoch, cm.cfg.VIPLease, cm.d.now(), func(server string, since time.Time) bool {
 		a, at, ok := g.agent(server)
 		return ok && !a.Holding && at.After(since)
 	})
 	cm.leaseMu.Unlock()
-	l.Leader, l.Term = cm.d.self.Name, cm.d.raft().CurrentTerm()
+	l.Leader, l.Term, l.Ack = cm.d.self.Name, r.CurrentTerm(), ack
 	g.publishLease(l)
+}
+
+// leaseVerifyTimeout bounds the leadership check before a lease renewal.
+const leaseVerifyTimeout = 500 * time.Millisecond
+
+// verifyLeader confirms with a quorum that this monitor still leads
+// (hashicorp/raft VerifyLeader), bounded: a leader that was paused or cut
+// off must not renew a lease on its stale belief.
+func verifyLeader(r *raft.Raft, timeout time.Duration) bool {
+	f := r.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // changing reports whether a failover or switchover (a manual one, or
