@@ -25,6 +25,12 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 	if cm.acting.Load() {
 		return // a failover runs on this monitor: it owns the cluster's states
 	}
+	if !cm.d.caughtUp.Load() {
+		// A new leader before its barrier: its state may lack what the
+		// previous leader committed (a promotion); acting on it could
+		// resume a promoted decision as if nothing was promoted.
+		return
+	}
 	cm.correct(ctx, snap, v, cm.d.fsm.snapshot())
 	st := cm.d.fsm.snapshot()
 	agreed := st.Primary[name]
@@ -140,6 +146,7 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 	ex := &failover.Executor{
 		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
 		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
+		Crash:            cm.d.cfg.Crash,
 		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, cm.cfg.Spec, cm.dialer) },
 		// The promotion is committed to raft before read_only=0: a leader
 		// killed right after making the new primary writable leaves a
@@ -185,8 +192,13 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 // second promotion); before, it plans again under the same epoch. The
 // caller retries with backoff.
 func (cm *clusterMon) resume(ctx context.Context, dec Decision) error {
-	if ctx.Err() != nil || !cm.d.isLeader() {
+	if ctx.Err() != nil || !cm.d.isLeader() || !cm.d.caughtUp.Load() {
 		return fmt.Errorf("not the leader")
+	}
+	// The decision as committed now, not as it was when this attempt was
+	// scheduled: the promotion may have been recorded since.
+	if cur, ok := cm.d.fsm.snapshot().Open[dec.Cluster]; ok && cur.Epoch == dec.Epoch {
+		dec = *cur
 	}
 	cm.d.log.Warn("resuming an interrupted failover", "cluster", dec.Cluster, "epoch", dec.Epoch, "promoted", dec.Promoted, "new", dec.NewPrimary)
 	if dec.Promoted {

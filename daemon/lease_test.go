@@ -20,7 +20,7 @@ func TestLeaseHandover(t *testing.T) {
 	if want := (2*time.Second + agentReaction).Milliseconds(); l.Primary != "db2" || l.WaitMS != want {
 		t.Fatalf("handover lease %+v, want a %d ms wait", l, want)
 	}
-	if l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(2500*time.Millisecond), never); l.WaitMS != (500*time.Millisecond+agentReaction).Milliseconds() {
+	if l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(2500*time.Millisecond), never); l.WaitMS != (500*time.Millisecond + agentReaction).Milliseconds() {
 		t.Fatalf("wait must shrink: %+v", l)
 	}
 	// Once db1's agent confirms the release, no more waiting.

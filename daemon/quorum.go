@@ -20,7 +20,7 @@ const (
 	agentTick = 200 * time.Millisecond
 	// agentProbeBound bounds one round's probes: the local server and
 	// every other server, concurrently.
-	agentProbeBound = 500 * time.Millisecond
+	agentProbeBound = time.Second
 	// agentFenceBound bounds the agent's read_only=1 on its server.
 	agentFenceBound = 500 * time.Millisecond
 	// agentReaction is the longest a running agent takes to act on what

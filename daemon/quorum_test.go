@@ -54,7 +54,9 @@ func TestDetectServerMajority(t *testing.T) {
 			Peers:    []PeerView{{Monitor: "m2", Age: 100 * time.Millisecond}},
 			Replicas: reps, DownAfter: time.Second, Freshness: 3 * time.Second, MinSilence: 1500 * time.Millisecond}
 	}
-	lost := func(a string) ReplicaView { return ReplicaView{Address: a, Reachable: true, HeartbeatPeriod: time.Second} }
+	lost := func(a string) ReplicaView {
+		return ReplicaView{Address: a, Reachable: true, HeartbeatPeriod: time.Second}
+	}
 	gone := func(a string) ReplicaView { return ReplicaView{Address: a} }
 	for _, tc := range []struct {
 		name string

@@ -96,7 +96,9 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 		return daemon.Config{}, fmt.Errorf("--name %q: no such monitor in the config (monitors: %v)", name, names)
 	}
 	dc := daemon.Config{Self: name, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: cfg.Security.GossipLabel,
-		APIToken: cfg.Security.APIToken.Value(), Log: log}
+		APIToken: cfg.Security.APIToken.Value(), Log: log,
+		// Failure injection for tests, as for myha failover.
+		Crash: crashAt(os.Getenv("MYHA_CRASH_AT"), os.Stderr)}
 	if cfg.Security.GossipKey != "" {
 		k, err := config.DecodeGossipKey(cfg.Security.GossipKey)
 		if err != nil {

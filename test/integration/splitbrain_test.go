@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -418,5 +419,54 @@ func TestSplitBrainIdlePrimaryMonitorsCut(t *testing.T) {
 	}
 	must(t, db1.HealDrops(ctx))
 	v.waitHealthy(t)
+	smp.finish(t)
+}
+
+// The leader exits (as if killed) right after it made the new primary
+// writable and before it recorded anything else (MYHA_CRASH_AT=
+// promote:writable, set on every monitor): the next leader resumes the same
+// decision, completes it without a second promotion, and exactly one
+// record exists for the epoch; at no sample are there two writers.
+func TestSplitBrainLeaderCrashAfterPromotion(t *testing.T) {
+	// Set before the agents join: monitors restarted under running agents
+	// are only rediscovered by the agents' next push/pull.
+	v := startVIPLabEnv(t, lab.Options{Servers: 3}, []string{"MYHA_CRASH_AT=promote:writable"})
+	v.waitHealthy(t)
+	v.waitHolder(t, "db1", 20*time.Second)
+	smp := v.splitBrainSampler(t, true)
+	leader := v.leader(t)
+	var rest []*lab.Host
+	for _, h := range v.mons {
+		if h != leader {
+			rest = append(rest, h)
+		}
+	}
+	must(t, v.Server("db1").Kill())
+	waitFor(t, leader.Name+" to exit at promote:writable", 30*time.Second, func() bool {
+		b, _ := readFile(filepath.Join(v.dir, leader.Name+".log"))
+		return strings.Contains(b, "MYHA_CRASH_AT: exiting at promote:writable")
+	})
+	rep := v.oneFailoverEverywhere(t, rest...)
+	if rep.Result != "success" || !rep.Promoted {
+		t.Fatalf("the next leader did not complete the decision: %+v", rep)
+	}
+	for _, h := range rest {
+		f, _ := v.failovers(h)
+		epochs := map[int64]int{}
+		for _, r := range f {
+			epochs[r.Epoch]++
+		}
+		for e, n := range epochs {
+			if n != 1 {
+				t.Fatalf("%s records %d results for epoch %d", h.Name, n, e)
+			}
+		}
+	}
+	newP := v.newPrimaryOf(t, rep)
+	v.waitHolder(t, newP.Name, 20*time.Second)
+	waitFor(t, "writes accepted on the new primary", 10*time.Second, func() bool {
+		ro, err := newP.QueryString(context.Background(), "SELECT @@read_only")
+		return err == nil && ro == "0"
+	})
 	smp.finish(t)
 }
