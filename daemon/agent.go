@@ -170,7 +170,12 @@ func (a *Agent) tick(ctx context.Context) {
 				continue
 			}
 			wg.Add(1)
-			go func(i int, s topology.ServerSpec) { defer wg.Done(); others[i] = topology.Probe(pctx, a.dialer, s) }(i, s)
+			go func(i int, s topology.ServerSpec) {
+				defer wg.Done()
+				fctx, cancel := context.WithTimeout(pctx, followerProbeBound)
+				defer cancel()
+				others[i] = topology.Probe(fctx, a.dialer, s)
+			}(i, s)
 			i++
 		}
 	}

@@ -106,7 +106,7 @@ func TestFenceGate(t *testing.T) {
 		// agent may keep writes on failsafe evidence gathered before it.
 		{"agents, lease expired, failsafe may still hold", func(e *fenceEvidence) {
 			e.Agents, e.LeaseExpires, e.DeadSince = true, now.Add(-time.Minute), now.Add(-time.Second)
-		}, false, "failsafe may hold it writable for 1.7s more"},
+		}, false, "failsafe may hold it writable for 2.2s more"},
 		{"agents, lease expired, never judged dead here", func(e *fenceEvidence) {
 			e.Agents, e.LeaseExpires = true, now.Add(-time.Minute)
 		}, false, "failsafe"},

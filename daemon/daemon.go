@@ -94,11 +94,11 @@ type Daemon struct {
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
 	// safe point.
-	leadMu      sync.Mutex
+	leadMu sync.Mutex
 	// caughtUp is set once this leader's post-election barrier has applied
 	// every committed entry: before that its FSM may miss what the previous
 	// leader committed (a promotion), so it must not act on it.
-	caughtUp atomic.Bool
+	caughtUp    atomic.Bool
 	leadCtx     context.Context
 	leadCancel  context.CancelFunc
 	leaderSince time.Time

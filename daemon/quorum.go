@@ -21,6 +21,10 @@ const (
 	// agentProbeBound bounds one round's probes: the local server and
 	// every other server, concurrently.
 	agentProbeBound = time.Second
+	// followerProbeBound bounds the probe of each other server: one cut
+	// off by dropped packets must not age the round's evidence past its
+	// validity.
+	followerProbeBound = 500 * time.Millisecond
 	// agentFenceBound bounds the agent's read_only=1 on its server.
 	agentFenceBound = 500 * time.Millisecond
 	// agentReaction is the longest a running agent takes to act on what
@@ -29,7 +33,7 @@ const (
 	// failsafeValidity is how long one round's evidence that a majority
 	// follows this primary may justify keeping it writable, from when the
 	// round began (monotonic clock).
-	failsafeValidity = time.Second
+	failsafeValidity = 1500 * time.Millisecond
 	// failsafeSettle is how long after the monitors first saw a majority
 	// of servers free of the old primary its agent may still keep it
 	// writable on older evidence: the evidence's validity plus one
