@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/myha/myha/binlog"
 	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
@@ -22,6 +24,12 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 	name := cm.cfg.Spec.Name
 	if cm.acting.Load() {
 		return // a failover runs on this monitor: it owns the cluster's states
+	}
+	if !cm.d.caughtUp.Load() {
+		// A new leader before its barrier: its state may lack what the
+		// previous leader committed (a promotion); acting on it could
+		// resume a promoted decision as if nothing was promoted.
+		return
 	}
 	cm.correct(ctx, snap, v, cm.d.fsm.snapshot())
 	st := cm.d.fsm.snapshot()
@@ -143,6 +151,7 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
 		Accounts:         []string{cm.cfg.Spec.Credentials.User, cm.cfg.Repl.User},
 		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
+		Crash:            cm.d.cfg.Crash,
 		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, cm.cfg.Spec, cm.dialer) },
 		// The promotion is committed to raft before read_only=0: a leader
 		// killed right after making the new primary writable leaves a
@@ -188,8 +197,13 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 // second promotion); before, it plans again under the same epoch. The
 // caller retries with backoff.
 func (cm *clusterMon) resume(ctx context.Context, dec Decision) error {
-	if ctx.Err() != nil || !cm.d.isLeader() {
+	if ctx.Err() != nil || !cm.d.isLeader() || !cm.d.caughtUp.Load() {
 		return fmt.Errorf("not the leader")
+	}
+	// The decision as committed now, not as it was when this attempt was
+	// scheduled: the promotion may have been recorded since.
+	if cur, ok := cm.d.fsm.snapshot().Open[dec.Cluster]; ok && cur.Epoch == dec.Epoch {
+		dec = *cur
 	}
 	cm.d.log.Warn("resuming an interrupted failover", "cluster", dec.Cluster, "epoch", dec.Epoch, "promoted", dec.Promoted, "new", dec.NewPrimary)
 	if dec.Promoted {
@@ -324,14 +338,45 @@ func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch i
 		return
 	}
 	g := cm.d.gossip()
+	// The acknowledged report is read before leadership is confirmed: the
+	// agent trusts the lease from when it sent that report, which is then
+	// before this monitor was last known to lead. A successor counts the
+	// lease from its own election (leaseExpiry), which is later, whatever
+	// pauses or delays come after.
+	var ack uint64
+	if a, _, ok := g.agent(agreed); ok {
+		ack = a.Seq
+	}
+	r := cm.d.raft()
+	if r == nil || !verifyLeader(r, leaseVerifyTimeout) {
+		return
+	}
 	cm.leaseMu.Lock()
 	l := cm.lease.next(cm.cfg.Spec.Name, agreed, epoch, cm.cfg.VIPLease, cm.d.now(), func(server string, since time.Time) bool {
 		a, at, ok := g.agent(server)
 		return ok && !a.Holding && at.After(since)
 	})
 	cm.leaseMu.Unlock()
-	l.Leader, l.Term = cm.d.self.Name, cm.d.raft().CurrentTerm()
+	l.Leader, l.Term, l.Ack = cm.d.self.Name, r.CurrentTerm(), ack
 	g.publishLease(l)
+}
+
+// leaseVerifyTimeout bounds the leadership check before a lease renewal.
+const leaseVerifyTimeout = 500 * time.Millisecond
+
+// verifyLeader confirms with a quorum that this monitor still leads
+// (hashicorp/raft VerifyLeader), bounded: a leader that was paused or cut
+// off must not renew a lease on its stale belief.
+func verifyLeader(r *raft.Raft, timeout time.Duration) bool {
+	f := r.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // changing reports whether a failover or switchover (a manual one, or

@@ -37,8 +37,9 @@ type AgentConfig struct {
 // Agent holds the VIP, keepalived-style, if and only if its local server is
 // the agreed primary, writable, and its lease from the monitors' leader is
 // fresh. When the lease lapses because no monitor can be heard it keeps a
-// writable primary only while it can see every replica replicating from it
-// (Patroni's failsafe); otherwise it drops the VIP and fences the server.
+// writable primary only while it plus the servers following it are a
+// strict majority of the cluster's servers (the failsafe; decideAgent);
+// otherwise it drops the VIP and fences the server.
 type Agent struct {
 	cfg    AgentConfig
 	log    *slog.Logger
@@ -54,11 +55,26 @@ type Agent struct {
 	lease    LeaseMsg
 	leaseOK  bool
 	lastSent time.Time
+	// seq numbers this agent's reports; sent remembers when (monotonic)
+	// each recent one left, so a lease acknowledging a report is trusted
+	// from that moment, never from its own (possibly late) arrival.
+	seq  uint64
+	sent map[uint64]time.Time
+	// marks remember, per other server, its replication progress and
+	// when it last changed: silence, measured as the monitors measure it.
+	marks map[string]replicaMark
+	// lastWhy is the latest decision's reason, logged when it changes.
+	lastWhy string
 }
+
+// sentKept is how many recent report numbers the agent remembers.
+const sentKept = 256
 
 // NewAgent checks the configuration; Run starts the agent.
 func NewAgent(cfg AgentConfig) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now}
+	// Report numbers start from the wall clock so that a restarted agent
+	// never reuses one its previous run sent (only uniqueness matters).
+	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now, seq: uint64(time.Now().UnixNano()), sent: map[uint64]time.Time{}, marks: map[string]replicaMark{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -98,7 +114,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "server", a.cfg.Server, "cluster", a.cfg.Cluster.Spec.Name, "gossip", hostPort(a.cfg.BindAddr, a.cfg.GossipPort), "http", srv.Addr, "vip", a.cfg.VIP != nil)
 	lastJoin := time.Time{}
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTicker(agentTick)
 	defer t.Stop()
 	for {
 		if g.members() <= len(a.cfg.Monitors) && time.Since(lastJoin) > time.Second && len(addrs) > 0 {
@@ -121,48 +137,126 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// tick decides whether to hold the VIP now, and makes it so.
+// tick decides whether to hold the VIP now, and makes it so. One round
+// probes the local server and, while this server is the leased primary,
+// every other server (concurrently, bounded by agentProbeBound), then
+// decides with decideAgent. The decision is taken again, on a fresh
+// reading of the monotonic clock, right before acting: after a pause (GC,
+// SIGSTOP, a frozen VM) only a lease still fresh by this agent's own clock,
+// or evidence gathered after the pause, lets it keep writes.
 func (a *Agent) tick(ctx context.Context) {
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	st := topology.Probe(pctx, a.dialer, topology.ServerSpec{Address: a.cfg.Server})
+	name := a.cfg.Cluster.Spec.Name
+	l, _, ok := a.g.lease(name)
+	named := ok && l.Primary == a.cfg.Server
+	started := a.now()
+	pctx, cancel := context.WithTimeout(ctx, agentProbeBound)
+	var wg sync.WaitGroup
+	var st topology.ServerState
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st = topology.Probe(pctx, a.dialer, topology.ServerSpec{Address: a.cfg.Server})
+	}()
+	var others []topology.ServerState
+	if named {
+		for _, s := range a.cfg.Cluster.Spec.Servers {
+			if s.Address != a.cfg.Server {
+				others = append(others, topology.ServerState{})
+			}
+		}
+		i := 0
+		for _, s := range a.cfg.Cluster.Spec.Servers {
+			if s.Address == a.cfg.Server {
+				continue
+			}
+			wg.Add(1)
+			go func(i int, s topology.ServerSpec) {
+				defer wg.Done()
+				fctx, cancel := context.WithTimeout(pctx, followerProbeBound)
+				defer cancel()
+				others[i] = topology.Probe(fctx, a.dialer, s)
+			}(i, s)
+			i++
+		}
+	}
+	wg.Wait()
 	cancel()
 	if ctx.Err() != nil {
 		return
 	}
-	now := a.now()
-	l, recv, ok := a.g.lease(a.cfg.Cluster.Spec.Name)
-	lease := a.cfg.Lease
-	if l.LeaseMS > 0 {
-		lease = time.Duration(l.LeaseMS) * time.Millisecond
+	ev := a.evidence(started, &st, others, a.now())
+	in := agentInput{Self: a.cfg.Server, LeaseDur: a.cfg.Lease, Writable: st.Reachable && !st.ReadOnly && !st.SuperReadOnly,
+		Evidence: ev, HaveProof: named}
+	decide := func() agentDecision {
+		// The lease as it is now: one that arrived during the probes counts.
+		in.Lease, in.Received, in.HasLease = a.g.lease(name)
+		in.Anchor = a.sentAt(in.Lease.Ack)
+		in.Now = a.now()
+		return decideAgent(in)
 	}
-	fresh := ok && now.Sub(recv) < lease*2/3
-	named := ok && l.Primary == a.cfg.Server
-	writable := st.Reachable && !st.ReadOnly && !st.SuperReadOnly
-
-	hold, failsafe := false, false
-	switch {
-	case fresh && named:
-		hold = writable && !now.Before(recv.Add(time.Duration(l.WaitMS)*time.Millisecond))
-	case fresh:
-		hold = false
-	case named && writable:
-		// No word from the monitors: keep serving only while this primary
-		// demonstrably still leads its replicas.
-		if a.replicasFollowUs(ctx, &st) {
-			hold, failsafe = true, true
-		} else {
-			a.fence(ctx, &st)
-		}
+	d := decide()
+	if d.Fence {
+		a.fence(ctx, &st, d.Why)
 	}
 	a.mu.Lock()
-	a.local, a.lease, a.leaseOK, a.failsafe = st, l, fresh, failsafe
+	a.local, a.lease, a.leaseOK, a.failsafe = st, in.Lease, d.Fresh, d.Failsafe
+	changed := d.Why != a.lastWhy
+	a.lastWhy = d.Why
 	a.mu.Unlock()
-	a.apply(ctx, hold)
+	if changed {
+		a.log.Info("agent decision", "server", a.cfg.Server, "hold", d.Hold, "failsafe", d.Failsafe, "fence", d.Fence, "why", d.Why, "followers", ev.Names)
+	}
+	a.apply(ctx, d.Hold, func() bool {
+		// Right before taking the VIP: still justified by the clock now?
+		again := decide()
+		return again.Hold
+	})
+}
+
+// evidence counts this server plus the servers following it, seen from
+// this host: reachable, IO thread connected to this server (by address or
+// server_id), and not silent for longer than their heartbeat period
+// allows — the monitors' own definition (following), so a server the
+// monitors count as free of this primary is not counted here.
+func (a *Agent) evidence(started time.Time, local *topology.ServerState, others []topology.ServerState, now time.Time) failsafeEvidence {
+	e := failsafeEvidence{Started: started, Following: 1, Servers: len(a.cfg.Cluster.Spec.Servers)}
+	ms := minSilence(a.cfg.Cluster.Interval)
+	if a.cfg.Cluster.Interval <= 0 {
+		ms = minSilence(time.Second)
+	}
+	for _, st := range others {
+		c, ok := st.PrimaryConn()
+		if !st.Reachable || !ok {
+			continue
+		}
+		addr := st.Spec.Address
+		key := replicationKey(c)
+		m, seen := a.marks[addr]
+		if !seen || m.key != key {
+			m = replicaMark{key: key, changed: now}
+			a.marks[addr] = m
+		}
+		ours := c.Source() == a.cfg.Server || (c.SourceServerID != 0 && c.SourceServerID == local.ServerID)
+		hb := time.Duration(c.HeartbeatSecs * float64(time.Second))
+		if ours && following(c.IORunning(), now.Sub(m.changed), hb, ms) {
+			e.Following++
+			e.Names = append(e.Names, addr)
+		}
+	}
+	return e
+}
+
+// sentAt is when this agent sent report seq (zero if it does not remember).
+func (a *Agent) sentAt(seq uint64) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent[seq]
 }
 
 // apply adds or removes the VIP to match hold, and tells the monitors.
-func (a *Agent) apply(ctx context.Context, hold bool) {
+func (a *Agent) apply(ctx context.Context, hold bool, stillHold func() bool) {
 	if a.vip == nil {
+		a.publish(false)
 		return
 	}
 	present, err := a.vip.Present()
@@ -172,6 +266,9 @@ func (a *Agent) apply(ctx context.Context, hold bool) {
 	}
 	switch {
 	case hold && !present:
+		if stillHold != nil && !stillHold() {
+			return // the clock moved on (a pause?): decide again next round
+		}
 		if err := a.vip.Acquire(ctx); err != nil {
 			a.log.Error("agent: cannot take the VIP", "err", err)
 			return
@@ -187,67 +284,47 @@ func (a *Agent) apply(ctx context.Context, hold bool) {
 		a.log.Warn("VIP released", "server", a.cfg.Server, "vip", a.cfg.VIP.Address)
 	}
 	a.mu.Lock()
-	changed := a.holding != present
 	a.holding = present
-	due := changed || a.now().Sub(a.lastSent) > time.Second
-	if due {
-		a.lastSent = a.now()
-	}
+	a.lastSent = a.now()
 	a.mu.Unlock()
-	if due {
-		a.publish(present)
-	}
+	// Every round: each report is numbered, and the leader's next lease
+	// acknowledges the latest it heard, which is what the lease is
+	// trusted from.
+	a.publish(present)
 }
 
 func (a *Agent) publish(holding bool) {
 	a.mu.Lock()
 	epoch, st := a.lease.Epoch, a.local
+	a.seq++
+	seq := a.seq
+	a.sent[seq] = a.now()
+	delete(a.sent, seq-sentKept)
 	a.mu.Unlock()
 	a.g.publishAgent(AgentMsg{Cluster: a.cfg.Cluster.Spec.Name, Server: a.cfg.Server, Holding: holding, Epoch: epoch,
-		ReadOnly: st.Reachable && (st.ReadOnly || st.SuperReadOnly), LocalDown: !st.Reachable && !st.Answered})
-}
-
-// replicasFollowUs is the failsafe test, made from this host: this server
-// plus the servers replicating from it (reachable, IO thread connected,
-// source = this server) must be a strict majority of the cluster's servers.
-// Servers follow exactly one source, so at most one side of any partition
-// can pass; a primary cut off from its replicas fails and is fenced, while
-// losing one replica (or all monitors) does not take writes down.
-func (a *Agent) replicasFollowUs(ctx context.Context, local *topology.ServerState) bool {
-	following := 1
-	total := len(a.cfg.Cluster.Spec.Servers)
-	for _, s := range a.cfg.Cluster.Spec.Servers {
-		if s.Address == a.cfg.Server {
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		st := topology.Probe(pctx, a.dialer, s)
-		cancel()
-		c, ok := st.PrimaryConn()
-		if !st.Reachable || !ok || !c.IORunning() {
-			continue
-		}
-		if c.Source() == a.cfg.Server || (c.SourceServerID != 0 && c.SourceServerID == local.ServerID) {
-			following++
-		}
-	}
-	return following*2 > total
+		ReadOnly: st.Reachable && (st.ReadOnly || st.SuperReadOnly), LocalDown: !st.Reachable && !st.Answered, Seq: seq})
 }
 
 // fence sets read_only on the local server: its lease lapsed and it cannot
 // show that it still leads its replicas, so another primary may exist.
-func (a *Agent) fence(ctx context.Context, st *topology.ServerState) {
-	q, err := a.dialer.Dial(ctx, a.cfg.Server)
+func (a *Agent) fence(ctx context.Context, st *topology.ServerState, why string) {
+	fctx, cancel := context.WithTimeout(ctx, agentFenceBound)
+	defer cancel()
+	q, err := a.dialer.Dial(fctx, a.cfg.Server)
 	if err != nil {
+		a.log.Error("cannot fence the local server", "server", a.cfg.Server, "why", why, "err", err)
 		return
 	}
 	defer q.Close()
 	for _, stmt := range st.Dialect.SetReadOnly(true) {
-		if err = q.Exec(ctx, stmt); err != nil {
+		if err = q.Exec(fctx, stmt); err != nil {
 			break
 		}
 	}
-	a.log.Warn("lease lapsed and the replicas do not follow this server: fenced it (read_only=1)", "server", a.cfg.Server, "err", err)
+	if err == nil {
+		st.ReadOnly = true
+	}
+	a.log.Warn("fenced the local server (read_only=1)", "server", a.cfg.Server, "why", why, "err", err)
 }
 
 // agentStatus is the health endpoints' JSON body.

@@ -92,7 +92,7 @@ func (d *Daemon) handler() http.Handler {
 		if len(verdict.Warnings) > 0 {
 			hb.Status, hb.Message, hb.Fix = failover.Warn, strings.Join(verdict.Warnings, "; "), "CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1 on each replica named"
 		}
-		checks = append(checks, hb)
+		checks = append(checks, hb, ServerMajorityCheck(len(cm.cfg.Spec.Servers)))
 		if n := len(d.cfg.Monitors); n < 3 {
 			checks = append(checks, failover.Check{Name: "monitors", Status: failover.Warn,
 				Message: fmt.Sprintf("%d monitor(s) configured: with fewer than 3, losing one stops automatic failover or leaves no quorum", n),

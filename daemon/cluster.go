@@ -230,12 +230,16 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	for _, p := range cm.d.gossip().views()[cm.cfg.Spec.Name+"|"+primary] {
 		in.Peers = append(in.Peers, PeerView{Monitor: p.Monitor, Reachable: p.Reachable, DownFor: time.Duration(p.DownForMS) * time.Millisecond, Age: p.Age})
 	}
+	// Every other configured server counts for the server-majority rule;
+	// those replicating from another source (or none) are free of the
+	// primary whatever their threads say.
+	in.Servers = len(snap.Servers)
 	for _, v := range snap.Servers {
-		if v.Source != primary || v.Spec.Address == primary {
+		if v.Spec.Address == primary {
 			continue
 		}
-		rv := ReplicaView{Address: v.Spec.Address, Reachable: v.Reachable, SilentFor: silent[v.Spec.Address]}
-		if c, ok := v.PrimaryConn(); ok {
+		rv := ReplicaView{Address: v.Spec.Address, Reachable: v.Reachable, SilentFor: silent[v.Spec.Address], NotReplica: v.Source != primary}
+		if c, ok := v.PrimaryConn(); ok && !rv.NotReplica {
 			rv.IORunning = c.IORunning()
 			rv.HeartbeatPeriod = time.Duration(c.HeartbeatSecs * float64(time.Second))
 		}

@@ -97,8 +97,23 @@ func TestFenceGate(t *testing.T) {
 		{"fenced over SQL", func(e *fenceEvidence) { e.SQLFenced = true }, true, ""},
 		{"shutdown_script", func(e *fenceEvidence) { e.ShutdownScript = true }, true, ""},
 		{"agent confirmed", func(e *fenceEvidence) { e.Agents, e.AgentFenced, e.LeaseExpires = true, true, now.Add(time.Second) }, true, ""},
-		{"agents, lease still running", func(e *fenceEvidence) { e.Agents, e.LeaseExpires = true, now.Add(time.Second) }, false, "lease runs"},
-		{"agents, lease expired", func(e *fenceEvidence) { e.Agents, e.LeaseExpires = true, now.Add(-time.Millisecond) }, true, ""},
+		{"agents, lease still running", func(e *fenceEvidence) {
+			e.Agents, e.LeaseExpires, e.DeadSince = true, now.Add(time.Second), now.Add(-time.Minute)
+		}, false, "lease or failsafe may hold it writable for 1s more"},
+		{"agents, lease expired", func(e *fenceEvidence) {
+			e.Agents, e.LeaseExpires, e.DeadSince = true, now.Add(-time.Millisecond), now.Add(-failsafeSettle)
+		}, true, ""},
+		// The server-majority rule was first seen to hold just now: the old
+		// agent may keep writes on failsafe evidence gathered before it.
+		{"agents, lease expired, failsafe may still hold", func(e *fenceEvidence) {
+			e.Agents, e.LeaseExpires, e.DeadSince = true, now.Add(-time.Minute), now.Add(-time.Second)
+		}, false, "failsafe may hold it writable for 2.2s more"},
+		{"agents, lease expired, never judged dead here", func(e *fenceEvidence) {
+			e.Agents, e.LeaseExpires = true, now.Add(-time.Minute)
+		}, false, "failsafe"},
+		{"agent confirmed beats a running failsafe", func(e *fenceEvidence) {
+			e.Agents, e.AgentFenced, e.LeaseExpires, e.DeadSince = true, true, now.Add(time.Minute), now
+		}, true, ""},
 		{"agent report without agents configured counts for nothing", func(e *fenceEvidence) { e.AgentFenced = true }, false, "no agents"},
 	} {
 		e := base

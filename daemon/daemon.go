@@ -73,6 +73,11 @@ type Config struct {
 	RaftStores      *RaftStores
 	Dialer          func(topology.ClusterSpec) topology.Dialer
 	LibLogs         io.Writer // memberlist and raft output
+	// Crash, when set, is handed to the failover executor
+	// (failover.Executor.Crash): called at every step boundary, it lets
+	// tests stop the leader exactly there. The caller decides (the daemon
+	// reads no environment).
+	Crash func(point string)
 }
 
 // RaftStores are raft's stores, replaced by in-memory ones in tests.
@@ -96,7 +101,11 @@ type Daemon struct {
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
 	// safe point.
-	leadMu      sync.Mutex
+	leadMu sync.Mutex
+	// caughtUp is set once this leader's post-election barrier has applied
+	// every committed entry: before that its FSM may miss what the previous
+	// leader committed (a promotion), so it must not act on it.
+	caughtUp    atomic.Bool
 	leadCtx     context.Context
 	leadCancel  context.CancelFunc
 	leaderSince time.Time
@@ -319,6 +328,7 @@ func (d *Daemon) setLeading(ctx context.Context, leading bool) {
 		d.leadCtx, d.leadCancel = context.WithCancel(ctx)
 		d.leaderSince = d.now()
 	case !leading && d.leadCtx != nil:
+		d.caughtUp.Store(false)
 		d.leadCancel()
 		d.leadCtx, d.leadCancel = nil, nil
 		d.log.Warn("lost leadership: cancelling anything this monitor runs as leader", "name", d.self.Name)
@@ -344,6 +354,12 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		case <-tick.C:
 			if !d.isLeader() {
 				d.setLeading(ctx, false)
+			} else if !d.caughtUp.Load() && d.leaderSinceTime().Before(d.now().Add(-5*time.Second)) {
+				// The barrier after the election failed but this monitor
+				// still leads: try again (lead() resumes open decisions).
+				if d.raft().Barrier(time.Second).Error() == nil {
+					d.caughtUp.Store(true)
+				}
 			}
 		case isLeader := <-d.raft().LeaderCh():
 			d.met.leader.Set(b2f(isLeader))
@@ -351,12 +367,14 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				d.setLeading(ctx, false)
 				continue
 			}
+			d.caughtUp.Store(false)
 			d.setLeading(ctx, true)
 			d.log.Info("became leader", "name", d.self.Name)
 			if err := d.raft().Barrier(5 * time.Second).Error(); err != nil {
 				d.log.Warn("barrier after election failed", "err", err)
 				continue
 			}
+			d.caughtUp.Store(true)
 			for cluster, dec := range d.fsm.snapshot().Open {
 				d.mu.RLock()
 				cm := d.clusters[cluster]

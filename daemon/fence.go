@@ -40,7 +40,11 @@ type fenceEvidence struct {
 	Agents       bool      // vip.method: agent: an agent fences its server when its lease lapses
 	AgentFenced  bool      // the old primary's agent reported it released the VIP and the server is read-only or down
 	LeaseExpires time.Time // when the old primary's lease surely ends (monitors' clock); zero: never leased
-	Now          time.Time
+	// DeadSince is when this monitor first judged the primary dead (a
+	// majority of servers free of it). Its agent may keep it writable on
+	// failsafe evidence older than that for up to failsafeSettle.
+	DeadSince time.Time
+	Now       time.Time
 }
 
 // fenceGate decides whether promoting is allowed under the fencing policy,
@@ -58,12 +62,18 @@ func fenceGate(e fenceEvidence) (bool, string) {
 		return true, "shutdown_script configured: the failover stops before promotion if it fails"
 	case e.Agents && e.AgentFenced:
 		return true, "the old primary's agent released the VIP and reports its server read-only or down"
-	case e.Agents && !e.Now.Before(e.LeaseExpires):
-		return true, "the old primary's VIP lease has expired: its agent fences it"
+	case e.Agents && !e.Now.Before(e.LeaseExpires) && !e.DeadSince.IsZero() && !e.Now.Before(e.DeadSince.Add(failsafeSettle)):
+		return true, "the old primary's VIP lease has expired and no failsafe evidence can still hold: its agent fenced it"
 	}
 	why := []string{fmt.Sprintf("failover.fencing is require and %s may still be writable: not reachable over SQL (%s), no shutdown_script", e.OldPrimary, e.SQLErr)}
 	if e.Agents {
-		why = append(why, fmt.Sprintf("its agent has not reported it fenced and its lease runs for %s more", e.LeaseExpires.Sub(e.Now).Round(time.Millisecond)))
+		left := e.LeaseExpires.Sub(e.Now)
+		if e.DeadSince.IsZero() {
+			left = max(left, failsafeSettle)
+		} else {
+			left = max(left, e.DeadSince.Add(failsafeSettle).Sub(e.Now))
+		}
+		why = append(why, fmt.Sprintf("its agent has not reported it fenced and its lease or failsafe may hold it writable for %s more", left.Round(time.Millisecond)))
 	} else {
 		why = append(why, "no agents (vip.method: agent) to fence it; configure shutdown_script or agents, or set failover.fencing: best_effort")
 	}
@@ -96,6 +106,9 @@ func (cm *clusterMon) fenced(ctx context.Context, snap *topology.Snapshot, old s
 			e.AgentFenced = true
 		}
 		e.LeaseExpires = cm.leaseExpiry(old)
+		cm.mu.Lock()
+		e.DeadSince = cm.lastDead
+		cm.mu.Unlock()
 	}
 	return fenceGate(e)
 }
@@ -126,19 +139,21 @@ func (cm *clusterMon) fenceSQL(ctx context.Context, snap *topology.Snapshot, old
 }
 
 // leaseExpiry is when the VIP lease of server surely ends, on the monitors'
-// side: the full lease from when this leader last sent it, or, if this
-// leader never leased it, a lease plus a margin from when it took over.
+// side: leaseEnd from when this leader last sent it, or, if this leader
+// never leased it, leaseEnd plus a margin from when it took over (its
+// predecessor acknowledged reports received before it was deposed, so
+// before this leader's election).
 func (cm *clusterMon) leaseExpiry(server string) time.Time {
 	cm.leaseMu.Lock()
 	defer cm.leaseMu.Unlock()
 	t := &cm.lease
 	switch {
 	case t.holder == server && !t.lastSent.IsZero():
-		return t.lastSent.Add(cm.cfg.VIPLease)
+		return leaseEnd(t.lastSent, cm.cfg.VIPLease)
 	case t.oldHolder == server:
 		return t.oldExpires
 	}
-	return cm.d.leaderSinceTime().Add(cm.cfg.VIPLease + leaseMargin)
+	return leaseEnd(cm.d.leaderSinceTime(), cm.cfg.VIPLease+leaseMargin)
 }
 
 func (cm *clusterMon) setFenceRefusal(why string) {

@@ -54,6 +54,11 @@ type LeaseMsg struct {
 	WaitMS  int64  `json:"w"`
 	Leader  string `json:"ld,omitempty"`
 	Term    uint64 `json:"tm,omitempty"`
+	// Ack is the Seq of the holder agent's latest report the leader had
+	// heard before it confirmed its leadership and sent this lease: the
+	// agent trusts the lease from when it sent that report, so delays
+	// and pauses only ever shorten its trust.
+	Ack uint64 `json:"ak,omitempty"`
 }
 
 // leaseAcceptable decides whether a lease sent by sender may replace the
@@ -88,6 +93,15 @@ type AgentMsg struct {
 	Epoch     int64  `json:"e"`
 	ReadOnly  bool   `json:"ro,omitempty"`
 	LocalDown bool   `json:"down,omitempty"`
+	// Seq numbers the agent's reports; a lease acknowledges the latest
+	// its leader heard (LeaseMsg.Ack).
+	Seq uint64 `json:"q,omitempty"`
+}
+
+// sameAgentReport: the same report but for its number.
+func sameAgentReport(a, b AgentMsg) bool {
+	a.Seq, b.Seq = 0, 0
+	return a == b
 }
 
 type leaseState struct {
@@ -532,11 +546,15 @@ func (g *gossip) store(b []byte) {
 			return
 		}
 		g.mu.Lock()
-		_, known := g.agents[m.Agent.Server]
-		if known || !g.full(len(g.agents)) {
+		prev, had := g.agents[m.Agent.Server]
+		if had || !g.full(len(g.agents)) {
 			g.agents[m.Agent.Server] = agentState{msg: *m.Agent, received: now}
 		}
 		cb := g.onAgent
+		// Agents report every round; only a change is worth waking for.
+		if had && sameAgentReport(prev.msg, *m.Agent) {
+			cb = nil
+		}
 		g.mu.Unlock()
 		if cb != nil {
 			go cb(*m.Agent)

@@ -19,13 +19,13 @@ type leaseTracker struct {
 func (t *leaseTracker) next(cluster, primary string, epoch int64, lease time.Duration, now time.Time, released func(server string, since time.Time) bool) LeaseMsg {
 	if primary != t.holder {
 		if t.holder != "" {
-			t.oldHolder, t.oldExpires = t.holder, t.lastSent.Add(lease)
+			t.oldHolder, t.oldExpires = t.holder, leaseEnd(t.lastSent, lease)
 		}
 		t.holder = primary
 	}
 	var wait time.Duration
 	if t.oldHolder != "" && t.oldHolder != primary {
-		if released(t.oldHolder, t.oldExpires.Add(-lease)) {
+		if released(t.oldHolder, t.oldExpires.Add(-lease-agentReaction)) {
 			t.oldHolder = ""
 		} else if left := t.oldExpires.Sub(now); left > 0 {
 			wait = left

@@ -14,12 +14,13 @@ func TestLeaseHandover(t *testing.T) {
 		t.Fatalf("first lease %+v", l)
 	}
 	// The primary changes 1 s after the last renewal of db1: db2 must wait
-	// the 2 s db1's lease may still run.
+	// the 2 s db1's lease may still run, plus the time db1's agent takes
+	// to notice and fence.
 	l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(time.Second), never)
-	if l.Primary != "db2" || l.WaitMS != 2000 {
-		t.Fatalf("handover lease %+v, want a 2000 ms wait", l)
+	if want := (2*time.Second + agentReaction).Milliseconds(); l.Primary != "db2" || l.WaitMS != want {
+		t.Fatalf("handover lease %+v, want a %d ms wait", l, want)
 	}
-	if l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(2500*time.Millisecond), never); l.WaitMS != 500 {
+	if l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(2500*time.Millisecond), never); l.WaitMS != (500*time.Millisecond + agentReaction).Milliseconds() {
 		t.Fatalf("wait must shrink: %+v", l)
 	}
 	// Once db1's agent confirms the release, no more waiting.
@@ -29,7 +30,7 @@ func TestLeaseHandover(t *testing.T) {
 	if l := tr2.next("c", "db2", 2, 3*time.Second, t0.Add(100*time.Millisecond), released); l.WaitMS != 0 {
 		t.Fatalf("released: %+v", l)
 	}
-	if l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(4*time.Second), never); l.WaitMS != 0 {
+	if l := tr.next("c", "db2", 2, 3*time.Second, t0.Add(3*time.Second+agentReaction), never); l.WaitMS != 0 {
 		t.Fatalf("after expiry: %+v", l)
 	}
 }

@@ -32,7 +32,7 @@ func (p *progress) observe(s *topology.Snapshot, now time.Time) map[string]time.
 		if !ok || !v.Reachable {
 			continue
 		}
-		key := c.GTIDIOPos.String() + "|" + c.RetrievedSet.String() + "|" + c.ReadCoord.String() + "|" + strconv.FormatInt(c.Heartbeats, 10)
+		key := replicationKey(c)
 		m, seen := p.last[v.Spec.Address]
 		if !seen || m.key != key {
 			// When this server was read, not when the whole discovery ended
@@ -47,4 +47,10 @@ func (p *progress) observe(s *topology.Snapshot, now time.Time) map[string]time.
 		out[v.Spec.Address] = now.Sub(m.changed)
 	}
 	return out
+}
+
+// replicationKey changes whenever a replica receives something from its
+// source: an event (positions move) or a heartbeat (the counter moves).
+func replicationKey(c *topology.ReplicaConn) string {
+	return c.GTIDIOPos.String() + "|" + c.RetrievedSet.String() + "|" + c.ReadCoord.String() + "|" + strconv.FormatInt(c.Heartbeats, 10)
 }

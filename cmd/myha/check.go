@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/myha/myha/config"
+	"github.com/myha/myha/daemon"
 	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
 )
@@ -44,6 +45,8 @@ func (a *app) checkCommand() *cobra.Command {
 			worst := failover.OK
 			for i, c := range clusters {
 				r := runCheck(cmd.Context(), c, failover.Store{Dir: cfg.StateDir}, a.log)
+				r.Checks = append(r.Checks, daemon.ServerMajorityCheck(len(c.Servers)))
+				r.Status = failover.Summarize(r.Checks)
 				if n := len(cfg.Monitors); n < 3 {
 					r.Checks = append(r.Checks, failover.Check{Name: "monitors", Status: failover.Warn,
 						Message: fmt.Sprintf("%d monitor(s) configured: fewer than 3 cannot lose one and keep a quorum for automatic failover", n),

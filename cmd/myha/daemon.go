@@ -103,7 +103,9 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 	}
 	sec := cfg.Security
 	dc := daemon.Config{Self: name, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: sec.GossipLabel,
-		APIToken: sec.APIToken.Value(), APIReadToken: sec.APIReadToken.Value(), Insecure: sec.Insecure, Log: log}
+		APIToken: sec.APIToken.Value(), APIReadToken: sec.APIReadToken.Value(), Insecure: sec.Insecure, Log: log,
+		// Failure injection for tests, as for myha failover.
+		Crash: crashAt(os.Getenv("MYHA_CRASH_AT"), os.Stderr)}
 	if sec.GossipKey != "" {
 		k, err := config.DecodeGossipKey(sec.GossipKey)
 		if err != nil {

@@ -37,6 +37,9 @@ type monitorsLab struct {
 	procs map[string]*exec.Cmd
 	logs  map[string]*os.File
 	dir   string
+	// monEnv is added to the environment of monitors (re)started after it
+	// is set (MYHA_CRASH_AT).
+	monEnv []string
 }
 
 func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
@@ -91,7 +94,7 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 			if t.Failed() {
 				t.Logf("%s exited: %v", name, err)
 				b, rerr := os.ReadFile(m.logs[name].Name())
-				t.Logf("--- %s log (%s, %v) ---\n%s", name, m.logs[name].Name(), rerr, tail(string(b), 3000))
+				t.Logf("--- %s log (%s, %v) ---\n%s", name, m.logs[name].Name(), rerr, tail(string(b), 30000))
 			}
 		}
 	})
@@ -113,6 +116,9 @@ func (m *monitorsLab) start(t *testing.T, h *lab.Host, args ...string) {
 	}
 	cmd := h.Command(context.Background(), myhaBin, append(args, "--config", m.cfg, "--log-level", "info")...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if args[0] == "daemon" && len(m.monEnv) > 0 {
+		cmd.Env = append(os.Environ(), m.monEnv...)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

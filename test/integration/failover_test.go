@@ -18,6 +18,7 @@ import (
 
 // ReportJSON is the part of a failover report the tests read.
 type ReportJSON struct {
+	Epoch           int64    `json:"epoch"`
 	Result          string   `json:"result"`
 	OldPrimary      string   `json:"old_primary"`
 	NewPrimary      string   `json:"new_primary"`

@@ -24,6 +24,13 @@ type vipLab struct {
 
 func startVIPLab(t *testing.T, opts lab.Options) *vipLab {
 	t.Helper()
+	return startVIPLabEnv(t, opts, nil)
+}
+
+// startVIPLabEnv also gives the monitors extra environment (MYHA_CRASH_AT)
+// from their final start on, before the agents join them.
+func startVIPLabEnv(t *testing.T, opts lab.Options, monEnv []string) *vipLab {
+	t.Helper()
 	opts.Hosts = append(opts.Hosts, "client")
 	// The lab's subnet is only known once it is up: take the id from a probe.
 	m := startMonitorsLabVIP(t, opts, "", "    vip:\n      address: VIPADDR/24\n      interface: eth0\n      garp_delay: 1s\n")
@@ -32,6 +39,7 @@ func startVIPLab(t *testing.T, opts lab.Options) *vipLab {
 	writeFile(m.cfg, strings.Replace(b, "VIPADDR", vipIP, 1))
 	// Monitors started before the VIP address was filled in: restart them
 	// on the final config.
+	m.monEnv = monEnv
 	for _, h := range m.mons {
 		m.kill(h.Name)
 		m.start(t, h)
