@@ -179,6 +179,14 @@ func (c *command) validate(st *fsmState) error {
 		if c.Cluster == "" || c.Primary == "" || long(c.Cluster, c.Primary) {
 			return errors.New("primary: cluster and primary are required")
 		}
+	case "action":
+		a := c.Action
+		switch {
+		case a == nil || c.Cluster == "":
+			return errors.New("action: cluster and action are required")
+		case a.Kind == "" || long(c.Cluster, string(a.Kind), a.Server, c.Leader) || len(a.Reason) > 4*maxField:
+			return errors.New("action: kind required, fields bounded")
+		}
 	default:
 		return fmt.Errorf("unknown op %q", c.Op)
 	}

@@ -191,3 +191,18 @@ func FuzzFSMApply(f *testing.F) {
 		_ = fs.snapshot()
 	})
 }
+
+// The corrections journal (op "action") passes validation; a malformed one
+// does not.
+func TestFSMAcceptsJournalledActions(t *testing.T) {
+	f := newFSM()
+	if r := apply(t, f, command{Op: "action", Cluster: "c", Action: &Action{Kind: "make_writable", Server: "db1", Reason: "restarted"}}); r != nil {
+		t.Fatalf("a journalled correction was refused: %v", r)
+	}
+	if n := len(f.snapshot().Journal); n != 1 {
+		t.Fatalf("%d journal entries, want 1", n)
+	}
+	if r := apply(t, f, command{Op: "action", Cluster: "c"}); r == nil {
+		t.Fatal("an action without an action was accepted")
+	}
+}
