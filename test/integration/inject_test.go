@@ -147,3 +147,55 @@ func inProcess(t *testing.T, cfgPath string) (*config.Config, config.Cluster, to
 	}
 	return cfg, c, spec, topo.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}
 }
+
+// The old primary was down at discovery and answers again when the
+// failover fences it: the fence must speak its dialect (MariaDB has no
+// super_read_only; a zero dialect sent MySQL syntax and failed the
+// failover), so it is fenced and the failover completes.
+func TestFailoverFencesAReturningPrimaryInItsDialect(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Servers: 3})
+	cfgPath := haConfig(t, l, "", nil)
+	db1 := l.Server("db1")
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, db1.Exec(ctx, "INSERT INTO lab.w VALUES (1, NOW(6))"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	must(t, db1.Kill())
+	cfg, c, spec, dialer := inProcess(t, cfgPath)
+	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second}
+	var plan failover.Plan
+	var snap topo.Snapshot
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		snap = topo.Discover(ctx, spec, dialer)
+		plan = failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover})
+		if plan.OK() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // replicas have not noticed the kill yet
+	}
+	if !plan.OK() {
+		t.Fatalf("plan blocked: %v", plan.Blockers)
+	}
+	ex := &failover.Executor{
+		Dialer: dialer, Repl: topo.Credentials{User: lab.ReplUser, Password: lab.ReplPass}, Policy: pol,
+		Store:      &failover.Store{Dir: cfg.StateDir},
+		Rediscover: func(ctx context.Context) topo.Snapshot { return topo.Discover(ctx, spec, dialer) },
+		BeforeStep: func(s failover.Step) {
+			if s.Kind == failover.StepFence {
+				must(t, db1.Start(ctx)) // back, read-only as configured, before the fence
+			}
+		},
+	}
+	rep := ex.Execute(ctx, &snap, &plan)
+	if rep.Result != failover.ResultSuccess || !rep.Promoted {
+		t.Fatalf("failover with the old primary back at the fence: %s %q (steps %+v)", rep.Result, rep.Error, rep.Steps)
+	}
+	for _, s := range rep.Steps {
+		if s.Kind == failover.StepFence && !strings.Contains(s.Note, "read_only=1") {
+			t.Fatalf("the returning old primary was not fenced over SQL: %q", s.Note)
+		}
+	}
+	if ro := mustQ(t, db1, "SELECT @@read_only"); ro != "1" {
+		t.Fatal("the old primary is writable after the failover")
+	}
+}
