@@ -29,16 +29,7 @@ func TestFailoverCandidateDiesMidway(t *testing.T) {
 
 	cfg, c, spec, dialer := inProcess(t, cfgPath)
 	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second}
-	var plan failover.Plan
-	var snap topo.Snapshot
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		snap = topo.Discover(ctx, spec, dialer)
-		plan = failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover})
-		if plan.OK() || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // replicas have not noticed the kill yet
-	}
+	snap, plan := planWhenConfirmed(t, spec, dialer, pol)
 	if plan.NewPrimary != db2.Addr() {
 		t.Fatalf("plan chose %s, want db2 (blockers %v)", plan.NewPrimary, plan.Blockers)
 	}
@@ -163,16 +154,7 @@ func TestFailoverFencesAReturningPrimaryInItsDialect(t *testing.T) {
 	must(t, db1.Kill())
 	cfg, c, spec, dialer := inProcess(t, cfgPath)
 	pol := failover.Policy{MaxLag: c.Failover.MaxLag, CatchupTimeout: 5 * time.Second}
-	var plan failover.Plan
-	var snap topo.Snapshot
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		snap = topo.Discover(ctx, spec, dialer)
-		plan = failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover})
-		if plan.OK() || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // replicas have not noticed the kill yet
-	}
+	snap, plan := planWhenConfirmed(t, spec, dialer, pol)
 	if !plan.OK() {
 		t.Fatalf("plan blocked: %v", plan.Blockers)
 	}
@@ -197,5 +179,20 @@ func TestFailoverFencesAReturningPrimaryInItsDialect(t *testing.T) {
 	}
 	if ro := mustQ(t, db1, "SELECT @@read_only"); ro != "1" {
 		t.Fatal("the old primary is writable after the failover")
+	}
+}
+
+// planWhenConfirmed discovers and plans a dead-primary failover until the
+// replicas have noticed the kill (the plan rightly refuses before).
+func planWhenConfirmed(t *testing.T, spec topo.ClusterSpec, dialer topo.SQLDialer, pol failover.Policy) (topo.Snapshot, failover.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		snap := topo.Discover(ctx, spec, dialer)
+		plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover})
+		if plan.OK() || time.Now().After(deadline) {
+			return snap, plan
+		}
+		time.Sleep(50 * time.Millisecond) // replicas have not noticed the kill yet
 	}
 }

@@ -292,11 +292,7 @@ func TestFailoverTwoGTIDDomains(t *testing.T) {
 // primary side on, lossless (AFTER_SYNC), although the old one cannot be
 // asked.
 func TestFailoverKeepsSemiSyncAfterDeadPrimary(t *testing.T) {
-	ctx := context.Background()
-	l := lab.New(t, lab.Options{Servers: 3, SemiSync: true})
-	cfg := haConfig(t, l, "", nil)
-	must(t, l.CreateWriteTable(ctx, "w"))
-	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	l, cfg := labWithTable(t, lab.Options{Servers: 3, SemiSync: true}, "")
 	must(t, l.Server("db1").Kill())
 	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
 	if r.code != 0 || !rep.Promoted {
@@ -691,11 +687,8 @@ func TestFailoverForceOnLivePrimaryWaitsForItsLastTransactions(t *testing.T) {
 // discards them (MariaDB). The failover must name that loss and refuse.
 func TestFailoverRefusesToDropAStrandedRelayLog(t *testing.T) {
 	ctx := context.Background()
-	l := lab.New(t, lab.Options{Servers: 3})
-	cfg := haConfig(t, l, "", nil)
+	l, cfg := labWithTable(t, lab.Options{Servers: 3}, "")
 	db1, db2, db3 := l.Server("db1"), l.Server("db2"), l.Server("db3")
-	must(t, l.CreateWriteTable(ctx, "w"))
-	must(t, l.WaitReplicated(ctx, 10*time.Second))
 	must(t, db3.Exec(ctx, "STOP SLAVE SQL_THREAD"))
 	must(t, db2.Exec(ctx, "STOP SLAVE IO_THREAD"))
 	insertRows(t, db1, "w", 1, 30)
@@ -904,4 +897,16 @@ func TestFailoverCrashAfterCatchUpLeavesNoReplicaBehind(t *testing.T) {
 	if n := mustQ(t, newP, "SELECT COUNT(*) FROM lab.w"); n != "30" {
 		t.Fatalf("new primary %s has %s rows, want 30", newP.Name, n)
 	}
+}
+
+// labWithTable starts a lab with a failover config and the writers' table
+// lab.w, replicated everywhere.
+func labWithTable(t *testing.T, opts lab.Options, failoverYAML string) (*lab.Lab, string) {
+	t.Helper()
+	ctx := context.Background()
+	l := lab.New(t, opts)
+	cfg := haConfig(t, l, failoverYAML, nil)
+	must(t, l.CreateWriteTable(ctx, "w"))
+	must(t, l.WaitReplicated(ctx, 10*time.Second))
+	return l, cfg
 }
