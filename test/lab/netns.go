@@ -111,10 +111,10 @@ func SweepLeftovers() {
 type Info struct {
 	ID         int
 	Dir        string
-	Subnet     string
-	UID        int  // -1 when the lab recorded no uid (made by an older labctl)
-	Persistent bool // made by labctl up; otherwise owned by a test process
-	Alive      bool // a test process that owns it is still running
+	Subnet     string // 198.18.<id>.0/24, or 127.0.0.1 for a loopback lab
+	UID        int    // -1 when the lab recorded no uid (made by an older labctl)
+	Persistent bool   // made by labctl up; otherwise owned by a test process
+	Alive      bool   // a test process that owns it is still running
 }
 
 // List describes every lab under the lab root, lowest number first.
@@ -133,6 +133,9 @@ func list(dir string) []Info {
 			if u, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 				in.UID = u
 			}
+		}
+		if b, err := os.ReadFile(filepath.Join(in.Dir, "servers")); err == nil && strings.Contains(string(b), " -\n") {
+			in.Subnet = "127.0.0.1" // a loopback lab has no subnet of its own
 		}
 		tok, _ := os.ReadFile(filepath.Join(in.Dir, "owner"))
 		in.Persistent = string(tok) == "persistent"
