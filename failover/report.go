@@ -76,7 +76,7 @@ func (r *Report) WriteTimeline(w io.Writer) {
 		fmt.Fprintf(w, "  %9s %-21s %-22s %-8s %9s  %s\n", "+"+fmtMS(s.StartMS), s.Kind, s.Server, s.Status, fmtMS(s.DurationMS), s.Note)
 	}
 	if r.WritableAfterMS != nil {
-		fmt.Fprintf(w, "  new primary writable %s after the start\n", fmtMS(*r.WritableAfterMS))
+		fmt.Fprintf(w, "  new primary writable %s after the failover started (detection time not included)\n", fmtMS(*r.WritableAfterMS))
 	}
 	if r.WriteBlockedMS != nil {
 		fmt.Fprintf(w, "  writes were blocked for %s (read_only=1 on the old primary → read_only=0 on the new)\n", fmtMS(*r.WriteBlockedMS))

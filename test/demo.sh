@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # make demo: myha's main job on a local lab it sets up itself. Three
 # monitors (myha daemon) watch three real MariaDB servers; the primary is
-# killed with kill -9 and the monitors fail over by themselves.
+# killed with kill -9 while a client writes rows, and the monitors fail over
+# by themselves. The demo uses, and removes, only the lab it created.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cfg=$(mktemp /tmp/myha-demo-XXXX.yaml)
 pids=()
+id=
 cleanup() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  bin/labctl down >/dev/null
+  if [ -n "$id" ]; then bin/labctl down -id "$id"; fi
   rm -f "$cfg"
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "Starting a lab: 3 MariaDB 10.11 servers (one primary, two replicas) and 3 monitor hosts"
-bin/labctl up -monitors -config "$cfg"
-lab=$(ls -d /tmp/myha-lab/[0-9]* | head -1)
-id=$(basename "$lab")
+up=$(bin/labctl up -monitors -config "$cfg")
+id=$(awk '/^lab: /{print $2}' <<<"$up")
+lab=$(awk '/^dir: /{print $2}' <<<"$up")
+grep -v '^remove it with' <<<"$up"
+[ -n "$id" ] && [ -d "$lab" ] || { echo "demo: labctl up did not say which lab it made" >&2; exit 1; }
 
 step "Starting three monitors: myha daemon --name monN"
 for m in mon1 mon2 mon3; do
@@ -44,19 +48,32 @@ bin/myha topology --config "$cfg"
 step "myha check (failures and warnings only; the full report lists every check)"
 bin/myha check --config "$cfg" | grep -E "WARN|FAIL|^  new primary|is healthy|NOT healthy" || true
 
-step "kill -9 the primary db1 at $(date +%T.%3N)"
-kill -9 "$(cat "$lab/db1.pid")"
+step "A client writes a row every 20 ms as the app user (labctl write)"
+bin/labctl write -id "$id" -killed-at "$lab/killed-at" >"$lab/client.out" 2>"$lab/client.err" &
+writer=$!
+pids+=($writer)
+for i in $(seq 1 100); do grep -q writing "$lab/client.err" && break; sleep 0.1; done
+cat "$lab/client.err"
+sleep 1
+
+step "kill -9 the primary db1"
+db1=$(cat "$lab/db1.pid")
+echo "$EPOCHREALTIME" >"$lab/killed-at"
+kill -9 "$db1"
 for i in $(seq 1 150); do
   if bin/myha history --daemon "$url" 2>/dev/null | grep -q "SUCCESS\|PARTIAL\|FAILED"; then break; fi
   sleep 0.1
 done
-echo "failover recorded at $(date +%T.%3N)"
+sleep 1 # the client keeps writing to the new primary for a second
+kill -TERM "$writer" 2>/dev/null || true
+wait "$writer" || true
+cat "$lab/client.out" "$lab/client.err" | grep -v '^client: writing' || true
 
-step "What the monitors did (myha history --daemon $url)"
+step "The timeline: what the monitors did (myha history --daemon $url)"
 bin/myha history --daemon "$url"
 
 step "myha topology after the failover"
 bin/myha topology --config "$cfg" || true
 bin/myha status --daemon "$url"
 
-step "Done; the lab and the monitors are removed"
+step "Done; the monitors and lab $id are removed"

@@ -48,6 +48,11 @@ func (a *app) statusCommand() *cobra.Command {
 					Verdict struct {
 						Reasons []string `json:"reasons"`
 					} `json:"verdict"`
+					Servers []serverHealth `json:"servers"`
+					// Degraded says why a cluster the detector finds
+					// healthy is not whole (servers down, replication
+					// stopped); empty when it is.
+					Degraded []string `json:"degraded,omitempty"`
 				} `json:"clusters"`
 			}
 			if resp.StatusCode == http.StatusUnauthorized {
@@ -55,6 +60,9 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&v); err != nil {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+			}
+			for i := range v.Clusters {
+				v.Clusters[i].Degraded = degraded(v.Clusters[i].Servers)
 			}
 			if a.jsonOut {
 				return a.printJSON(v)
@@ -64,7 +72,16 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintln(a.stdout, "  INSECURE: security.insecure is set (gossip may be unencrypted, raft unauthenticated)")
 			}
 			for _, c := range v.Clusters {
-				fmt.Fprintf(a.stdout, "  cluster %s: %s, primary %s (epoch %d)\n", c.Name, c.State, orNone(c.Primary), c.Epoch)
+				state := c.State
+				if state == "healthy" && len(c.Degraded) > 0 {
+					// The primary is fine, so no failover is due, but
+					// the cluster is not whole: never call that healthy.
+					state = "degraded"
+				}
+				fmt.Fprintf(a.stdout, "  cluster %s: %s, primary %s (epoch %d)\n", c.Name, state, orNone(c.Primary), c.Epoch)
+				for _, r := range c.Degraded {
+					fmt.Fprintf(a.stdout, "    %s\n", r)
+				}
 				for _, r := range c.Verdict.Reasons {
 					fmt.Fprintf(a.stdout, "    %s\n", r)
 				}
@@ -74,6 +91,46 @@ func (a *app) statusCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&daemonURL, "daemon", "", "the monitor's API (http://host:8080)")
 	return cmd
+}
+
+// serverHealth is the part of a monitor's server report that status judges.
+type serverHealth struct {
+	Address    string   `json:"address"`
+	Role       string   `json:"role"`
+	Reachable  bool     `json:"reachable"`
+	IORunning  *bool    `json:"io_running"`
+	SQLRunning *bool    `json:"sql_running"`
+	Errors     []string `json:"errors"`
+}
+
+// degraded lists, in words, what keeps a cluster from being whole: a
+// configured server the monitor cannot reach, or a replica whose
+// replication threads are stopped.
+func degraded(servers []serverHealth) []string {
+	var out []string
+	for _, s := range servers {
+		switch {
+		case !s.Reachable:
+			why := "unreachable"
+			if len(s.Errors) > 0 {
+				why = s.Errors[0]
+				if !strings.HasPrefix(why, "unreachable") {
+					why = "unreachable: " + why
+				}
+			}
+			out = append(out, fmt.Sprintf("%s is %s", s.Address, why))
+		case s.IORunning != nil && !*s.IORunning || s.SQLRunning != nil && !*s.SQLRunning:
+			out = append(out, fmt.Sprintf("%s: replication is stopped (io:%s sql:%s)", s.Address, yesNo(s.IORunning), yesNo(s.SQLRunning)))
+		}
+	}
+	return out
+}
+
+func yesNo(b *bool) string {
+	if b != nil && *b {
+		return "Yes"
+	}
+	return "No"
 }
 
 // apiDo sends a request to a monitor's API with what the config (when one

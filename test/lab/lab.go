@@ -18,8 +18,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -105,7 +107,36 @@ type Server struct {
 // Addr is host:port as myha's config names the server.
 func (s *Server) Addr() string { return fmt.Sprintf("%s:%d", s.IP, s.Port) }
 
-const root = "/tmp/myha-lab"
+// root holds every lab directory and the server template. Root shares one
+// directory (and so one space of lab numbers, which name the subnets,
+// namespaces and bridges machine-wide); any other user has a directory of
+// its own, so a machine where root has used labs still works for them.
+var root = Root(os.Geteuid())
+
+// Root is the lab directory for a user id: /tmp/myha-lab for root,
+// /tmp/myha-lab-<uid> for anyone else.
+func Root(uid int) string {
+	if uid == 0 {
+		return "/tmp/myha-lab"
+	}
+	return fmt.Sprintf("/tmp/myha-lab-%d", uid)
+}
+
+// ensureRoot makes the lab root and refuses one that another user owns or
+// that is not a plain directory (someone else's, or a planted symlink).
+func ensureRoot() error {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	st, err := os.Lstat(root)
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !st.IsDir() || (ok && int(sys.Uid) != os.Geteuid()) {
+		return fmt.Errorf("lab: %s is not a directory of yours (uid %d); remove it or ask its owner to", root, os.Geteuid())
+	}
+	return nil
+}
 
 // Start builds a lab. On error everything made so far is removed.
 func Start(ctx context.Context, opts Options) (*Lab, error) {
@@ -118,7 +149,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if _, err := exec.LookPath(mariadbdPath); err != nil {
 		return nil, fmt.Errorf("lab: mariadbd not found (apt-get install mariadb-server): %w", err)
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := ensureRoot(); err != nil {
 		return nil, err
 	}
 	SweepLeftovers()
@@ -160,6 +191,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			return nil, fmt.Errorf("lab: copy template: %v: %s", err, out)
 		}
 		l.Servers = append(l.Servers, s)
+	}
+	if err := l.writeServers(); err != nil {
+		return nil, err
 	}
 	for i, name := range opts.Hosts {
 		if !l.Netns {
@@ -317,6 +351,53 @@ func (l *Lab) ConfigYAML() string {
 func (l *Lab) WriteConfig() (string, error) {
 	p := filepath.Join(l.Dir, "myha.yaml")
 	return p, os.WriteFile(p, []byte(l.ConfigYAML()), 0o600)
+}
+
+// writeServers records each server's name, address and namespace in the lab
+// directory, so that another process (labctl write) can Attach to the lab.
+func (l *Lab) writeServers() error {
+	var b strings.Builder
+	for _, s := range l.Servers {
+		fmt.Fprintf(&b, "%s %s %d %s\n", s.Name, s.IP, s.Port, orDash(s.NS))
+	}
+	return os.WriteFile(filepath.Join(l.Dir, "servers"), []byte(b.String()), 0o644)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Attach describes the running lab with this number, made by another process
+// (labctl up), to query its servers or write to them. It does not own the lab:
+// never Close it; labctl down removes it.
+func Attach(id int) (*Lab, error) {
+	dir := filepath.Join(root, strconv.Itoa(id))
+	b, err := os.ReadFile(filepath.Join(dir, "servers"))
+	if err != nil {
+		return nil, fmt.Errorf("lab: no lab %d under %s: %w", id, root, err)
+	}
+	l := &Lab{ID: id, Dir: dir, Bridge: fmt.Sprintf("mhbr%d", id), Subnet: fmt.Sprintf("198.18.%d.0/24", id)}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("lab: %s/servers line %d: %q", dir, i+1, line)
+		}
+		port, err := strconv.Atoi(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("lab: %s/servers line %d: %q", dir, i+1, line)
+		}
+		s := &Server{Name: f[0], ServerID: i + 1, Port: port, lab: l, Host: Host{Name: f[0], IP: f[1]}}
+		if f[3] != "-" {
+			s.NS, l.Netns = f[3], true
+		}
+		s.DataDir = filepath.Join(dir, s.Name)
+		s.Socket = filepath.Join(s.DataDir, "sock")
+		l.Servers = append(l.Servers, s)
+	}
+	return l, nil
 }
 
 // rootDB opens the server's root account over its unix socket, which works

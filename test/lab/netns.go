@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,7 +31,9 @@ func canNetns() bool {
 }
 
 // claimID takes the lowest free lab number; the directory made with mkdir is
-// the lock, so parallel test processes never share a subnet.
+// the lock, so parallel test processes never share a subnet. The lab records
+// its owner process (or "persistent") and the uid that made it, so that
+// labctl down removes only the caller's own labs.
 func (l *Lab) claimID() error {
 	for id := 1; id < 255; id++ {
 		dir := filepath.Join(root, strconv.Itoa(id))
@@ -41,7 +44,11 @@ func (l *Lab) claimID() error {
 		if !l.opts.Persistent {
 			owner = selfToken()
 		}
-		if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(owner), 0o644); err != nil {
+		err := os.WriteFile(filepath.Join(dir, "uid"), []byte(strconv.Itoa(os.Geteuid())), 0o644)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "owner"), []byte(owner), 0o644)
+		}
+		if err != nil {
 			os.RemoveAll(dir)
 			return err
 		}
@@ -50,7 +57,7 @@ func (l *Lab) claimID() error {
 		l.Subnet = fmt.Sprintf("198.18.%d.0/24", id)
 		return nil
 	}
-	return fmt.Errorf("lab: no free lab number under %s (run make lab-down)", root)
+	return fmt.Errorf("lab: no free lab number under %s (labctl down removes your persistent labs; labctl list shows whose the others are)", root)
 }
 
 // selfToken identifies this process across pid reuse: pid and start time.
@@ -99,17 +106,84 @@ func SweepLeftovers() {
 	}
 }
 
-// Destroy removes the lab with this number whatever its owner (make lab-down).
-func Destroy(id int) { destroy(id, filepath.Join(root, strconv.Itoa(id))) }
+// Info describes one lab directory: its number, who made it and whether a
+// running process still owns it.
+type Info struct {
+	ID         int
+	Dir        string
+	Subnet     string // 198.18.<id>.0/24, or 127.0.0.1 for a loopback lab
+	UID        int    // -1 when the lab recorded no uid (made by an older labctl)
+	Persistent bool   // made by labctl up; otherwise owned by a test process
+	Alive      bool   // a test process that owns it is still running
+}
 
-// DestroyAll removes every lab (make lab-down).
-func DestroyAll() {
-	entries, _ := os.ReadDir(root)
+// List describes every lab under the lab root, lowest number first.
+func List() []Info { return list(root) }
+
+func list(dir string) []Info {
+	entries, _ := os.ReadDir(dir)
+	var out []Info
 	for _, e := range entries {
-		if id, err := strconv.Atoi(e.Name()); err == nil {
-			destroy(id, filepath.Join(root, e.Name()))
+		id, err := strconv.Atoi(e.Name())
+		if err != nil || !e.IsDir() {
+			continue
+		}
+		in := Info{ID: id, Dir: filepath.Join(dir, e.Name()), Subnet: fmt.Sprintf("198.18.%d.0/24", id), UID: -1}
+		if b, err := os.ReadFile(filepath.Join(in.Dir, "uid")); err == nil {
+			if u, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				in.UID = u
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(in.Dir, "servers")); err == nil && strings.Contains(string(b), " -\n") {
+			in.Subnet = "127.0.0.1" // a loopback lab has no subnet of its own
+		}
+		tok, _ := os.ReadFile(filepath.Join(in.Dir, "owner"))
+		in.Persistent = string(tok) == "persistent"
+		if !in.Persistent && len(tok) > 0 {
+			pid, _ := strconv.Atoi(strings.Fields(string(tok) + " 0")[0])
+			in.Alive = procToken(pid) == string(tok)
+		}
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// DestroyMine removes the persistent labs (labctl up) that uid made and
+// returns them. Labs of other users, labs without a recorded owner and labs
+// of running tests are left alone: they are someone else's.
+func DestroyMine(uid int) []Info { return destroyMine(root, uid, destroy) }
+
+func destroyMine(dir string, uid int, remove func(id int, dir string)) []Info {
+	var done []Info
+	for _, in := range list(dir) {
+		if in.Persistent && in.UID == uid {
+			remove(in.ID, in.Dir)
+			done = append(done, in)
 		}
 	}
+	return done
+}
+
+// DestroyID removes lab id if uid may: a lab uid made (root may remove any
+// persistent lab), never one a running test still owns.
+func DestroyID(id, uid int) (Info, error) { return destroyID(root, id, uid, destroy) }
+
+func destroyID(dir string, id, uid int, remove func(id int, dir string)) (Info, error) {
+	for _, in := range list(dir) {
+		if in.ID != id {
+			continue
+		}
+		switch {
+		case in.Alive:
+			return in, fmt.Errorf("lab %d belongs to a running test process; it removes the lab itself when it ends", id)
+		case in.UID != uid && uid != 0:
+			return in, fmt.Errorf("lab %d was made by uid %d, not by you (uid %d)", id, in.UID, uid)
+		}
+		remove(in.ID, in.Dir)
+		return in, nil
+	}
+	return Info{}, fmt.Errorf("no lab %d under %s", id, dir)
 }
 
 func destroy(id int, dir string) {

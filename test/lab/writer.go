@@ -26,6 +26,7 @@ type Writer struct {
 	next   int64
 	acked  []int64
 	times  []time.Time
+	on     []*Server // the server that acknowledged each row
 	errs   int
 	dbs    map[*Server]*sql.DB
 	cancel context.CancelFunc
@@ -130,6 +131,7 @@ func (w *Writer) insert(ctx context.Context, s *Server, id int64) bool {
 	}
 	w.acked = append(w.acked, id)
 	w.times = append(w.times, now)
+	w.on = append(w.on, s)
 	return true
 }
 
@@ -140,6 +142,27 @@ func (w *Writer) Stop() {
 	for _, db := range w.dbs {
 		db.Close()
 	}
+}
+
+// Target is the server the writer writes to now (with retarget, the last one
+// that accepted a write).
+func (w *Writer) Target() *Server {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.target
+}
+
+// FirstAckAfter returns when a server other than not first acknowledged a
+// write at or after t, and which server; ok is false if none did.
+func (w *Writer) FirstAckAfter(t time.Time, not *Server) (at time.Time, s *Server, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, a := range w.times {
+		if !a.Before(t) && w.on[i] != not {
+			return a, w.on[i], true
+		}
+	}
+	return time.Time{}, nil, false
 }
 
 // Acked returns the acknowledged row ids.

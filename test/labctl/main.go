@@ -1,8 +1,14 @@
 // Command labctl brings a persistent MariaDB lab up or down for the demo and
-// for trying myha by hand (make lab-up, make lab-down).
+// for trying myha by hand (make lab-up, make lab-down), and runs the demo's
+// client.
 //
-//	labctl up [-servers 3] [-co-primary] [-config out.yaml]
-//	labctl down
+//	labctl up [-servers 3] [-co-primary] [-config out.yaml]  prints "lab: N"
+//	labctl down [-id N]   your persistent labs, or lab N, and says which
+//	labctl list           every lab, its owner and whether it is in use
+//	labctl write -id N [-killed-at FILE]  write rows until SIGTERM, then report
+//
+// Labs belong to whoever made them: down never removes another user's lab or
+// one a running test owns.
 package main
 
 import (
@@ -66,13 +72,55 @@ func main() {
 		for _, h := range l.Hosts {
 			fmt.Printf("  %-6s %s (namespace %s)\n", h.Name, h.IP, orLoopback(h.NS))
 		}
-		fmt.Printf("config: %s\nremove it with: make lab-down\n", cfg)
+		fmt.Printf("lab: %d\ndir: %s\nconfig: %s\nremove it with: make lab-down (or labctl down -id %d)\n", l.ID, l.Dir, cfg, l.ID)
 	case "down":
-		lab.DestroyAll()
-		fmt.Println("all labs removed")
+		fs := flag.NewFlagSet("down", flag.ExitOnError)
+		id := fs.Int("id", 0, "remove only this lab (default: every persistent lab you made)")
+		fs.Parse(os.Args[2:])
+		if *id != 0 {
+			in, err := lab.DestroyID(*id, os.Geteuid())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+				os.Exit(1)
+			}
+			fmt.Printf("removed lab %d (%s)\n", in.ID, in.Subnet)
+			return
+		}
+		done := lab.DestroyMine(os.Geteuid())
+		for _, in := range done {
+			fmt.Printf("removed lab %d (%s)\n", in.ID, in.Subnet)
+		}
+		if len(done) == 0 {
+			fmt.Println("no lab of yours to remove")
+		}
+		for _, in := range lab.List() {
+			fmt.Printf("left lab %d: %s\n", in.ID, describe(in))
+		}
+	case "list":
+		for _, in := range lab.List() {
+			fmt.Printf("lab %d (%s): %s\n", in.ID, in.Subnet, describe(in))
+		}
+	case "write":
+		write(os.Args[2:])
 	default:
-		fmt.Fprintf(os.Stderr, "labctl: unknown command %q (up or down)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "labctl: unknown command %q (up, down, list or write)\n", os.Args[1])
 		os.Exit(2)
+	}
+}
+
+// describe says whose a lab is, for down and list.
+func describe(in lab.Info) string {
+	who := fmt.Sprintf("uid %d", in.UID)
+	if in.UID < 0 {
+		who = "no recorded owner (remove it with labctl down -id " + fmt.Sprint(in.ID) + ")"
+	}
+	switch {
+	case in.Alive:
+		return "a running test's, " + who
+	case in.Persistent:
+		return "persistent, " + who
+	default:
+		return "left by a test that ended, " + who + " (the next lab start sweeps it)"
 	}
 }
 
