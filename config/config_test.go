@@ -273,6 +273,16 @@ func TestProbeKind(t *testing.T) {
 	if err != nil || c.Clusters[0].Probe != "write" {
 		t.Fatalf("ping_type=INSERT must become probe: write: %v %+v", err, c)
 	}
+	for _, v := range []string{"INSERT", "SELECT", "CONNECT"} {
+		_, notes, err := ImportMHA("[server default]\nuser=u\nping_type="+v+"\n[server1]\nhostname=h\n", "x")
+		found := false
+		for _, n := range notes {
+			found = found || n.Line == 3 && strings.Contains(n.Message, "ping_type="+v+" became probe:")
+		}
+		if err != nil || !found {
+			t.Fatalf("ping_type=%s: no note saying what it became: %v %+v", v, err, notes)
+		}
+	}
 }
 
 func TestFencingKey(t *testing.T) {
