@@ -55,10 +55,10 @@ demo: deps build
 	@test/demo.sh
 
 lab-up: deps build
-	bin/labctl up -config myha-lab.yaml
+	bin/labctl up
 
 lab-down:
 	$(GO) run ./test/labctl down
 
 clean:
-	rm -rf bin myha-lab.yaml
+	rm -rf bin

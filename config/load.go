@@ -160,7 +160,7 @@ func Parse(data []byte, opt Options) (*Config, error) {
 func (c *Config) resolve(opt Options) Errors {
 	var errs Errors
 	if c.StateDir == "" {
-		c.StateDir = DefaultStateDir
+		c.StateDir, c.StateDirDefaulted = DefaultStateDir, true
 	}
 	for i := range c.Monitors {
 		m := &c.Monitors[i]

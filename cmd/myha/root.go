@@ -86,7 +86,8 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, withCode(exitProblem, err)
 	}
-	a.log.Debug("config loaded", "file", path, "clusters", len(cfg.Clusters))
+	a.userStateDir(cfg)
+	a.log.Debug("config loaded", "file", path, "clusters", len(cfg.Clusters), "state_dir", cfg.StateDir)
 	return cfg, nil
 }
 

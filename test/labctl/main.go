@@ -49,10 +49,15 @@ func main() {
 			fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
 			os.Exit(1)
 		}
-		yaml := l.ConfigYAML()
+		// The lab's records live and die with the lab: never in the
+		// machine's default state_dir, shared with other labs and users.
+		yaml := "state_dir: " + filepath.Join(l.Dir, "state") + "\n" + l.ConfigYAML()
 		if *monitors {
-			yaml = monitorsYAML(l) + yaml
-			os.WriteFile(cfg, []byte(yaml), 0o600)
+			yaml = monitorsYAML(l) + l.ConfigYAML() // monitorsYAML names the state_dir
+		}
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+			os.Exit(1)
 		}
 		if *out != "" {
 			if err := os.WriteFile(*out, []byte(yaml), 0o600); err != nil {
