@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs what myha's tests and demo need on Debian 12, only when missing:
-# MariaDB 10.11 server and client, iproute2 (network namespaces), gcc (for
-# go test -race), haproxy (the VIP/health-check tests). Safe to run repeatedly; does nothing when all is present.
+# Installs what a make target needs on Debian 12, only when missing.
+#   install-deps.sh demo   MariaDB 10.11 server and client, iproute2 (network namespaces)
+#   install-deps.sh test   the same, plus gcc (go test -race), haproxy (the health-check
+#                          tests) and nftables (packet-drop partitions)
+# Safe to run repeatedly; does nothing when all is present.
 set -euo pipefail
 
+target=${1:-test}
+case "$target" in demo|test) ;; *) echo "install-deps: unknown target $target (demo or test)" >&2; exit 2 ;; esac
 need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
-command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
-command -v make >/dev/null 2>&1 || need+=(make)
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+if [ "$target" = test ]; then
+  command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -41,6 +41,7 @@ func (a *app) daemonCommand() *cobra.Command {
 			if err != nil {
 				return withCode(exitProblem, err)
 			}
+			a.userStateDir(cfg)
 			if name == "" {
 				name, _ = os.Hostname()
 			}
