@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -57,5 +59,37 @@ func TestMetricsNamesAndOneHotState(t *testing.T) {
 	}
 	if v := seen["myha_writable_servers"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
 		t.Errorf("myha_writable_servers = %v, want 1", v)
+	}
+}
+
+// Every myha_ series the shipped alert rules and dashboard use exists.
+func TestShippedRulesUseExistingSeries(t *testing.T) {
+	m := newMetrics("v")
+	m.failovers.WithLabelValues("c", "success")
+	m.probe.WithLabelValues("c")
+	m.detection.WithLabelValues("c")
+	m.up.WithLabelValues("c", "s")
+	m.lag.WithLabelValues("c", "s")
+	m.observeCluster("c", StateHealthy, 1)
+	fams, _ := m.reg.Gather()
+	have := map[string]bool{}
+	for _, f := range fams {
+		have[f.GetName()] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			for _, sfx := range []string{"_bucket", "_sum", "_count"} {
+				have[f.GetName()+sfx] = true
+			}
+		}
+	}
+	for _, file := range []string{"../config/prometheus/myha-alerts.yml", "../config/grafana/myha-dashboard.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`myha_[a-z_]+`).FindAllString(string(b), -1) {
+			if !have[name] && name != "myha_failover_" {
+				t.Errorf("%s uses %s, which the daemon does not export", file, name)
+			}
+		}
 	}
 }
