@@ -51,7 +51,9 @@ type ClusterConfig struct {
 
 // Config is the daemon's whole configuration.
 type Config struct {
-	Self        string
+	Self string
+	// Version is the running myha's version, for myha_build_info.
+	Version     string
 	Monitors    []MonitorAddr
 	StateDir    string
 	GossipKey   []byte
@@ -140,7 +142,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, errors.New("raft needs TLS: set security.ca_file, cert_file and key_file (myha certs init/issue), or security.insecure: true")
 		}
 	}
-	d.met = newMetrics()
+	d.met = newMetrics(cfg.Version)
 	return d, nil
 }
 
