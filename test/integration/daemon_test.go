@@ -91,6 +91,14 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 				err = <-done
 				t.Errorf("%s did not exit within 15 s of SIGTERM", name)
 			}
+			if dir := os.Getenv("MYHA_TEST_LOGS"); dir != "" {
+				// Kept for reading timings after a passing run.
+				keep := filepath.Join(dir, t.Name())
+				os.MkdirAll(keep, 0o755)
+				if b, err := os.ReadFile(m.logs[name].Name()); err == nil {
+					os.WriteFile(filepath.Join(keep, name+".log"), b, 0o644)
+				}
+			}
 			if t.Failed() {
 				t.Logf("%s exited: %v", name, err)
 				b, rerr := os.ReadFile(m.logs[name].Name())

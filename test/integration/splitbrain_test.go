@@ -190,7 +190,7 @@ func (s *brainSampler) finish(t *testing.T) {
 	if s.writes {
 		outage = s.outage.Round(time.Millisecond).String()
 	}
-	t.Logf("split-brain sampler: %d samples over %s, %d overlaps, longest write outage %s", s.n, time.Since(s.started).Round(time.Second), len(s.bad), outage)
+	t.Logf("split-brain sampler [%s]: %d samples over %s, %d overlaps, longest write outage %s", t.Name(), s.n, time.Since(s.started).Round(time.Second), len(s.bad), outage)
 	if len(s.bad) == 0 {
 		return
 	}
@@ -264,7 +264,13 @@ func (m *monitorsLab) verdictOf(h *lab.Host) Verdict {
 // with the sampler running.
 func startFaultLab(t *testing.T, writes bool) (*vipLab, *brainSampler) {
 	t.Helper()
-	v := startVIPLab(t, lab.Options{Servers: 3})
+	return startFaultLabOpts(t, lab.Options{Servers: 3}, writes)
+}
+
+// startFaultLabOpts is startFaultLab on a lab built with opts.
+func startFaultLabOpts(t *testing.T, opts lab.Options, writes bool) (*vipLab, *brainSampler) {
+	t.Helper()
+	v := startVIPLab(t, opts)
 	v.waitHealthy(t)
 	v.waitHolder(t, "db1", 20*time.Second)
 	return v, v.splitBrainSampler(t, writes)
