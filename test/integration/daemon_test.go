@@ -40,6 +40,8 @@ type monitorsLab struct {
 	// monEnv is added to the environment of monitors (re)started after it
 	// is set (MYHA_CRASH_AT).
 	monEnv []string
+	// listed are the servers the config lists (all but unlisted ones).
+	listed []*lab.Server
 }
 
 func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
@@ -49,10 +51,33 @@ func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *moni
 // startMonitorsLabVIP also adds cluster-level YAML (a vip: section).
 func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYAML string) *monitorsLab {
 	t.Helper()
+	return startMonitorsLabWith(t, opts, monLabOptions{failoverYAML: failoverYAML, clusterYAML: clusterYAML})
+}
+
+// monLabOptions shape a monitors lab beyond its servers.
+type monLabOptions struct {
+	failoverYAML string // lines under failover:
+	// clusterYAML is added to the cluster; VIPADDR in it becomes the lab's
+	// VIP address (198.18.<lab id>.200), known once the lab is up.
+	clusterYAML string
+	monEnv      []string // extra environment of the monitors (MYHA_CRASH_AT)
+	// unlisted leaves the lab's last servers out of the config: replicas
+	// myha does not know about, there from the monitors' first start.
+	unlisted int
+}
+
+// vipAddr is the VIP a lab's config gets for VIPADDR.
+func vipAddr(l *lab.Lab) string { return fmt.Sprintf("198.18.%d.200", l.ID) }
+
+// startMonitorsLabWith starts three monitors on their final config.
+func startMonitorsLabWith(t *testing.T, opts lab.Options, o monLabOptions) *monitorsLab {
+	t.Helper()
 	opts.Hosts = append(opts.Hosts, "mon1", "mon2", "mon3")
 	l := lab.New(t, opts)
 	l.RequireNetns(t)
-	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir()}
+	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir(), monEnv: o.monEnv}
+	clusterYAML := strings.ReplaceAll(o.clusterYAML, "VIPADDR", vipAddr(l))
+	m.listed = l.Servers[:len(l.Servers)-o.unlisted]
 	ips := map[string]string{}
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		ips[n] = l.Host(n).IP
@@ -70,7 +95,10 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
 	}
 	y := b.String() + l.ConfigYAML()
-	y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+clusterYAML+"    servers:\n", 1)
+	y = strings.Replace(y, "    servers:\n", "    failover:\n"+o.failoverYAML+clusterYAML+"    servers:\n", 1)
+	for _, s := range l.Servers[len(m.listed):] {
+		y = strings.Replace(y, "      - address: "+s.Addr()+"\n", "", 1)
+	}
 	m.cfg = filepath.Join(m.dir, "myha.yaml")
 	os.WriteFile(m.cfg, []byte(y), 0o600)
 	for _, h := range m.mons {

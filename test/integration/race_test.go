@@ -162,3 +162,82 @@ func cliRacesDaemon(t *testing.T, cliDelay time.Duration) {
 	}
 	smp.finish(t)
 }
+
+// primaryCheck is what HAProxy's health check gets from each listed
+// server's agent on /primary: the servers answering 200.
+func (v *vipLab) primaryCheck() []string {
+	var out []string
+	for _, s := range v.listed {
+		var body map[string]any
+		if code, _ := getJSON("http://"+s.IP+":8008/primary", &body); code == 200 {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// A replica of the primary that the config does not list (db4) is there
+// from the monitors' first start: a snapshot problem ("not in the
+// config"), which must not stop the monitors from agreeing on the primary
+// in service, leasing it the VIP and answering HAProxy. Then a manual CLI
+// switchover (not through the daemon) under the running monitors, there
+// and back: each new primary stays writable (the leader must not fence
+// it), the VIP and HAProxy's 200 follow it, never two writers.
+func TestSplitBrainUnlistedReplica(t *testing.T) {
+	ctx := context.Background()
+	v := startVIPLabWith(t, lab.Options{Servers: 4}, monLabOptions{unlisted: 1})
+	db1, db2 := v.Server("db1"), v.Server("db2")
+	tp := topology(t, v.cfg)
+	if c := tp.Clusters[0]; len(c.Unlisted) != 1 || c.Unlisted[0].ServerID != 4 {
+		t.Fatalf("the lab has no unlisted replica: %+v", c.Unlisted)
+	}
+	v.waitHealthy(t)
+	v.waitHolder(t, "db1", 20*time.Second)
+	waitFor(t, "HAProxy's /primary check to answer 200 on db1's agent only", 10*time.Second, func() bool {
+		p := v.primaryCheck()
+		return len(p) == 1 && p[0] == "db1"
+	})
+	smp := v.splitBrainSampler(t, true)
+	for _, target := range []*lab.Server{db2, db1} {
+		start := time.Now()
+		r := myha(t, "switchover", "--cluster", lab.ClusterName, "--new-primary", target.Addr(), "--yes", "--config", v.cfg)
+		if r.code != 0 {
+			t.Fatalf("switchover to %s (exit %d):\n%s\n%s", target.Name, r.code, r.stdout, r.stderr)
+		}
+		waitFor(t, "every monitor to agree on "+target.Name, 15*time.Second, func() bool {
+			for _, h := range v.mons {
+				var c clustersJSON
+				if _, err := getJSON(v.api(h, "/api/clusters"), &c); err != nil || len(c.Clusters) != 1 || c.Clusters[0].Primary != target.Addr() {
+					return false
+				}
+			}
+			return true
+		})
+		v.waitHolder(t, target.Name, 15*time.Second)
+		waitFor(t, "HAProxy's /primary check to answer 200 on "+target.Name+"'s agent only", 10*time.Second, func() bool {
+			p := v.primaryCheck()
+			return len(p) == 1 && p[0] == target.Name
+		})
+		t.Logf("switchover to %s: agreed, VIP and /primary on it %s after the command started", target.Name, time.Since(start).Round(time.Millisecond))
+		// The leader's corrections run after every probe: a few probes
+		// later the new primary must still take writes.
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if ro, err := target.QueryString(ctx, "SELECT @@read_only"); err != nil || ro != "0" {
+				t.Fatalf("the new primary %s is read-only again (%q, %v): the monitors fenced it", target.Name, ro, err)
+			}
+			time.Sleep(100 * time.Millisecond) // sampling the new primary's read_only
+		}
+	}
+	var j struct {
+		Journal []struct{ Kind, Server, Reason string } `json:"journal"`
+	}
+	getJSON(v.api(v.leader(t), "/api/failovers"), &j)
+	for _, e := range j.Journal {
+		if e.Kind == "fence_stray" {
+			t.Errorf("the leader fenced %s during the switchovers: %s", e.Server, e.Reason)
+		}
+	}
+	v.noFailoverFor(t, time.Second)
+	smp.finish(t)
+}
