@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,6 +33,10 @@ type AgentConfig struct {
 	Log         *slog.Logger
 	LibLogs     io.Writer
 	Transport   memberlist.Transport // tests
+	// Watchdog, when set, is told every round until when the agent may
+	// keep its server writable, and fences it if the agent stops telling
+	// (a pause, a crash). nil: none (tests on fakes).
+	Watchdog Watchdog
 }
 
 // Agent holds the VIP, keepalived-style, if and only if its local server is
@@ -114,12 +119,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "server", a.cfg.Server, "cluster", a.cfg.Cluster.Spec.Name, "gossip", hostPort(a.cfg.BindAddr, a.cfg.GossipPort), "http", srv.Addr, "vip", a.cfg.VIP != nil)
 	lastJoin := time.Time{}
+	var joining atomic.Bool
+	var joins sync.WaitGroup
+	defer joins.Wait()
 	t := time.NewTicker(agentTick)
 	defer t.Stop()
 	for {
-		if g.members() <= len(a.cfg.Monitors) && time.Since(lastJoin) > time.Second && len(addrs) > 0 {
-			g.join(addrs)
+		if g.members() <= len(a.cfg.Monitors) && time.Since(lastJoin) > time.Second && len(addrs) > 0 && joining.CompareAndSwap(false, true) {
+			// In the background: a join waits a TCP timeout for each
+			// monitor it cannot reach, and the rounds must stay bounded
+			// (agentReaction; the watchdog fences a late agent).
 			lastJoin = time.Now()
+			joins.Add(1)
+			go func() {
+				defer joins.Done()
+				defer joining.Store(false)
+				g.join(addrs)
+			}()
 		}
 		guard(a.log, "agent tick", func() { a.tick(ctx) }, "server", a.cfg.Server)
 		select {
@@ -129,6 +145,13 @@ func (a *Agent) Run(ctx context.Context) error {
 					a.log.Error("agent stopping: could not release the VIP", "err", err)
 				}
 				a.publish(false)
+			}
+			if w := a.cfg.Watchdog; w != nil {
+				// A clean stop: the VIP is released, and the server is left
+				// as it is, as before there was a watchdog.
+				if err := w.Close(); err != nil {
+					a.log.Error("agent stopping: could not disarm the watchdog", "err", err)
+				}
 			}
 			a.log.Info("agent stopped; VIP released", "server", a.cfg.Server)
 			return nil
@@ -195,6 +218,7 @@ func (a *Agent) tick(ctx context.Context) {
 		return decideAgent(in)
 	}
 	d := decide()
+	a.arm(d)
 	if d.Fence {
 		a.fence(ctx, &st, d.Why)
 	}
@@ -209,8 +233,32 @@ func (a *Agent) tick(ctx context.Context) {
 	a.apply(ctx, d.Hold, func() bool {
 		// Right before taking the VIP: still justified by the clock now?
 		again := decide()
+		a.arm(again)
 		return again.Hold
 	})
+	if w := a.cfg.Watchdog; w != nil {
+		a.mu.Lock()
+		holding := a.holding
+		a.mu.Unlock()
+		if !holding && !(st.Reachable && !st.ReadOnly && !st.SuperReadOnly) {
+			// Nothing held and nothing writable here: nothing to guard.
+			// Otherwise the last word stands, and the watchdog acts on it
+			// unless a later round renews it.
+			if err := w.Disarm(); err != nil {
+				a.log.Error("agent: cannot disarm the watchdog", "err", err)
+			}
+		}
+	}
+}
+
+// arm tells the watchdog until when this round lets the agent keep its
+// server writable, before anything is taken or kept on that ground.
+func (a *Agent) arm(d agentDecision) {
+	if w := a.cfg.Watchdog; w != nil && !d.Until.IsZero() {
+		if err := w.Arm(d.Until); err != nil {
+			a.log.Error("agent: cannot arm the watchdog", "err", err)
+		}
+	}
 }
 
 // evidence counts this server plus the servers following it, seen from
@@ -246,6 +294,12 @@ func (a *Agent) evidence(started time.Time, local *topology.ServerState, others 
 	return e
 }
 
+func (a *Agent) isHolding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.holding
+}
+
 // sentAt is when this agent sent report seq (zero if it does not remember).
 func (a *Agent) sentAt(seq uint64) time.Time {
 	a.mu.Lock()
@@ -275,7 +329,9 @@ func (a *Agent) apply(ctx context.Context, hold bool, stillHold func() bool) {
 		}
 		present = true
 		a.log.Warn("VIP taken", "server", a.cfg.Server, "vip", a.cfg.VIP.Address)
-	case !hold && present:
+	case !hold && (present || a.isHolding()):
+		// Also when it is already gone (the watchdog released it while
+		// this agent was paused): Release stops scheduled announcements.
 		if err := a.vip.Release(); err != nil {
 			a.log.Error("agent: cannot release the VIP", "err", err)
 			return

@@ -91,7 +91,11 @@ type agentDecision struct {
 	Failsafe bool
 	Fence    bool
 	Fresh    bool
-	Why      string
+	// Until is when the justification for keeping the server writable
+	// ends (the lease's trust, or the failsafe evidence's validity); zero
+	// when there is none. The agent arms its watchdog with it.
+	Until time.Time
+	Why   string
 }
 
 // decideAgent is the agent's VIP decision. It is pure.
@@ -111,6 +115,8 @@ func decideAgent(in agentInput) agentDecision {
 	fresh := in.HasLease && !in.Anchor.IsZero() && in.Now.Sub(in.Anchor) < leaseTrust(dur)
 	named := in.HasLease && in.Lease.Primary == in.Self
 	d := agentDecision{Fresh: fresh}
+	e := in.Evidence
+	failsafe := in.HaveProof && !e.Started.IsZero() && in.Now.Sub(e.Started) < failsafeValidity && e.majority()
 	switch {
 	case fresh && named:
 		wait := in.Received.Add(time.Duration(in.Lease.WaitMS) * time.Millisecond)
@@ -119,13 +125,19 @@ func decideAgent(in agentInput) agentDecision {
 		if in.Writable && !d.Hold {
 			d.Why = fmt.Sprintf("fresh lease, waiting %s for the previous holder", wait.Sub(in.Now).Round(time.Millisecond))
 		}
+		if in.Writable {
+			// Writable and named, VIP held or not: a lapse must fence it.
+			d.Until = in.Anchor.Add(leaseTrust(dur))
+			if failsafe && e.Started.Add(failsafeValidity).After(d.Until) {
+				d.Until = e.Started.Add(failsafeValidity)
+			}
+		}
 	case fresh:
 		d.Why = "the lease names " + in.Lease.Primary
 	case named && in.Writable:
-		e := in.Evidence
-		recent := in.HaveProof && !e.Started.IsZero() && in.Now.Sub(e.Started) < failsafeValidity
-		if recent && e.majority() {
+		if failsafe {
 			d.Hold, d.Failsafe = true, true
+			d.Until = e.Started.Add(failsafeValidity)
 			d.Why = fmt.Sprintf("lease lapsed; failsafe: %d of %d servers follow this one", e.Following, e.Servers)
 		} else {
 			d.Fence = true

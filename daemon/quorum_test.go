@@ -121,9 +121,40 @@ func TestDecideAgent(t *testing.T) {
 			t.Errorf("%s: %+v", tc.name, d)
 		}
 	}
+	// Until, what the watchdog is armed with: the lease's trust from its
+	// anchor, extended by valid failsafe evidence; zero when nothing may
+	// be kept writable.
+	for _, tc := range []struct {
+		name string
+		mod  func(*agentInput)
+		want time.Time
+	}{
+		{"fresh lease: its trust", func(*agentInput) {}, t0.Add(-500*time.Millisecond + leaseTrust(3*time.Second))},
+		{"fresh lease, waiting: guarded all the same", func(in *agentInput) { in.Lease.WaitMS = 1000 }, t0.Add(-500*time.Millisecond + leaseTrust(3*time.Second))},
+		{"fresh lease and a majority: the later of both", func(in *agentInput) {
+			in.Anchor, in.Evidence.Following = t0.Add(-1900*time.Millisecond), 2
+		}, t0.Add(-300*time.Millisecond + failsafeValidity)},
+		{"failsafe: the evidence's validity", func(in *agentInput) {
+			in.Anchor, in.Evidence.Following = t0.Add(-time.Hour), 2
+		}, t0.Add(-300*time.Millisecond + failsafeValidity)},
+		{"fenced: nothing", func(in *agentInput) { in.Anchor = t0.Add(-time.Hour) }, time.Time{}},
+		{"read-only: nothing", func(in *agentInput) { in.Writable = false }, time.Time{}},
+		{"the lease names another: nothing", func(in *agentInput) { in.Lease.Primary = "db2" }, time.Time{}},
+	} {
+		in := base
+		tc.mod(&in)
+		if got := decideAgent(in).Until; !got.Equal(tc.want) {
+			t.Errorf("Until, %s: got %v, want %v", tc.name, got.Sub(t0), tc.want.Sub(t0))
+		}
+	}
+	// The watchdog acts within a running agent's reaction of that moment.
+	if watchdogGrace+agentFenceBound > agentReaction {
+		t.Fatal("the watchdog acts later than the monitors count")
+	}
 	// The trust never outlives the leader's count, whatever the delays:
 	// anchor ≤ leader's send, trust < lease, leaseEnd adds the reaction.
 	if leaseTrust(3*time.Second) >= 3*time.Second || !leaseEnd(t0, 3*time.Second).After(t0.Add(3*time.Second+agentReaction-time.Nanosecond)) {
 		t.Fatal("lease bounds")
 	}
 }
+

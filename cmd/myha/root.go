@@ -50,7 +50,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand(), a.checkCommand(),
-		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.certsCommand())
+		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.agentWatchdogCommand(), a.certsCommand())
 	return root
 }
 

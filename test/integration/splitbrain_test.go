@@ -352,18 +352,31 @@ func TestSplitBrainPartitionBothWays(t *testing.T) { partitionPrimary(t, false) 
 
 func TestSplitBrainPartitionOneWay(t *testing.T) { partitionPrimary(t, true) }
 
-// The primary's agent is paused (SIGSTOP) for longer than the lease: when
-// it resumes, only a lease fresh by its own clock or new evidence lets it
-// keep the VIP; nothing fails over, db1 keeps the VIP.
+// The primary's agent is paused (SIGSTOP) for longer than the lease: its
+// watchdog releases the VIP and fences db1 (nobody could if its host were
+// cut off now), the leader does not re-open db1 while its agent is silent,
+// and nothing fails over. Resumed, the agent reports again, the leader
+// makes db1 writable, and db1 takes the VIP back.
 func TestSplitBrainAgentPaused(t *testing.T) {
+	ctx := context.Background()
 	v, smp := startFaultLab(t, true)
+	db1 := v.Server("db1")
 	v.pause(t, "db1")
-	v.noFailoverFor(t, 5*time.Second) // lease 3 s
-	v.signal(t, "db1", syscall.SIGCONT)
-	v.noFailoverFor(t, 3*time.Second)
-	if h := v.holders(); len(h) != 1 || h[0] != "db1" {
-		t.Fatalf("after the pause the VIP is on %v, want db1", h)
+	waitFor(t, "the paused agent's watchdog to fence db1 and release the VIP", 10*time.Second, func() bool {
+		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
+		return err == nil && ro == "1" && len(v.holders()) == 0
+	})
+	v.noFailoverFor(t, 3*time.Second) // lease 3 s: well past it
+	if ro, err := db1.QueryString(ctx, "SELECT @@read_only"); err != nil || ro != "1" {
+		t.Fatalf("db1 was re-opened while its agent was paused: read_only=%q (%v)", ro, err)
 	}
+	v.signal(t, "db1", syscall.SIGCONT)
+	v.waitHolder(t, "db1", 15*time.Second)
+	waitFor(t, "db1 writable again", 10*time.Second, func() bool {
+		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
+		return err == nil && ro == "0"
+	})
+	v.noFailoverFor(t, time.Second)
 	smp.finish(t)
 }
 
