@@ -279,11 +279,17 @@ func (a *Agent) evidence(started time.Time, local *topology.ServerState, others 
 		}
 		addr := st.Spec.Address
 		key := replicationKey(c)
+		// Silence counted from a moment surely before the replica last
+		// received something: the start of the round that last saw the
+		// old value (never seen before: from long ago). The monitors count
+		// from after it (when they read the change), so the agent never
+		// counts a replica as following after the monitors saw it free.
 		m, seen := a.marks[addr]
 		if !seen || m.key != key {
-			m = replicaMark{key: key, changed: now}
-			a.marks[addr] = m
+			m.key, m.changed = key, m.seen
 		}
+		m.seen = started
+		a.marks[addr] = m
 		ours := c.Source() == a.cfg.Server || (c.SourceServerID != 0 && c.SourceServerID == local.ServerID)
 		hb := time.Duration(c.HeartbeatSecs * float64(time.Second))
 		if ours && following(c.IORunning(), now.Sub(m.changed), hb, ms) {

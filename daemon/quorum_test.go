@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/myha/myha/topology"
 )
 
 // The two conditions can never hold at once: for every cluster size, every
@@ -158,3 +160,40 @@ func TestDecideAgent(t *testing.T) {
 	}
 }
 
+// The agent counts a replica's silence from the start of the round that
+// last saw its old progress (never later than when it really last
+// received something), so it stops counting the replica as following no
+// later than the monitors, who count from when they read the change.
+func TestAgentEvidenceSilenceIsNeverShorterThanReal(t *testing.T) {
+	const p, r = "db1:3306", "db2:3306"
+	a := &Agent{cfg: AgentConfig{Server: p, Cluster: ClusterConfig{Interval: time.Second,
+		Spec: topology.ClusterSpec{Servers: []topology.ServerSpec{{Address: p}, {Address: r}, {Address: "db3:3306"}}}}}, marks: map[string]replicaMark{}}
+	local := topology.ServerState{Spec: topology.ServerSpec{Address: p}, Reachable: true, ServerID: 1}
+	replica := func(heartbeats int64) []topology.ServerState {
+		v := server(r, true, p, "Yes")
+		v.Replication[0].HeartbeatSecs, v.Replication[0].Heartbeats = 1, heartbeats
+		return []topology.ServerState{v.ServerState}
+	}
+	t0 := time.Unix(1000, 0)
+	round := func(at time.Duration, hb int64) int {
+		return a.evidence(t0.Add(at), &local, replica(hb), t0.Add(at+50*time.Millisecond)).Following
+	}
+	if n := round(0, 1); n != 1 {
+		t.Fatal("a replica never seen changing counted as following")
+	}
+	if n := round(200*time.Millisecond, 1); n != 1 {
+		t.Fatal("still no change seen: not following")
+	}
+	// The heartbeat arrived somewhere after the round at 200 ms began:
+	// silence counts from 200 ms.
+	if n := round(400*time.Millisecond, 2); n != 2 {
+		t.Fatal("a replica seen receiving does not follow")
+	}
+	lim, _ := SilenceLimit(time.Second, minSilence(time.Second))
+	if n := round(200*time.Millisecond+lim-100*time.Millisecond, 2); n != 2 {
+		t.Fatal("silent for less than its limit, but not following")
+	}
+	if n := round(200*time.Millisecond+lim, 2); n != 1 {
+		t.Fatalf("silent %s since the round before the change, still following", lim)
+	}
+}
