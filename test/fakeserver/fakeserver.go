@@ -207,6 +207,11 @@ func nameValue(vars map[string]string, q string) (*mysql.Result, error) {
 	return result([]string{"Variable_name", "Value"}, rows, nil)
 }
 
+// Result builds a text resultset for an OnQuery hook's answer.
+func Result(cols []string, rows []map[string]string) (*mysql.Result, error) {
+	return result(cols, rows, nil)
+}
+
 // result builds a text resultset; empty strings are sent as empty (not NULL).
 func result(cols []string, rows []map[string]string, nullCols []string) (*mysql.Result, error) {
 	values := make([][]any, 0, len(rows))
