@@ -41,6 +41,7 @@ type brainSampler struct {
 	bad      []int // indexes into lines
 	lastOK   time.Time
 	outage   time.Duration
+	firstAcc map[string]time.Time // server → first sample it accepted a write
 	started  time.Time
 	finished bool
 }
@@ -49,7 +50,7 @@ type brainSampler struct {
 // (off for an idle primary: they would make it busy).
 func (v *vipLab) splitBrainSampler(t *testing.T, writes bool) *brainSampler {
 	t.Helper()
-	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{})}
+	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{}), firstAcc: map[string]time.Time{}}
 	if writes {
 		must(t, v.Server("db1").Exec(context.Background(), "CREATE TABLE IF NOT EXISTS lab.probe (id BIGINT PRIMARY KEY, srv VARCHAR(8) NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB"))
 		must(t, v.WaitReplicated(context.Background(), 20*time.Second))
@@ -117,6 +118,11 @@ func (s *brainSampler) loop() {
 			if r.accepted {
 				acc = append(acc, srv.Name)
 				accepted++
+				s.mu.Lock()
+				if _, ok := s.firstAcc[srv.Name]; !ok {
+					s.firstAcc[srv.Name] = at
+				}
+				s.mu.Unlock()
 			}
 		}
 		line := fmt.Sprintf("%s read_only=[%s] vip=%v accepted=%v", at.Format("15:04:05.000"), strings.Join(ro, " "), vip, acc)
@@ -159,6 +165,13 @@ func (s *brainSampler) sampleServer(srv *lab.Server, id int64) serverSample {
 		}
 	}
 	return r
+}
+
+// firstAccepted is when the sampler first saw name accept a write.
+func (s *brainSampler) firstAccepted(name string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstAcc[name]
 }
 
 // finish stops the sampler and fails the test, with the timeline around
@@ -337,12 +350,13 @@ func partitionPrimary(t *testing.T, oneWay bool) {
 		t.Fatalf("failover after a packet-drop partition: %+v", rep)
 	}
 	newP := v.newPrimaryOf(t, rep)
-	v.waitHolder(t, newP.Name, 20*time.Second)
+	held := v.waitHolder(t, newP.Name, 20*time.Second)
 	waitFor(t, "the partitioned old primary to be fenced by its agent", 15*time.Second, func() bool {
 		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
 		return err == nil && ro == "1"
 	})
-	t.Logf("new primary %s holds the VIP %s after the partition", newP.Name, time.Since(start).Round(time.Millisecond))
+	t.Logf("new primary %s takes writes %s and holds the VIP %s after the partition", newP.Name,
+		smp.firstAccepted(newP.Name).Sub(start).Round(time.Millisecond), held.Sub(start).Round(time.Millisecond))
 	must(t, db1.HealDrops(ctx))
 	time.Sleep(2 * time.Second) // the healed old primary must stay read-only: sampled meanwhile
 	smp.finish(t)
