@@ -141,6 +141,17 @@ func TestFenceGate(t *testing.T) {
 		if ok != tc.want || (tc.why != "" && !strings.Contains(why, tc.why)) {
 			t.Errorf("%s: got %v %q", tc.name, ok, why)
 		}
+		// The moment the gate says it opens by time alone does open it.
+		if at := gateOpensAt(e); !ok && !at.IsZero() {
+			e.Now = at
+			if ok, why := fenceGate(e); !ok {
+				t.Errorf("%s: still refused at the moment it should open: %s", tc.name, why)
+			}
+			e.Now = at.Add(-time.Millisecond)
+			if ok, _ := fenceGate(e); ok {
+				t.Errorf("%s: open before the moment gateOpensAt gives", tc.name)
+			}
+		}
 	}
 }
 

@@ -42,6 +42,7 @@ type brainSampler struct {
 	lastOK   time.Time
 	outage   time.Duration
 	firstAcc map[string]time.Time // server → first sample it accepted a write
+	firstVIP map[string]time.Time // server → first sample its host held the VIP
 	started  time.Time
 	finished bool
 }
@@ -50,7 +51,7 @@ type brainSampler struct {
 // (off for an idle primary: they would make it busy).
 func (v *vipLab) splitBrainSampler(t *testing.T, writes bool) *brainSampler {
 	t.Helper()
-	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{}), firstAcc: map[string]time.Time{}}
+	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{}), firstAcc: map[string]time.Time{}, firstVIP: map[string]time.Time{}}
 	if writes {
 		must(t, v.Server("db1").Exec(context.Background(), "CREATE TABLE IF NOT EXISTS lab.probe (id BIGINT PRIMARY KEY, srv VARCHAR(8) NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB"))
 		must(t, v.WaitReplicated(context.Background(), 20*time.Second))
@@ -114,6 +115,11 @@ func (s *brainSampler) loop() {
 			if r.vip {
 				vip = append(vip, srv.Name)
 				holders++
+				s.mu.Lock()
+				if _, ok := s.firstVIP[srv.Name]; !ok {
+					s.firstVIP[srv.Name] = at
+				}
+				s.mu.Unlock()
 			}
 			if r.accepted {
 				acc = append(acc, srv.Name)
@@ -172,6 +178,13 @@ func (s *brainSampler) firstAccepted(name string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.firstAcc[name]
+}
+
+// firstHeldVIP is when the sampler first saw name's host hold the VIP.
+func (s *brainSampler) firstHeldVIP(name string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstVIP[name]
 }
 
 // finish stops the sampler and fails the test, with the timeline around
@@ -350,13 +363,13 @@ func partitionPrimary(t *testing.T, oneWay bool) {
 		t.Fatalf("failover after a packet-drop partition: %+v", rep)
 	}
 	newP := v.newPrimaryOf(t, rep)
-	held := v.waitHolder(t, newP.Name, 20*time.Second)
+	v.waitHolder(t, newP.Name, 20*time.Second)
 	waitFor(t, "the partitioned old primary to be fenced by its agent", 15*time.Second, func() bool {
 		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
 		return err == nil && ro == "1"
 	})
 	t.Logf("new primary %s takes writes %s and holds the VIP %s after the partition", newP.Name,
-		smp.firstAccepted(newP.Name).Sub(start).Round(time.Millisecond), held.Sub(start).Round(time.Millisecond))
+		smp.firstAccepted(newP.Name).Sub(start).Round(time.Millisecond), smp.firstHeldVIP(newP.Name).Sub(start).Round(time.Millisecond))
 	must(t, db1.HealDrops(ctx))
 	time.Sleep(2 * time.Second) // the healed old primary must stay read-only: sampled meanwhile
 	smp.finish(t)
