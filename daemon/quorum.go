@@ -39,7 +39,21 @@ const (
 	// writable on older evidence: the evidence's validity plus one
 	// reaction. Promotion on an expired lease waits this long too.
 	failsafeSettle = failsafeValidity + agentReaction
+	// watchdogGrace is how long after the armed moment the agent's
+	// watchdog acts: a running agent notices a lapse and fences within
+	// agentTick + agentProbeBound, and re-arms every round while it may
+	// keep writes, so a running agent always acts (or re-arms) first. The
+	// watchdog's fence is bounded by agentFenceBound: done within
+	// agentReaction of the moment.
+	watchdogGrace = agentTick + agentProbeBound
 )
+
+// The relations between these bounds (TestTimingRelations): a running
+// agent's round (agentTick + agentProbeBound) is shorter than
+// failsafeValidity, so it renews its evidence before it expires; each
+// follower probe fits in a round; the watchdog acts within agentReaction;
+// the lease's trust is shorter than the lease and longer than a round.
+// config.MinVIPLease ties vip.lease to check_interval.
 
 // leaseTrust is how long an agent trusts a lease, counted on its own
 // monotonic clock from when it sent the report the lease acknowledges

@@ -197,3 +197,25 @@ func TestAgentEvidenceSilenceIsNeverShorterThanReal(t *testing.T) {
 		t.Fatalf("silent %s since the round before the change, still following", lim)
 	}
 }
+
+// The timing bounds the proof uses, and the relations between them.
+func TestTimingRelations(t *testing.T) {
+	for _, r := range []struct {
+		what string
+		ok   bool
+	}{
+		{"a follower's probe fits in the agent's probe bound", followerProbeBound <= agentProbeBound},
+		{"a running agent renews its failsafe evidence before it expires", agentTick+agentProbeBound < failsafeValidity},
+		{"the reaction covers a round and a fence", agentReaction == agentTick+agentProbeBound+agentFenceBound},
+		{"the settle covers evidence validity and a reaction", failsafeSettle == failsafeValidity+agentReaction},
+		{"the watchdog acts within a running agent's reaction", watchdogGrace+agentFenceBound <= agentReaction},
+		{"a running agent acts before its watchdog", agentTick+agentProbeBound <= watchdogGrace},
+		{"an agent's lease trust is shorter than the lease", leaseTrust(500*time.Millisecond) < 500*time.Millisecond && leaseTrust(3*time.Second) < 3*time.Second},
+		{"the shortest lease (500 ms) is still trusted for more than a tick", leaseTrust(500*time.Millisecond) > agentTick},
+		{"agents report more often than the leader's liveness window", agentTick < agentAliveWithin},
+	} {
+		if !r.ok {
+			t.Errorf("timing relation broken: %s", r.what)
+		}
+	}
+}

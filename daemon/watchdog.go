@@ -30,13 +30,6 @@ import (
 // the VIP and sets read_only=1 itself — within the same bound the monitors
 // count for a running agent (agentReaction), so the proof is unchanged.
 
-// watchdogGrace is how long after the armed moment the watchdog acts: a
-// running agent notices a lapse and fences within agentTick +
-// agentProbeBound, and re-arms every round while it may keep writes, so a
-// running agent always acts (or re-arms) first. The watchdog's own fence is
-// bounded by agentFenceBound: done within agentReaction of the moment.
-const watchdogGrace = agentTick + agentProbeBound
-
 // Watchdog is the agent's side of the watchdog.
 type Watchdog interface {
 	// Arm says the agent may keep its server writable until until (a
