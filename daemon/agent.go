@@ -70,6 +70,9 @@ type Agent struct {
 	marks map[string]replicaMark
 	// lastWhy is the latest decision's reason, logged when it changes.
 	lastWhy string
+	// followers are the servers the last tracking round counted as
+	// following this one (the failsafe's evidence), for the status.
+	followers []string
 }
 
 // sentKept is how many recent report numbers the agent remembers.
@@ -171,6 +174,13 @@ func (a *Agent) tick(ctx context.Context) {
 	name := a.cfg.Cluster.Spec.Name
 	l, _, ok := a.g.lease(name)
 	named := ok && l.Primary == a.cfg.Server
+	// The other servers are probed while this one is named or was
+	// writable last round: a replica counts toward the failsafe only once
+	// this agent has seen it receive something, so the marks must be warm
+	// before the lease ever lapses.
+	a.mu.Lock()
+	track := named || (a.local.Reachable && !a.local.ReadOnly && !a.local.SuperReadOnly)
+	a.mu.Unlock()
 	started := a.now()
 	pctx, cancel := context.WithTimeout(ctx, agentProbeBound)
 	var wg sync.WaitGroup
@@ -181,7 +191,7 @@ func (a *Agent) tick(ctx context.Context) {
 		st = topology.Probe(pctx, a.dialer, topology.ServerSpec{Address: a.cfg.Server})
 	}()
 	var others []topology.ServerState
-	if named {
+	if track {
 		for _, s := range a.cfg.Cluster.Spec.Servers {
 			if s.Address != a.cfg.Server {
 				others = append(others, topology.ServerState{})
@@ -224,6 +234,9 @@ func (a *Agent) tick(ctx context.Context) {
 	}
 	a.mu.Lock()
 	a.local, a.lease, a.leaseOK, a.failsafe = st, in.Lease, d.Fresh, d.Failsafe
+	if track {
+		a.followers = ev.Names
+	}
 	changed := d.Why != a.lastWhy
 	a.lastWhy = d.Why
 	a.mu.Unlock()
@@ -406,6 +419,9 @@ type agentStatus struct {
 	Error         string `json:"error,omitempty"`
 	IORunning     bool   `json:"io_running"`
 	SQLRunning    bool   `json:"sql_running"`
+	// Followers are the servers counted as following this one in the
+	// last round (the failsafe's evidence; empty on a replica).
+	Followers []string `json:"followers"`
 }
 
 func (a *Agent) status() agentStatus {
@@ -413,7 +429,8 @@ func (a *Agent) status() agentStatus {
 	defer a.mu.Unlock()
 	st := a.local
 	s := agentStatus{Server: a.cfg.Server, Reachable: st.Reachable, ReadOnly: st.ReadOnly || st.SuperReadOnly, Epoch: a.lease.Epoch,
-		AgreedPrimary: a.lease.Primary, LeaseFresh: a.leaseOK, Failsafe: a.failsafe, VIPHeld: a.holding, Error: st.Error}
+		AgreedPrimary: a.lease.Primary, LeaseFresh: a.leaseOK, Failsafe: a.failsafe, VIPHeld: a.holding, Error: st.Error,
+		Followers: append([]string{}, a.followers...)}
 	if st.Reachable {
 		s.GTIDPosition = st.ExecutedPosition().String()
 	}

@@ -454,6 +454,16 @@ func TestSplitBrainIdlePrimaryMonitorsCut(t *testing.T) {
 	}
 	v.waitHealthy(t)
 	v.waitHolder(t, "db1", 20*time.Second)
+	// The agent counts a replica toward the failsafe only once it has
+	// seen it receive something: one event, then the primary stays idle.
+	must(t, db1.Exec(ctx, "CREATE DATABASE IF NOT EXISTS idle_probe"))
+	waitFor(t, "db1's agent to count both replicas as following", 15*time.Second, func() bool {
+		var st struct {
+			Followers []string `json:"followers"`
+		}
+		getJSON("http://"+db1.IP+":8008/health", &st)
+		return len(st.Followers) == 2
+	})
 	smp := v.splitBrainSampler(t, false)
 	must(t, db1.DropFrom(ctx, v.mons...))
 	waitFor(t, "the monitors to see an unreachable primary still replicated", 30*time.Second, func() bool {
