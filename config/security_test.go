@@ -76,6 +76,10 @@ func TestValidationGaps(t *testing.T) {
 		{"monitors:\n  - {name: a, address: 198.18.0.21}\n  - {name: b, address: 198.18.0.21}\n" + good, "monitors on one address need ports of their own"},
 		{strings.Replace(good, "    servers:", "    check_interval: 1ns\n    servers:", 1), "check_interval: 1ns is too small"},
 		{strings.Replace(good, "      interface: eth0", "      interface: eth0\n      lease: 1ns", 1), "vip.lease: 1ns is too short"},
+		// The lease must outlast a renewal cycle: renewed once per check.
+		{strings.Replace(good, "      interface: eth0", "      interface: eth0\n      lease: 2s", 1), "vip.lease: 2s is too short for check_interval 1s"},
+		{strings.Replace(strings.Replace(good, "    servers:", "    check_interval: 3s\n    servers:", 1), "      interface: eth0", "      interface: eth0\n      lease: 3s", 1),
+			"use at least 5.25s"},
 	} {
 		_, err := Parse([]byte(c.yaml), Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

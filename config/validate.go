@@ -220,6 +220,9 @@ func (c *Config) Validate() Errors {
 			}
 			if cl.VIP.Lease > 0 && cl.VIP.Lease < minVIPLease {
 				bad(vkey+".lease", "%s is too short: agents check every 200ms (at least %s)", cl.VIP.Lease, minVIPLease)
+			} else if need := MinVIPLease(cl.CheckInterval); cl.VIP.Method == "agent" && cl.VIP.Lease > 0 && cl.VIP.Lease < need {
+				bad(vkey+".lease", "%s is too short for check_interval %s: the leader renews the lease once per check and an agent trusts it for two thirds of it, so it would lapse between renewals and the primary would live on the failsafe or be fenced; use at least %s (or a shorter check_interval)",
+					cl.VIP.Lease, cl.CheckInterval, need)
 			}
 			if cl.VIP.Lease < 0 || cl.VIP.GARPCount < 0 || cl.VIP.GARPRepeat < 0 || cl.VIP.GARPDelay < 0 || cl.VIP.GARPRefresh < 0 {
 				bad(vkey, "lease and garp_* settings must not be negative")
@@ -242,6 +245,16 @@ func countSet(ss ...string) int {
 		}
 	}
 	return n
+}
+
+// MinVIPLease is the shortest vip.lease a check_interval allows. The
+// leader renews the agreed primary's lease after every probe (once per
+// check_interval while healthy); the agent trusts it for two thirds of the
+// lease from its own report the lease acknowledges, up to one agent round
+// (200 ms) older than the lease, and a probe or gossip delay may add a few
+// hundred more: the trust must outlast check_interval + 500 ms.
+func MinVIPLease(checkInterval time.Duration) time.Duration {
+	return (checkInterval + 500*time.Millisecond) * 3 / 2
 }
 
 // Lower bounds on durations: below them a value is a typo (1ns, 1us).

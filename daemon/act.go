@@ -21,13 +21,21 @@ import (
 // failing over a dead primary.
 func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdict) {
 	name := cm.cfg.Spec.Name
-	if cm.acting.Load() {
-		return // a failover runs on this monitor: it owns the cluster's states
-	}
 	if !cm.d.caughtUp.Load() {
 		// A new leader before its barrier: its state may lack what the
 		// previous leader committed (a promotion); acting on it could
 		// resume a promoted decision as if nothing was promoted.
+		return
+	}
+	if cm.acting.Load() {
+		// A failover runs on this monitor: it owns the cluster's states.
+		// But once it has promoted (committed before read_only=0), the new
+		// primary gets its lease now, not after the repoints and the
+		// final report.
+		st := cm.d.fsm.snapshot()
+		if agreed := st.Primary[name]; agreed != "" {
+			cm.renewLease(snap, agreed, st.PrimEpoc[name])
+		}
 		return
 	}
 	cm.correct(ctx, snap, v, cm.d.fsm.snapshot())
@@ -56,8 +64,41 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		return
 	}
 	go guard(cm.d.log, "automatic failover (the decision stays open; a leader change resumes it)", func() {
+		_, err := cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0, true)
+		if err == nil || !strings.HasPrefix(err.Error(), "refused") {
+			return
+		}
+		// Refused only until a known moment (the old primary's lease and
+		// failsafe): try again right then rather than at the first probe
+		// after it, if this monitor still leads and still sees it dead.
+		if !cm.waitGate(ctx) || !cm.d.isLeader() || !cm.confirmedDead() {
+			return
+		}
 		cm.failover(ctx, failover.Request{Kind: failover.KindFailover, ReplicasConfirmed: true}, 0, true)
 	}, "cluster", name)
+}
+
+// maxGateWait bounds how long a refused failover waits for the fencing
+// gate to open on its own: the longest the gate waits is a lease plus its
+// reaction, or the failsafe settle; past that, the probes retry.
+const maxGateWait = 10 * time.Second
+
+// waitGate sleeps until the fencing gate's last refusal said it opens,
+// when that is known and near; false when there is nothing to wait for.
+func (cm *clusterMon) waitGate(ctx context.Context) bool {
+	cm.mu.Lock()
+	at := cm.gateOpens
+	cm.mu.Unlock()
+	wait := at.Sub(cm.d.now())
+	if at.IsZero() || wait > maxGateWait {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(max(wait, 0) + time.Millisecond):
+		return true
+	}
 }
 
 // Backoff between attempts to resume an open decision.
@@ -160,6 +201,9 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 		BeforePromote: func() error {
 			return cm.d.apply(command{Op: "promoted", Cluster: dec.Cluster, Decision: dec, At: cm.d.now()})
 		},
+		// Writable now: lease it at once (the lease carries any wait for
+		// the old holder), while the executor goes on repointing.
+		OnPromoted: func() { go cm.leaseNow(plan.NewPrimary) },
 	}
 	// The executor runs to its end even if the caller goes away (an API
 	// client hanging up), but stops at its next safe point when this
@@ -319,6 +363,23 @@ func (cm *clusterMon) renewLease(snap *topology.Snapshot, agreed string, epoch i
 	if !ok || !v.Reachable || v.ReadOnly || v.SuperReadOnly {
 		return
 	}
+	cm.sendLease(agreed, epoch)
+}
+
+// leaseNow leases the VIP to a server the executor just made writable, if
+// it is the agreed primary (the promotion was committed before).
+func (cm *clusterMon) leaseNow(server string) {
+	if cm.cfg.VIPLease <= 0 {
+		return
+	}
+	st := cm.d.fsm.snapshot()
+	if st.Primary[cm.cfg.Spec.Name] == server {
+		cm.sendLease(server, st.PrimEpoc[cm.cfg.Spec.Name])
+	}
+}
+
+// sendLease renews the lease of agreed, which the caller saw writable.
+func (cm *clusterMon) sendLease(agreed string, epoch int64) {
 	g := cm.d.gossip()
 	// The acknowledged report is read before leadership is confirmed: the
 	// agent trusts the lease from when it sent that report, which is then

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,6 +33,10 @@ type AgentConfig struct {
 	Log         *slog.Logger
 	LibLogs     io.Writer
 	Transport   memberlist.Transport // tests
+	// Watchdog, when set, is told every round until when the agent may
+	// keep its server writable, and fences it if the agent stops telling
+	// (a pause, a crash). nil: none (tests on fakes).
+	Watchdog Watchdog
 }
 
 // Agent holds the VIP, keepalived-style, if and only if its local server is
@@ -65,6 +70,9 @@ type Agent struct {
 	marks map[string]replicaMark
 	// lastWhy is the latest decision's reason, logged when it changes.
 	lastWhy string
+	// followers are the servers the last tracking round counted as
+	// following this one (the failsafe's evidence), for the status.
+	followers []string
 }
 
 // sentKept is how many recent report numbers the agent remembers.
@@ -114,12 +122,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "server", a.cfg.Server, "cluster", a.cfg.Cluster.Spec.Name, "gossip", hostPort(a.cfg.BindAddr, a.cfg.GossipPort), "http", srv.Addr, "vip", a.cfg.VIP != nil)
 	lastJoin := time.Time{}
+	var joining atomic.Bool
+	var joins sync.WaitGroup
+	defer joins.Wait()
 	t := time.NewTicker(agentTick)
 	defer t.Stop()
 	for {
-		if g.members() <= len(a.cfg.Monitors) && time.Since(lastJoin) > time.Second && len(addrs) > 0 {
-			g.join(addrs)
+		if g.members() <= len(a.cfg.Monitors) && time.Since(lastJoin) > time.Second && len(addrs) > 0 && joining.CompareAndSwap(false, true) {
+			// In the background: a join waits a TCP timeout for each
+			// monitor it cannot reach, and the rounds must stay bounded
+			// (agentReaction; the watchdog fences a late agent).
 			lastJoin = time.Now()
+			joins.Add(1)
+			go func() {
+				defer joins.Done()
+				defer joining.Store(false)
+				g.join(addrs)
+			}()
 		}
 		guard(a.log, "agent tick", func() { a.tick(ctx) }, "server", a.cfg.Server)
 		select {
@@ -129,6 +148,13 @@ func (a *Agent) Run(ctx context.Context) error {
 					a.log.Error("agent stopping: could not release the VIP", "err", err)
 				}
 				a.publish(false)
+			}
+			if w := a.cfg.Watchdog; w != nil {
+				// A clean stop: the VIP is released, and the server is left
+				// as it is, as before there was a watchdog.
+				if err := w.Close(); err != nil {
+					a.log.Error("agent stopping: could not disarm the watchdog", "err", err)
+				}
 			}
 			a.log.Info("agent stopped; VIP released", "server", a.cfg.Server)
 			return nil
@@ -148,6 +174,13 @@ func (a *Agent) tick(ctx context.Context) {
 	name := a.cfg.Cluster.Spec.Name
 	l, _, ok := a.g.lease(name)
 	named := ok && l.Primary == a.cfg.Server
+	// The other servers are probed while this one is named or was
+	// writable last round: a replica counts toward the failsafe only once
+	// this agent has seen it receive something, so the marks must be warm
+	// before the lease ever lapses.
+	a.mu.Lock()
+	track := named || (a.local.Reachable && !a.local.ReadOnly && !a.local.SuperReadOnly)
+	a.mu.Unlock()
 	started := a.now()
 	pctx, cancel := context.WithTimeout(ctx, agentProbeBound)
 	var wg sync.WaitGroup
@@ -158,7 +191,7 @@ func (a *Agent) tick(ctx context.Context) {
 		st = topology.Probe(pctx, a.dialer, topology.ServerSpec{Address: a.cfg.Server})
 	}()
 	var others []topology.ServerState
-	if named {
+	if track {
 		for _, s := range a.cfg.Cluster.Spec.Servers {
 			if s.Address != a.cfg.Server {
 				others = append(others, topology.ServerState{})
@@ -195,11 +228,15 @@ func (a *Agent) tick(ctx context.Context) {
 		return decideAgent(in)
 	}
 	d := decide()
+	a.arm(d)
 	if d.Fence {
 		a.fence(ctx, &st, d.Why)
 	}
 	a.mu.Lock()
 	a.local, a.lease, a.leaseOK, a.failsafe = st, in.Lease, d.Fresh, d.Failsafe
+	if track {
+		a.followers = ev.Names
+	}
 	changed := d.Why != a.lastWhy
 	a.lastWhy = d.Why
 	a.mu.Unlock()
@@ -209,8 +246,32 @@ func (a *Agent) tick(ctx context.Context) {
 	a.apply(ctx, d.Hold, func() bool {
 		// Right before taking the VIP: still justified by the clock now?
 		again := decide()
+		a.arm(again)
 		return again.Hold
 	})
+	if w := a.cfg.Watchdog; w != nil {
+		a.mu.Lock()
+		holding := a.holding
+		a.mu.Unlock()
+		if !holding && !(st.Reachable && !st.ReadOnly && !st.SuperReadOnly) {
+			// Nothing held and nothing writable here: nothing to guard.
+			// Otherwise the last word stands, and the watchdog acts on it
+			// unless a later round renews it.
+			if err := w.Disarm(); err != nil {
+				a.log.Error("agent: cannot disarm the watchdog", "err", err)
+			}
+		}
+	}
+}
+
+// arm tells the watchdog until when this round lets the agent keep its
+// server writable, before anything is taken or kept on that ground.
+func (a *Agent) arm(d agentDecision) {
+	if w := a.cfg.Watchdog; w != nil && !d.Until.IsZero() {
+		if err := w.Arm(d.Until); err != nil {
+			a.log.Error("agent: cannot arm the watchdog", "err", err)
+		}
+	}
 }
 
 // evidence counts this server plus the servers following it, seen from
@@ -231,11 +292,17 @@ func (a *Agent) evidence(started time.Time, local *topology.ServerState, others 
 		}
 		addr := st.Spec.Address
 		key := replicationKey(c)
+		// Silence counted from a moment surely before the replica last
+		// received something: the start of the round that last saw the
+		// old value (never seen before: from long ago). The monitors count
+		// from after it (when they read the change), so the agent never
+		// counts a replica as following after the monitors saw it free.
 		m, seen := a.marks[addr]
 		if !seen || m.key != key {
-			m = replicaMark{key: key, changed: now}
-			a.marks[addr] = m
+			m.key, m.changed = key, m.seen
 		}
+		m.seen = started
+		a.marks[addr] = m
 		ours := c.Source() == a.cfg.Server || (c.SourceServerID != 0 && c.SourceServerID == local.ServerID)
 		hb := time.Duration(c.HeartbeatSecs * float64(time.Second))
 		if ours && following(c.IORunning(), now.Sub(m.changed), hb, ms) {
@@ -244,6 +311,12 @@ func (a *Agent) evidence(started time.Time, local *topology.ServerState, others 
 		}
 	}
 	return e
+}
+
+func (a *Agent) isHolding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.holding
 }
 
 // sentAt is when this agent sent report seq (zero if it does not remember).
@@ -275,7 +348,9 @@ func (a *Agent) apply(ctx context.Context, hold bool, stillHold func() bool) {
 		}
 		present = true
 		a.log.Warn("VIP taken", "server", a.cfg.Server, "vip", a.cfg.VIP.Address)
-	case !hold && present:
+	case !hold && (present || a.isHolding()):
+		// Also when it is already gone (the watchdog released it while
+		// this agent was paused): Release stops scheduled announcements.
 		if err := a.vip.Release(); err != nil {
 			a.log.Error("agent: cannot release the VIP", "err", err)
 			return
@@ -344,6 +419,9 @@ type agentStatus struct {
 	Error         string `json:"error,omitempty"`
 	IORunning     bool   `json:"io_running"`
 	SQLRunning    bool   `json:"sql_running"`
+	// Followers are the servers counted as following this one in the
+	// last round (the failsafe's evidence; empty on a replica).
+	Followers []string `json:"followers"`
 }
 
 func (a *Agent) status() agentStatus {
@@ -351,7 +429,8 @@ func (a *Agent) status() agentStatus {
 	defer a.mu.Unlock()
 	st := a.local
 	s := agentStatus{Server: a.cfg.Server, Reachable: st.Reachable, ReadOnly: st.ReadOnly || st.SuperReadOnly, Epoch: a.lease.Epoch,
-		AgreedPrimary: a.lease.Primary, LeaseFresh: a.leaseOK, Failsafe: a.failsafe, VIPHeld: a.holding, Error: st.Error}
+		AgreedPrimary: a.lease.Primary, LeaseFresh: a.leaseOK, Failsafe: a.failsafe, VIPHeld: a.holding, Error: st.Error,
+		Followers: append([]string{}, a.followers...)}
 	if st.Reachable {
 		s.GTIDPosition = st.ExecutedPosition().String()
 	}

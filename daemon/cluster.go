@@ -55,6 +55,9 @@ type clusterMon struct {
 	// fenceRefusal (under mu) is why failover.fencing: require refused
 	// the last failover, shown with the verdict.
 	fenceRefusal string
+	// gateOpens (under mu) is when the last refusal's time-bound
+	// conditions hold (zero: not by time alone).
+	gateOpens time.Time
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {

@@ -56,7 +56,16 @@ type correctionInput struct {
 	Snap    *topology.Snapshot
 	Verdict Verdict
 	State   fsmState
+	// Agents is set with vip.method: agent. AgentAlive then holds the
+	// servers whose agent reported within agentAliveWithin: only a running
+	// agent (and its watchdog) fences a primary whose host is cut off.
+	Agents     bool
+	AgentAlive map[string]bool
 }
+
+// agentAliveWithin is how recent an agent's report must be for it to
+// count as running (agents report every agentTick).
+const agentAliveWithin = time.Second
 
 func writable(v *topology.ServerView) bool { return v.Reachable && !v.ReadOnly && !v.SuperReadOnly }
 
@@ -139,13 +148,28 @@ func makeWritable(in correctionInput, agreed string, writers []string) (Action, 
 	if (1+connected)*2 <= len(in.Snap.Servers) {
 		return Action{}, false
 	}
+	if in.Agents && !in.AgentAlive[agreed] {
+		// Its agent is paused or dead (its watchdog may have fenced it):
+		// re-opened now, nothing would fence it if its host were cut off.
+		return Action{}, false
+	}
 	return Action{Kind: ActMakeWritable, Server: agreed,
 		Reason: fmt.Sprintf("the agreed primary is back read-only with %d replica(s) connected and no other writer: a restart, not a failover", connected)}, true
 }
 
 // correct runs the corrections the analysis asks for, one path for all.
 func (cm *clusterMon) correct(ctx context.Context, snap *topology.Snapshot, v Verdict, st fsmState) {
-	for _, a := range planCorrections(correctionInput{Cluster: cm.cfg.Spec.Name, Snap: snap, Verdict: v, State: st}) {
+	in := correctionInput{Cluster: cm.cfg.Spec.Name, Snap: snap, Verdict: v, State: st, Agents: cm.cfg.VIPLease > 0, AgentAlive: map[string]bool{}}
+	if in.Agents {
+		now := cm.d.now()
+		for i := range snap.Servers {
+			addr := snap.Servers[i].Spec.Address
+			if _, at, ok := cm.d.gossip().agent(addr); ok && now.Sub(at) < agentAliveWithin {
+				in.AgentAlive[addr] = true
+			}
+		}
+	}
+	for _, a := range planCorrections(in) {
 		if ctx.Err() != nil || !cm.d.isLeader() {
 			return
 		}
@@ -170,6 +194,9 @@ func (cm *clusterMon) perform(ctx context.Context, snap *topology.Snapshot, a Ac
 	case ActCloseSuperseded:
 		rep := &failover.Report{Epoch: a.Epoch, Cluster: name, Kind: failover.KindFailover, NewPrimary: a.Server,
 			Result: resultSuperseded, Error: a.Reason, Started: cm.d.now(), Steps: []failover.StepResult{}}
+		if open, ok := cm.d.fsm.snapshot().Open[name]; ok && open.Epoch == a.Epoch {
+			rep.Kind, rep.OldPrimary = open.Kind, open.OldPrimary // history shows what was superseded
+		}
 		if err := cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now()}); err != nil {
 			return err
 		}

@@ -80,6 +80,25 @@ func TestPlanCorrections(t *testing.T) {
 			}
 		})
 	}
+	// With agents, a primary back read-only is re-opened only while its
+	// agent runs: a paused agent's watchdog fenced it, and nothing would
+	// fence it again if its host were cut off next.
+	restarted := &topology.Snapshot{Primary: p, Servers: []topology.ServerView{server(p, true, "", ""), server(r1, true, p, "Yes"), server(r2, true, p, "Yes")}}
+	for _, tc := range []struct {
+		name  string
+		alive map[string]bool
+		want  string
+	}{
+		{"agent running", map[string]bool{p: true}, "make_writable:" + p},
+		{"agent silent", map[string]bool{r1: true, r2: true}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := correctionInput{Cluster: "c", Snap: restarted, Verdict: healthy, State: st(p), Agents: true, AgentAlive: tc.alive}
+			if got := kinds(planCorrections(in)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestFenceGate(t *testing.T) {
@@ -121,6 +140,17 @@ func TestFenceGate(t *testing.T) {
 		ok, why := fenceGate(e)
 		if ok != tc.want || (tc.why != "" && !strings.Contains(why, tc.why)) {
 			t.Errorf("%s: got %v %q", tc.name, ok, why)
+		}
+		// The moment the gate says it opens by time alone does open it.
+		if at := gateOpensAt(e); !ok && !at.IsZero() {
+			e.Now = at
+			if ok, why := fenceGate(e); !ok {
+				t.Errorf("%s: still refused at the moment it should open: %s", tc.name, why)
+			}
+			e.Now = at.Add(-time.Millisecond)
+			if ok, _ := fenceGate(e); ok {
+				t.Errorf("%s: open before the moment gateOpensAt gives", tc.name)
+			}
 		}
 	}
 }

@@ -92,12 +92,6 @@ func (cm *clusterMon) fenced(ctx context.Context, snap *topology.Snapshot, old s
 	if e.Policy == FencingBestEffort || old == "" {
 		return fenceGate(e)
 	}
-	if err := cm.fenceSQL(ctx, snap, old); err != nil {
-		e.SQLErr = err.Error()
-		e.Refused = errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
-	} else {
-		e.SQLFenced = true
-	}
 	if e.Agents {
 		cm.mu.Lock()
 		since := cm.downSince
@@ -109,8 +103,42 @@ func (cm *clusterMon) fenced(ctx context.Context, snap *topology.Snapshot, old s
 		cm.mu.Lock()
 		e.DeadSince = cm.lastDead
 		cm.mu.Unlock()
+		if ok, why := fenceGate(e); ok {
+			// Provably out already: no need to wait for a SQL fence of a
+			// host that may be cut off (the executor's fence step still
+			// tries it, briefly).
+			return ok, why
+		}
 	}
-	return fenceGate(e)
+	if err := cm.fenceSQL(ctx, snap, old); err != nil {
+		e.SQLErr = err.Error()
+		e.Refused = errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
+	} else {
+		e.SQLFenced = true
+	}
+	ok, why := fenceGate(e)
+	cm.mu.Lock()
+	cm.gateOpens = time.Time{}
+	if !ok {
+		cm.gateOpens = gateOpensAt(e)
+	}
+	cm.mu.Unlock()
+	return ok, why
+}
+
+// gateOpensAt is when the fencing gate opens by time alone (the old
+// primary's lease has ended and no failsafe evidence can still hold), or
+// zero when time alone never opens it (no agents, or the primary not yet
+// judged dead). It is pure.
+func gateOpensAt(e fenceEvidence) time.Time {
+	if e.Policy == FencingBestEffort || !e.Agents || e.DeadSince.IsZero() {
+		return time.Time{}
+	}
+	at := e.DeadSince.Add(failsafeSettle)
+	if e.LeaseExpires.After(at) {
+		at = e.LeaseExpires
+	}
+	return at
 }
 
 // fenceSQL sets read_only=1 on the old primary if it answers.

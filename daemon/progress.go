@@ -19,6 +19,9 @@ type progress struct {
 type replicaMark struct {
 	key     string
 	changed time.Time
+	// seen is when the agent's last round that read key began (the agent
+	// counts silence from there; the monitors do not use it).
+	seen time.Time
 }
 
 func newProgress() *progress { return &progress{last: map[string]replicaMark{}} }

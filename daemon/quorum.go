@@ -39,7 +39,21 @@ const (
 	// writable on older evidence: the evidence's validity plus one
 	// reaction. Promotion on an expired lease waits this long too.
 	failsafeSettle = failsafeValidity + agentReaction
+	// watchdogGrace is how long after the armed moment the agent's
+	// watchdog acts: a running agent notices a lapse and fences within
+	// agentTick + agentProbeBound, and re-arms every round while it may
+	// keep writes, so a running agent always acts (or re-arms) first. The
+	// watchdog's fence is bounded by agentFenceBound: done within
+	// agentReaction of the moment.
+	watchdogGrace = agentTick + agentProbeBound
 )
+
+// The relations between these bounds (TestTimingRelations): a running
+// agent's round (agentTick + agentProbeBound) is shorter than
+// failsafeValidity, so it renews its evidence before it expires; each
+// follower probe fits in a round; the watchdog acts within agentReaction;
+// the lease's trust is shorter than the lease and longer than a round.
+// config.MinVIPLease ties vip.lease to check_interval.
 
 // leaseTrust is how long an agent trusts a lease, counted on its own
 // monotonic clock from when it sent the report the lease acknowledges
@@ -91,7 +105,11 @@ type agentDecision struct {
 	Failsafe bool
 	Fence    bool
 	Fresh    bool
-	Why      string
+	// Until is when the justification for keeping the server writable
+	// ends (the lease's trust, or the failsafe evidence's validity); zero
+	// when there is none. The agent arms its watchdog with it.
+	Until time.Time
+	Why   string
 }
 
 // decideAgent is the agent's VIP decision. It is pure.
@@ -111,6 +129,8 @@ func decideAgent(in agentInput) agentDecision {
 	fresh := in.HasLease && !in.Anchor.IsZero() && in.Now.Sub(in.Anchor) < leaseTrust(dur)
 	named := in.HasLease && in.Lease.Primary == in.Self
 	d := agentDecision{Fresh: fresh}
+	e := in.Evidence
+	failsafe := in.HaveProof && !e.Started.IsZero() && in.Now.Sub(e.Started) < failsafeValidity && e.majority()
 	switch {
 	case fresh && named:
 		wait := in.Received.Add(time.Duration(in.Lease.WaitMS) * time.Millisecond)
@@ -119,13 +139,19 @@ func decideAgent(in agentInput) agentDecision {
 		if in.Writable && !d.Hold {
 			d.Why = fmt.Sprintf("fresh lease, waiting %s for the previous holder", wait.Sub(in.Now).Round(time.Millisecond))
 		}
+		if in.Writable {
+			// Writable and named, VIP held or not: a lapse must fence it.
+			d.Until = in.Anchor.Add(leaseTrust(dur))
+			if failsafe && e.Started.Add(failsafeValidity).After(d.Until) {
+				d.Until = e.Started.Add(failsafeValidity)
+			}
+		}
 	case fresh:
 		d.Why = "the lease names " + in.Lease.Primary
 	case named && in.Writable:
-		e := in.Evidence
-		recent := in.HaveProof && !e.Started.IsZero() && in.Now.Sub(e.Started) < failsafeValidity
-		if recent && e.majority() {
+		if failsafe {
 			d.Hold, d.Failsafe = true, true
+			d.Until = e.Started.Add(failsafeValidity)
 			d.Why = fmt.Sprintf("lease lapsed; failsafe: %d of %d servers follow this one", e.Following, e.Servers)
 		} else {
 			d.Fence = true

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/myha/myha/topology"
 )
 
 // The two conditions can never hold at once: for every cluster size, every
@@ -121,9 +123,99 @@ func TestDecideAgent(t *testing.T) {
 			t.Errorf("%s: %+v", tc.name, d)
 		}
 	}
+	// Until, what the watchdog is armed with: the lease's trust from its
+	// anchor, extended by valid failsafe evidence; zero when nothing may
+	// be kept writable.
+	for _, tc := range []struct {
+		name string
+		mod  func(*agentInput)
+		want time.Time
+	}{
+		{"fresh lease: its trust", func(*agentInput) {}, t0.Add(-500*time.Millisecond + leaseTrust(3*time.Second))},
+		{"fresh lease, waiting: guarded all the same", func(in *agentInput) { in.Lease.WaitMS = 1000 }, t0.Add(-500*time.Millisecond + leaseTrust(3*time.Second))},
+		{"fresh lease and a majority: the later of both", func(in *agentInput) {
+			in.Anchor, in.Evidence.Following = t0.Add(-1900*time.Millisecond), 2
+		}, t0.Add(-300*time.Millisecond + failsafeValidity)},
+		{"failsafe: the evidence's validity", func(in *agentInput) {
+			in.Anchor, in.Evidence.Following = t0.Add(-time.Hour), 2
+		}, t0.Add(-300*time.Millisecond + failsafeValidity)},
+		{"fenced: nothing", func(in *agentInput) { in.Anchor = t0.Add(-time.Hour) }, time.Time{}},
+		{"read-only: nothing", func(in *agentInput) { in.Writable = false }, time.Time{}},
+		{"the lease names another: nothing", func(in *agentInput) { in.Lease.Primary = "db2" }, time.Time{}},
+	} {
+		in := base
+		tc.mod(&in)
+		if got := decideAgent(in).Until; !got.Equal(tc.want) {
+			t.Errorf("Until, %s: got %v, want %v", tc.name, got.Sub(t0), tc.want.Sub(t0))
+		}
+	}
+	// The watchdog acts within a running agent's reaction of that moment.
+	if watchdogGrace+agentFenceBound > agentReaction {
+		t.Fatal("the watchdog acts later than the monitors count")
+	}
 	// The trust never outlives the leader's count, whatever the delays:
 	// anchor ≤ leader's send, trust < lease, leaseEnd adds the reaction.
 	if leaseTrust(3*time.Second) >= 3*time.Second || !leaseEnd(t0, 3*time.Second).After(t0.Add(3*time.Second+agentReaction-time.Nanosecond)) {
 		t.Fatal("lease bounds")
+	}
+}
+
+// The agent counts a replica's silence from the start of the round that
+// last saw its old progress (never later than when it really last
+// received something), so it stops counting the replica as following no
+// later than the monitors, who count from when they read the change.
+func TestAgentEvidenceSilenceIsNeverShorterThanReal(t *testing.T) {
+	const p, r = "db1:3306", "db2:3306"
+	a := &Agent{cfg: AgentConfig{Server: p, Cluster: ClusterConfig{Interval: time.Second,
+		Spec: topology.ClusterSpec{Servers: []topology.ServerSpec{{Address: p}, {Address: r}, {Address: "db3:3306"}}}}}, marks: map[string]replicaMark{}}
+	local := topology.ServerState{Spec: topology.ServerSpec{Address: p}, Reachable: true, ServerID: 1}
+	replica := func(heartbeats int64) []topology.ServerState {
+		v := server(r, true, p, "Yes")
+		v.Replication[0].HeartbeatSecs, v.Replication[0].Heartbeats = 1, heartbeats
+		return []topology.ServerState{v.ServerState}
+	}
+	t0 := time.Unix(1000, 0)
+	round := func(at time.Duration, hb int64) int {
+		return a.evidence(t0.Add(at), &local, replica(hb), t0.Add(at+50*time.Millisecond)).Following
+	}
+	if n := round(0, 1); n != 1 {
+		t.Fatal("a replica never seen changing counted as following")
+	}
+	if n := round(200*time.Millisecond, 1); n != 1 {
+		t.Fatal("still no change seen: not following")
+	}
+	// The heartbeat arrived somewhere after the round at 200 ms began:
+	// silence counts from 200 ms.
+	if n := round(400*time.Millisecond, 2); n != 2 {
+		t.Fatal("a replica seen receiving does not follow")
+	}
+	lim, _ := SilenceLimit(time.Second, minSilence(time.Second))
+	if n := round(200*time.Millisecond+lim-100*time.Millisecond, 2); n != 2 {
+		t.Fatal("silent for less than its limit, but not following")
+	}
+	if n := round(200*time.Millisecond+lim, 2); n != 1 {
+		t.Fatalf("silent %s since the round before the change, still following", lim)
+	}
+}
+
+// The timing bounds the proof uses, and the relations between them.
+func TestTimingRelations(t *testing.T) {
+	for _, r := range []struct {
+		what string
+		ok   bool
+	}{
+		{"a follower's probe fits in the agent's probe bound", followerProbeBound <= agentProbeBound},
+		{"a running agent renews its failsafe evidence before it expires", agentTick+agentProbeBound < failsafeValidity},
+		{"the reaction covers a round and a fence", agentReaction == agentTick+agentProbeBound+agentFenceBound},
+		{"the settle covers evidence validity and a reaction", failsafeSettle == failsafeValidity+agentReaction},
+		{"the watchdog acts within a running agent's reaction", watchdogGrace+agentFenceBound <= agentReaction},
+		{"a running agent acts before its watchdog", agentTick+agentProbeBound <= watchdogGrace},
+		{"an agent's lease trust is shorter than the lease", leaseTrust(500*time.Millisecond) < 500*time.Millisecond && leaseTrust(3*time.Second) < 3*time.Second},
+		{"the shortest lease (500 ms) is still trusted for more than a tick", leaseTrust(500*time.Millisecond) > agentTick},
+		{"agents report more often than the leader's liveness window", agentTick < agentAliveWithin},
+	} {
+		if !r.ok {
+			t.Errorf("timing relation broken: %s", r.what)
+		}
 	}
 }

@@ -321,6 +321,7 @@ func (r *run) lock(ctx context.Context) error {
 		name = LockName(r.plan.Cluster)
 	}
 	var held []string
+	var lockedAt []*topology.ServerView // the server of each r.locks entry
 	for i := range r.snap.Servers {
 		v := &r.snap.Servers[i]
 		if !v.Reachable {
@@ -341,9 +342,32 @@ func (r *run) lock(ctx context.Context) error {
 			continue
 		}
 		r.locks = append(r.locks, q)
+		lockedAt = append(lockedAt, v)
 	}
 	if len(held) > 0 {
 		return fmt.Errorf("another failover of cluster %s is running: its lock %q is held on %s; nothing was changed", r.plan.Cluster, name, strings.Join(held, ", "))
+	}
+	return r.recheck(ctx, lockedAt)
+}
+
+// recheck re-reads read_only on every locked server once the lock is held
+// (VTOrc's lock → refresh → re-analyse): a server that was read-only in
+// the snapshot the plan came from and is writable now was promoted by
+// someone else meanwhile (a CLI failover racing the daemon, which held the
+// lock and released it between this one's discovery and its lock).
+// Executing the stale plan would promote a second server.
+func (r *run) recheck(ctx context.Context, locked []*topology.ServerView) error {
+	for i, v := range locked {
+		if !v.ReadOnly && !v.SuperReadOnly {
+			continue // writable already when the plan was made
+		}
+		rows, err := r.query(ctx, r.locks[i], "SELECT @@global.read_only AS ro")
+		if err != nil {
+			return fmt.Errorf("cannot re-read read_only on %s after taking the failover lock: %v; nothing was changed", v.Spec.Address, err)
+		}
+		if len(rows) == 1 && rows[0]["ro"] == "0" {
+			return fmt.Errorf("another failover or switchover of cluster %s changed it since it was read: %s is writable now, read-only when this plan was made; nothing was changed (run the command again: it plans from the cluster as it is now)", r.plan.Cluster, v.Spec.Address)
+		}
 	}
 	return nil
 }

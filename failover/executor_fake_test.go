@@ -138,14 +138,14 @@ func TestExecutorFakeHappyFailoverStatementOrder(t *testing.T) {
 	if rep.Result != ResultSuccess || !rep.Promoted {
 		t.Fatalf("result %s, promoted %v: %s %+v", rep.Result, rep.Promoted, rep.Error, rep.Steps)
 	}
-	want2 := []string{"SELECT GET_LOCK('t', 0) AS r", "STOP SLAVE IO_THREAD", "SHOW ALL SLAVES STATUS",
+	want2 := []string{"SELECT GET_LOCK('t', 0) AS r", "SELECT @@global.read_only AS ro", "STOP SLAVE IO_THREAD", "SHOW ALL SLAVES STATUS",
 		"SELECT MASTER_GTID_WAIT('0-1-100', 1.000) AS r",
 		"SELECT @@gtid_current_pos AS pos, @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos", // never promote below the plan
 		"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"}
 	if got := f.Statements("db2:3306"); !slices.Equal(got, want2) {
 		t.Errorf("new primary:\n got %q\nwant %q", got, want2)
 	}
-	want3 := []string{"SELECT GET_LOCK('t', 0) AS r", "STOP SLAVE IO_THREAD", "STOP SLAVE", changeToDB2, "START SLAVE", "SHOW ALL SLAVES STATUS"}
+	want3 := []string{"SELECT GET_LOCK('t', 0) AS r", "SELECT @@global.read_only AS ro", "STOP SLAVE IO_THREAD", "STOP SLAVE", changeToDB2, "START SLAVE", "SHOW ALL SLAVES STATUS"}
 	if got := f.Statements("db3:3306"); !slices.Equal(got, want3) {
 		t.Errorf("repointed replica:\n got %q\nwant %q", got, want3)
 	}
@@ -267,7 +267,7 @@ func TestExecutorFakeNewPrimaryDialFails(t *testing.T) {
 		}
 	}
 	assertNothingWritable(t, f)
-	want3 := []string{"SELECT GET_LOCK('t', 0) AS r", "STOP SLAVE IO_THREAD"}
+	want3 := []string{"SELECT GET_LOCK('t', 0) AS r", "SELECT @@global.read_only AS ro", "STOP SLAVE IO_THREAD"}
 	if got := f.Statements("db3:3306"); !slices.Equal(got, want3) {
 		t.Errorf("db3:\n got %q\nwant %q", got, want3)
 	}
@@ -308,7 +308,7 @@ func TestExecutorFakeFenceStatementFails(t *testing.T) {
 		t.Errorf("old primary:\n got %q\nwant %q", got, want1)
 	}
 	for _, a := range []string{"db2:3306", "db3:3306"} {
-		if got := f.Statements(a); !slices.Equal(got, []string{"SELECT GET_LOCK('t', 0) AS r"}) {
+		if got := f.Statements(a); !slices.Equal(got, []string{"SELECT GET_LOCK('t', 0) AS r", "SELECT @@global.read_only AS ro"}) {
 			t.Errorf("%s was touched after the fence failed: %q", a, got)
 		}
 	}
@@ -364,6 +364,42 @@ func TestExecutorFakeCancelDuringRelayLogWait(t *testing.T) {
 	for _, c := range f.Calls() {
 		if c.Addr == "db3:3306" && strings.HasPrefix(c.Stmt, "CHANGE MASTER") {
 			t.Errorf("db3 was repointed after the cancel: %q", c.Stmt)
+		}
+	}
+	assertSessionsClosed(t, f, nil, "db2:3306", "db3:3306")
+}
+
+// A CLI failover and the daemon race on one dead primary: the other one
+// promoted db2 and released the lock between this one's discovery and its
+// lock. Its plan (made when db2 was a read-only replica) is stale: once
+// the lock is held it re-reads read_only, finds db2 writable, and stops
+// before any change instead of promoting a second time.
+func TestExecutorFakeStalePlanAfterARacingFailover(t *testing.T) {
+	snap := deadPrimary(server("db2:3306", 2, "0-1-100", replicaOf("db1:3306", 1, "")), server("db3:3306", 3, "0-1-100", replicaOf("db1:3306", 1, "")))
+	plan := Build(snap, pol, Request{Kind: KindFailover})
+	if !plan.OK() || plan.NewPrimary != "db2:3306" {
+		t.Fatalf("plan: %+v", plan)
+	}
+	f := topologytest.New()
+	for _, a := range []string{"db2:3306", "db3:3306"} {
+		scriptMariaDB(f.Server(a), "0-1-100")
+	}
+	f.Server("db2:3306").On("SELECT @@global.read_only AS ro").Return(topology.Row{"ro": "0"}) // promoted meanwhile
+	f.Server("db3:3306").On("SELECT @@global.read_only AS ro").Return(topology.Row{"ro": "1"})
+
+	rep := fakeExecutor(f).Execute(context.Background(), snap, &plan)
+	logTimeline(t, rep)
+	if rep.Result != ResultAborted || rep.Promoted || len(rep.Steps) != 0 {
+		t.Fatalf("result %s, promoted %v, %d steps: want aborted before any step", rep.Result, rep.Promoted, len(rep.Steps))
+	}
+	if !strings.Contains(rep.Error, "another failover") || !strings.Contains(rep.Error, "db2:3306 is writable now") {
+		t.Errorf("error %q does not say another failover made db2 writable", rep.Error)
+	}
+	for _, a := range []string{"db2:3306", "db3:3306"} {
+		for _, st := range f.Statements(a) {
+			if !strings.HasPrefix(st, "SELECT") {
+				t.Errorf("%s received %q after the stale plan was detected", a, st)
+			}
 		}
 	}
 	assertSessionsClosed(t, f, nil, "db2:3306", "db3:3306")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,11 +40,75 @@ func (a *app) agentCommand() *cobra.Command {
 			if err != nil {
 				return withCode(exitProblem, err)
 			}
+			if ac.VIP != nil {
+				w, err := a.startWatchdog(path, ac.Server)
+				if err != nil {
+					return withCode(exitProblem, err)
+				}
+				ac.Watchdog = w
+			}
 			ag, err := daemon.NewAgent(ac)
 			if err != nil {
 				return withCode(exitProblem, err)
 			}
 			if err := ag.Run(cmd.Context()); err != nil {
+				return withCode(exitProblem, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "", "the local database server, as written in the config (host:port)")
+	return cmd
+}
+
+// startWatchdog starts `myha agent-watchdog` as a child process fed
+// through its stdin: a process of its own, so a pause of the agent does
+// not pause it. It outlives an agent that dies, acts if the agent had
+// armed it, and then exits.
+func (a *app) startWatchdog(configPath, server string) (*daemon.PipeWatchdog, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("starting the agent's watchdog: %w", err)
+	}
+	c := exec.Command(exe, "agent-watchdog", "--server", server, "--config", configPath, "--log-level", a.logLevel)
+	c.Stdout, c.Stderr = a.stderr, a.stderr
+	in, err := c.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting the agent's watchdog: %w", err)
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("starting the agent's watchdog: %w", err)
+	}
+	go c.Wait() // reaped when it exits; it ends on its own once stdin closes
+	return daemon.NewPipeWatchdog(in), nil
+}
+
+// agentWatchdogCommand is the watchdog process the agent starts.
+func (a *app) agentWatchdogCommand() *cobra.Command {
+	var server string
+	cmd := &cobra.Command{
+		Use:    "agent-watchdog --server HOST:PORT",
+		Short:  "Started by myha agent: fences the local server and releases the VIP if the agent stops renewing its hold",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := config.Find(a.configPath)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv, Agent: true})
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			ac, err := agentConfig(cmd.Context(), cfg, server, a)
+			if err != nil {
+				return withCode(exitProblem, err)
+			}
+			// Signals do not stop it (the agent's unit may signal every
+			// process it has): only the agent's word, or its end, does.
+			ctx := context.WithoutCancel(cmd.Context())
+			wc := daemon.WatchdogConfig{Server: ac.Server, Spec: ac.Cluster.Spec, VIP: ac.VIP, Log: a.log.With("component", "watchdog")}
+			if err := daemon.RunWatchdog(ctx, wc, a.stdin); err != nil {
 				return withCode(exitProblem, err)
 			}
 			return nil

@@ -174,6 +174,12 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 		return result([]string{"pos", "binlog_pos", "slave_pos"}, []map[string]string{{"pos": st.Vars["gtid_current_pos"], "binlog_pos": st.Vars["gtid_binlog_pos"], "slave_pos": st.Vars["gtid_slave_pos"]}}, nil)
 	case strings.HasPrefix(up, "SELECT ID FROM INFORMATION_SCHEMA.PROCESSLIST") || strings.HasPrefix(up, "SELECT DISTINCT P.ID"):
 		return result([]string{"ID"}, nil, nil)
+	case strings.HasPrefix(up, "SELECT @@GLOBAL.READ_ONLY AS RO"):
+		ro := "0"
+		if v := strings.ToUpper(st.Vars["read_only"]); v == "ON" || v == "1" {
+			ro = "1"
+		}
+		return result([]string{"ro"}, []map[string]string{{"ro": ro}}, nil)
 	case strings.HasPrefix(up, "SELECT 1"):
 		return result([]string{"1"}, []map[string]string{{"1": "1"}}, nil)
 	case strings.HasPrefix(up, "SET ") || strings.HasPrefix(up, "STOP ") || strings.HasPrefix(up, "START ") ||
@@ -199,6 +205,11 @@ func nameValue(vars map[string]string, q string) (*mysql.Result, error) {
 		}
 	}
 	return result([]string{"Variable_name", "Value"}, rows, nil)
+}
+
+// Result builds a text resultset for an OnQuery hook's answer.
+func Result(cols []string, rows []map[string]string) (*mysql.Result, error) {
+	return result(cols, rows, nil)
 }
 
 // result builds a text resultset; empty strings are sent as empty (not NULL).

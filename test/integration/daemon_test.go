@@ -45,6 +45,8 @@ type monitorsLab struct {
 	// apiPort is each monitor's API port: 8080 on hosts of their own, free
 	// ports when the monitors share 127.0.0.1 (a loopback lab, not root).
 	apiPort map[string]int
+	// listed are the servers the config lists (all but unlisted ones).
+	listed []*lab.Server
 }
 
 func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
@@ -54,9 +56,32 @@ func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *moni
 // startMonitorsLabVIP also adds cluster-level YAML (a vip: section).
 func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYAML string) *monitorsLab {
 	t.Helper()
+	return startMonitorsLabWith(t, opts, monLabOptions{failoverYAML: failoverYAML, clusterYAML: clusterYAML})
+}
+
+// monLabOptions shape a monitors lab beyond its servers.
+type monLabOptions struct {
+	failoverYAML string // lines under failover:
+	// clusterYAML is added to the cluster; VIPADDR in it becomes the lab's
+	// VIP address (198.18.<lab id>.200), known once the lab is up.
+	clusterYAML string
+	monEnv      []string // extra environment of the monitors (MYHA_CRASH_AT)
+	// unlisted leaves the lab's last servers out of the config: replicas
+	// myha does not know about, there from the monitors' first start.
+	unlisted int
+}
+
+// vipAddr is the VIP a lab's config gets for VIPADDR.
+func vipAddr(l *lab.Lab) string { return fmt.Sprintf("198.18.%d.200", l.ID) }
+
+// startMonitorsLabWith starts three monitors on their final config.
+func startMonitorsLabWith(t *testing.T, opts lab.Options, o monLabOptions) *monitorsLab {
+	t.Helper()
 	opts.Hosts = append(opts.Hosts, "mon1", "mon2", "mon3")
 	l := lab.New(t, opts)
-	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir(), apiPort: map[string]int{}}
+	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir(), monEnv: o.monEnv, apiPort: map[string]int{}}
+	clusterYAML := strings.ReplaceAll(o.clusterYAML, "VIPADDR", vipAddr(l))
+	m.listed = l.Servers[:len(l.Servers)-o.unlisted]
 	ips := map[string]string{}
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		ips[n] = l.Host(n).IP
@@ -85,7 +110,10 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 		}
 	}
 	y := b.String() + l.ConfigYAML()
-	y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+clusterYAML+"    servers:\n", 1)
+	y = strings.Replace(y, "    servers:\n", "    failover:\n"+o.failoverYAML+clusterYAML+"    servers:\n", 1)
+	for _, s := range l.Servers[len(m.listed):] {
+		y = strings.Replace(y, "      - address: "+s.Addr()+"\n", "", 1)
+	}
 	m.cfg = filepath.Join(m.dir, "myha.yaml")
 	os.WriteFile(m.cfg, []byte(y), 0o600)
 	for _, h := range m.mons {
@@ -105,6 +133,14 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 				p.Process.Kill()
 				err = <-done
 				t.Errorf("%s did not exit within 15 s of SIGTERM", name)
+			}
+			if dir := os.Getenv("MYHA_TEST_LOGS"); dir != "" {
+				// Kept for reading timings after a passing run.
+				keep := filepath.Join(dir, t.Name())
+				os.MkdirAll(keep, 0o755)
+				if b, err := os.ReadFile(m.logs[name].Name()); err == nil {
+					os.WriteFile(filepath.Join(keep, name+".log"), b, 0o644)
+				}
 			}
 			if t.Failed() {
 				t.Logf("%s exited: %v", name, err)

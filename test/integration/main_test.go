@@ -58,6 +58,16 @@ func myha(t *testing.T, args ...string) result {
 // myhaEnv is myha with extra environment variables (MYHA_CRASH_AT=...).
 func myhaEnv(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	r, err := runMyha(env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runMyha runs the binary with a timeout; unlike myha it never calls
+// t.Fatal, so a test may run it on a goroutine of its own.
+func runMyha(env []string, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, myhaBin, args...)
@@ -69,14 +79,14 @@ func myhaEnv(t *testing.T, env []string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running myha: %v", err)
+		return r, fmt.Errorf("running myha: %v", err)
 	}
 	for _, secret := range []string{lab.AdminPass, lab.ReplPass} {
 		if strings.Contains(r.stdout+r.stderr, secret) {
-			t.Fatalf("myha %v printed a password", args)
+			return r, fmt.Errorf("myha %v printed a password", args)
 		}
 	}
-	return r
+	return r, nil
 }
 
 // Topology is the part of `myha topology --json` the tests read.

@@ -41,6 +41,8 @@ type brainSampler struct {
 	bad      []int // indexes into lines
 	lastOK   time.Time
 	outage   time.Duration
+	firstAcc map[string]time.Time // server → first sample it accepted a write
+	firstVIP map[string]time.Time // server → first sample its host held the VIP
 	started  time.Time
 	finished bool
 }
@@ -49,7 +51,7 @@ type brainSampler struct {
 // (off for an idle primary: they would make it busy).
 func (v *vipLab) splitBrainSampler(t *testing.T, writes bool) *brainSampler {
 	t.Helper()
-	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{})}
+	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{}), firstAcc: map[string]time.Time{}, firstVIP: map[string]time.Time{}}
 	if writes {
 		must(t, v.Server("db1").Exec(context.Background(), "CREATE TABLE IF NOT EXISTS lab.probe (id BIGINT PRIMARY KEY, srv VARCHAR(8) NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB"))
 		must(t, v.WaitReplicated(context.Background(), 20*time.Second))
@@ -113,10 +115,20 @@ func (s *brainSampler) loop() {
 			if r.vip {
 				vip = append(vip, srv.Name)
 				holders++
+				s.mu.Lock()
+				if _, ok := s.firstVIP[srv.Name]; !ok {
+					s.firstVIP[srv.Name] = at
+				}
+				s.mu.Unlock()
 			}
 			if r.accepted {
 				acc = append(acc, srv.Name)
 				accepted++
+				s.mu.Lock()
+				if _, ok := s.firstAcc[srv.Name]; !ok {
+					s.firstAcc[srv.Name] = at
+				}
+				s.mu.Unlock()
 			}
 		}
 		line := fmt.Sprintf("%s read_only=[%s] vip=%v accepted=%v", at.Format("15:04:05.000"), strings.Join(ro, " "), vip, acc)
@@ -161,6 +173,20 @@ func (s *brainSampler) sampleServer(srv *lab.Server, id int64) serverSample {
 	return r
 }
 
+// firstAccepted is when the sampler first saw name accept a write.
+func (s *brainSampler) firstAccepted(name string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstAcc[name]
+}
+
+// firstHeldVIP is when the sampler first saw name's host hold the VIP.
+func (s *brainSampler) firstHeldVIP(name string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstVIP[name]
+}
+
 // finish stops the sampler and fails the test, with the timeline around
 // the first overlaps, if any sample had two writers or two VIP holders.
 // It reports samples, overlaps and the longest write outage.
@@ -190,7 +216,7 @@ func (s *brainSampler) finish(t *testing.T) {
 	if s.writes {
 		outage = s.outage.Round(time.Millisecond).String()
 	}
-	t.Logf("split-brain sampler: %d samples over %s, %d overlaps, longest write outage %s", s.n, time.Since(s.started).Round(time.Second), len(s.bad), outage)
+	t.Logf("split-brain sampler [%s]: %d samples over %s, %d overlaps, longest write outage %s", t.Name(), s.n, time.Since(s.started).Round(time.Second), len(s.bad), outage)
 	if len(s.bad) == 0 {
 		return
 	}
@@ -264,7 +290,13 @@ func (m *monitorsLab) verdictOf(h *lab.Host) Verdict {
 // with the sampler running.
 func startFaultLab(t *testing.T, writes bool) (*vipLab, *brainSampler) {
 	t.Helper()
-	v := startVIPLab(t, lab.Options{Servers: 3})
+	return startFaultLabOpts(t, lab.Options{Servers: 3}, writes)
+}
+
+// startFaultLabOpts is startFaultLab on a lab built with opts.
+func startFaultLabOpts(t *testing.T, opts lab.Options, writes bool) (*vipLab, *brainSampler) {
+	t.Helper()
+	v := startVIPLab(t, opts)
 	v.waitHealthy(t)
 	v.waitHolder(t, "db1", 20*time.Second)
 	return v, v.splitBrainSampler(t, writes)
@@ -336,7 +368,8 @@ func partitionPrimary(t *testing.T, oneWay bool) {
 		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
 		return err == nil && ro == "1"
 	})
-	t.Logf("new primary %s holds the VIP %s after the partition", newP.Name, time.Since(start).Round(time.Millisecond))
+	t.Logf("new primary %s takes writes %s and holds the VIP %s after the partition", newP.Name,
+		smp.firstAccepted(newP.Name).Sub(start).Round(time.Millisecond), smp.firstHeldVIP(newP.Name).Sub(start).Round(time.Millisecond))
 	must(t, db1.HealDrops(ctx))
 	time.Sleep(2 * time.Second) // the healed old primary must stay read-only: sampled meanwhile
 	smp.finish(t)
@@ -346,18 +379,31 @@ func TestSplitBrainPartitionBothWays(t *testing.T) { partitionPrimary(t, false) 
 
 func TestSplitBrainPartitionOneWay(t *testing.T) { partitionPrimary(t, true) }
 
-// The primary's agent is paused (SIGSTOP) for longer than the lease: when
-// it resumes, only a lease fresh by its own clock or new evidence lets it
-// keep the VIP; nothing fails over, db1 keeps the VIP.
+// The primary's agent is paused (SIGSTOP) for longer than the lease: its
+// watchdog releases the VIP and fences db1 (nobody could if its host were
+// cut off now), the leader does not re-open db1 while its agent is silent,
+// and nothing fails over. Resumed, the agent reports again, the leader
+// makes db1 writable, and db1 takes the VIP back.
 func TestSplitBrainAgentPaused(t *testing.T) {
+	ctx := context.Background()
 	v, smp := startFaultLab(t, true)
+	db1 := v.Server("db1")
 	v.pause(t, "db1")
-	v.noFailoverFor(t, 5*time.Second) // lease 3 s
-	v.signal(t, "db1", syscall.SIGCONT)
-	v.noFailoverFor(t, 3*time.Second)
-	if h := v.holders(); len(h) != 1 || h[0] != "db1" {
-		t.Fatalf("after the pause the VIP is on %v, want db1", h)
+	waitFor(t, "the paused agent's watchdog to fence db1 and release the VIP", 10*time.Second, func() bool {
+		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
+		return err == nil && ro == "1" && len(v.holders()) == 0
+	})
+	v.noFailoverFor(t, 3*time.Second) // lease 3 s: well past it
+	if ro, err := db1.QueryString(ctx, "SELECT @@read_only"); err != nil || ro != "1" {
+		t.Fatalf("db1 was re-opened while its agent was paused: read_only=%q (%v)", ro, err)
 	}
+	v.signal(t, "db1", syscall.SIGCONT)
+	v.waitHolder(t, "db1", 15*time.Second)
+	waitFor(t, "db1 writable again", 10*time.Second, func() bool {
+		ro, err := db1.QueryString(ctx, "SELECT @@read_only")
+		return err == nil && ro == "0"
+	})
+	v.noFailoverFor(t, time.Second)
 	smp.finish(t)
 }
 
@@ -408,6 +454,16 @@ func TestSplitBrainIdlePrimaryMonitorsCut(t *testing.T) {
 	}
 	v.waitHealthy(t)
 	v.waitHolder(t, "db1", 20*time.Second)
+	// The agent counts a replica toward the failsafe only once it has
+	// seen it receive something: one event, then the primary stays idle.
+	must(t, db1.Exec(ctx, "CREATE DATABASE IF NOT EXISTS idle_probe"))
+	waitFor(t, "db1's agent to count both replicas as following", 15*time.Second, func() bool {
+		var st struct {
+			Followers []string `json:"followers"`
+		}
+		getJSON("http://"+db1.IP+":8008/health", &st)
+		return len(st.Followers) == 2
+	})
 	smp := v.splitBrainSampler(t, false)
 	must(t, db1.DropFrom(ctx, v.mons...))
 	waitFor(t, "the monitors to see an unreachable primary still replicated", 30*time.Second, func() bool {

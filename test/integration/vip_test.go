@@ -24,32 +24,29 @@ type vipLab struct {
 
 func startVIPLab(t *testing.T, opts lab.Options) *vipLab {
 	t.Helper()
-	return startVIPLabEnv(t, opts, nil)
+	return startVIPLabWith(t, opts, monLabOptions{})
 }
 
 // startVIPLabEnv also gives the monitors extra environment (MYHA_CRASH_AT)
-// from their final start on, before the agents join them.
+// from their start on, before the agents join them.
 func startVIPLabEnv(t *testing.T, opts lab.Options, monEnv []string) *vipLab {
 	t.Helper()
+	return startVIPLabWith(t, opts, monLabOptions{monEnv: monEnv})
+}
+
+// startVIPLabWith starts the monitors with a VIP on the final config, then
+// an agent on the host of every server the config lists.
+func startVIPLabWith(t *testing.T, opts lab.Options, o monLabOptions) *vipLab {
+	t.Helper()
 	opts.Hosts = append(opts.Hosts, "client")
-	// The lab's subnet is only known once it is up: take the id from a probe.
-	m := startMonitorsLabVIP(t, opts, "", "    vip:\n      address: VIPADDR/24\n      interface: eth0\n      garp_delay: 1s\n")
+	o.clusterYAML += "    vip:\n      address: VIPADDR/24\n      interface: eth0\n      garp_delay: 1s\n"
+	m := startMonitorsLabWith(t, opts, o)
 	m.RequireNetns(t) // a VIP needs hosts (and interfaces) of their own
-	vipIP := fmt.Sprintf("198.18.%d.200", m.ID)
-	b, _ := readFile(m.cfg)
-	writeFile(m.cfg, strings.Replace(b, "VIPADDR", vipIP, 1))
-	// Monitors started before the VIP address was filled in: restart them
-	// on the final config.
-	m.monEnv = monEnv
-	for _, h := range m.mons {
-		m.kill(h.Name)
-		m.start(t, h)
-	}
-	for _, s := range m.Servers {
+	for _, s := range m.listed {
 		h := s.Host
 		m.start(t, &h, "agent", "--server", s.Addr())
 	}
-	return &vipLab{monitorsLab: m, vip: vipIP, client: m.Host("client")}
+	return &vipLab{monitorsLab: m, vip: vipAddr(m.Lab), client: m.Host("client")}
 }
 
 // holders lists the servers whose host has the VIP on eth0 right now.
