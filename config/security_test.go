@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,27 @@ func TestValidationGaps(t *testing.T) {
 	ok := "monitors:\n  - {name: a, address: 127.0.0.1}\n  - {name: b, address: 127.0.0.1, gossip_port: 17946, raft_port: 17947, api_port: 18080}\n" + good
 	if _, err := Parse([]byte(ok), Options{}); err != nil {
 		t.Fatalf("monitors on one address with their own ports: %v", err)
+	}
+}
+
+// security.api_allow takes CIDRs and single addresses; anything else is an
+// error naming the entry.
+func TestAPIAllowParsedAndValidated(t *testing.T) {
+	c, err := Parse([]byte("security:\n  api_allow: [10.1.0.0/16, 192.0.2.7, \"2001:db8::/32\", 10.2.3.4/24]\n"+good), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.Security.APIAllowPrefixes())
+	if got != "[10.1.0.0/16 192.0.2.7/32 2001:db8::/32 10.2.3.0/24]" {
+		t.Fatalf("prefixes %s", got)
+	}
+	_, err = Parse([]byte("security:\n  api_allow: [10.0.0.0/8, 10.0.0.0/33, mon1]\n"+good), Options{})
+	if err == nil || !strings.Contains(err.Error(), `security.api_allow[1]: "10.0.0.0/33" is not an IP address or CIDR`) ||
+		!strings.Contains(err.Error(), `security.api_allow[2]: "mon1"`) || strings.Contains(err.Error(), "api_allow[0]") {
+		t.Fatalf("bad entries: %v", err)
+	}
+	// One entry written without brackets is a list of one.
+	if c, err := Parse([]byte("security:\n  api_allow: 10.0.0.0/8\n"+good), Options{}); err != nil || fmt.Sprint(c.Security.APIAllowPrefixes()) != "[10.0.0.0/8]" {
+		t.Fatalf("a single entry: %v", err)
 	}
 }

@@ -109,6 +109,11 @@ func (c *Config) Validate() Errors {
 	if countSet(sec.APICertFile, sec.APIKeyFile) == 1 {
 		bad("security", "set api_cert_file and api_key_file together")
 	}
+	for i, a := range sec.APIAllow {
+		if _, err := parseAllow(a); err != nil {
+			bad(fmt.Sprintf("security.api_allow[%d]", i), "%q is not an IP address or CIDR (write e.g. 10.0.0.0/24 or 192.0.2.7)", a)
+		}
+	}
 	if k := len(c.Security.GossipKey); k != 0 {
 		if _, err := DecodeGossipKey(c.Security.GossipKey); err != nil {
 			bad("security.gossip_key_file", "%v", err)

@@ -101,7 +101,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.g = g
 	defer g.leave()
-	srv := &http.Server{Addr: hostPort(a.cfg.BindAddr, a.cfg.HTTPPort), Handler: recoverHandler(a.log, a.handler()), ReadHeaderTimeout: 5 * time.Second}
+	srv := newAgentServer(hostPort(a.cfg.BindAddr, a.cfg.HTTPPort), recoverHandler(a.log, a.handler()), a.log)
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("agent health endpoints on %s: %w", srv.Addr, err)
@@ -135,6 +135,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// newAgentServer bounds the health endpoints like the API: HAProxy checks
+// are small and quick, so a client that holds a connection open or sends
+// a large request is cut.
+func newAgentServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Addr: addr, Handler: limitBody(h), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: apiIdleTimeout, MaxHeaderBytes: apiMaxHeader,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
 // tick decides whether to hold the VIP now, and makes it so. One round
