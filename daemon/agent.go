@@ -65,6 +65,14 @@ type Agent struct {
 	marks map[string]replicaMark
 	// lastWhy is the latest decision's reason, logged when it changes.
 	lastWhy string
+	// holdUntil is when the current decision to hold stops being
+	// justified (zero: not holding): renewLoop renews the VIP's lifetime
+	// only before it.
+	holdUntil time.Time
+
+	// reloads carries SIGHUP's new configuration to Run's loop, which
+	// alone applies it between two rounds.
+	reloads chan AgentConfig
 }
 
 // sentKept is how many recent report numbers the agent remembers.
@@ -74,20 +82,26 @@ const sentKept = 256
 func NewAgent(cfg AgentConfig) (*Agent, error) {
 	// Report numbers start from the wall clock so that a restarted agent
 	// never reuses one its previous run sent (only uniqueness matters).
-	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now, seq: uint64(time.Now().UnixNano()), sent: map[uint64]time.Time{}, marks: map[string]replicaMark{}}
+	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now, seq: uint64(time.Now().UnixNano()), sent: map[uint64]time.Time{}, marks: map[string]replicaMark{},
+		reloads: make(chan AgentConfig, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	spec := cfg.Cluster.Spec
-	a.dialer = recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: a.log}
+	a.dialer = agentDialer(cfg.Cluster.Spec, a.log)
 	if cfg.VIP != nil {
-		v, err := vip.New(*cfg.VIP, a.log)
+		vc := *cfg.VIP
+		vc.Lifetime = vipLifetime
+		v, err := vip.New(vc, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.vip = v
 	}
 	return a, nil
+}
+
+func agentDialer(spec topology.ClusterSpec, log *slog.Logger) topology.Dialer {
+	return recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: log}
 }
 
 // Run joins the gossip, serves the health endpoints and keeps the VIP right
@@ -113,6 +127,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		addrs = append(addrs, hostPort(m.Address, m.GossipPort))
 	}
 	a.log.Info("agent running", "server", a.cfg.Server, "cluster", a.cfg.Cluster.Spec.Name, "gossip", hostPort(a.cfg.BindAddr, a.cfg.GossipPort), "http", srv.Addr, "vip", a.cfg.VIP != nil)
+	if a.vip != nil {
+		rctx, stopRenew := context.WithCancel(ctx)
+		renewDone := make(chan struct{})
+		go func() {
+			defer close(renewDone)
+			supervise(rctx, a.log, "VIP lifetime renewals", time.Second, a.renewLoop)
+		}()
+		defer func() { stopRenew(); <-renewDone }()
+	}
 	lastJoin := time.Time{}
 	t := time.NewTicker(agentTick)
 	defer t.Stop()
@@ -125,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if a.vip != nil {
+				a.setHoldUntil(time.Time{})
 				if err := a.vip.Release(); err != nil {
 					a.log.Error("agent stopping: could not release the VIP", "err", err)
 				}
@@ -132,9 +156,48 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			a.log.Info("agent stopped; VIP released", "server", a.cfg.Server)
 			return nil
+		case nc := <-a.reloads:
+			a.applyReload(nc)
 		case <-t.C:
 		}
 	}
+}
+
+// renewLoop renews the VIP's address lifetime every vipRenewEvery while
+// the latest decision to hold still stands by the clock (holdUntil), and
+// never after: an agent that stops deciding (killed, frozen, stuck) stops
+// renewing, and the kernel removes the address within vipLifetime.
+func (a *Agent) renewLoop(ctx context.Context) {
+	t := time.NewTicker(vipRenewEvery)
+	defer t.Stop()
+	lastErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		until := a.holdUntil
+		a.mu.Unlock()
+		if until.IsZero() || !a.now().Before(until) {
+			continue
+		}
+		msg := ""
+		if err := a.vip.RenewLifetime(); err != nil {
+			msg = err.Error()
+		}
+		if msg != lastErr && msg != "" {
+			a.log.Warn("agent: cannot renew the VIP's lifetime", "vip", a.cfg.VIP.Address, "err", msg)
+		}
+		lastErr = msg
+	}
+}
+
+func (a *Agent) setHoldUntil(t time.Time) {
+	a.mu.Lock()
+	a.holdUntil = t
+	a.mu.Unlock()
 }
 
 // newAgentServer bounds the health endpoints like the API: HAProxy checks
@@ -215,11 +278,21 @@ func (a *Agent) tick(ctx context.Context) {
 	if changed {
 		a.log.Info("agent decision", "server", a.cfg.Server, "hold", d.Hold, "failsafe", d.Failsafe, "fence", d.Fence, "why", d.Why, "followers", ev.Names)
 	}
+	if !d.Hold {
+		a.setHoldUntil(time.Time{}) // no renewal from now on, even before the release
+	}
 	a.apply(ctx, d.Hold, func() bool {
 		// Right before taking the VIP: still justified by the clock now?
 		again := decide()
 		return again.Hold
 	})
+	a.mu.Lock()
+	if a.holding && d.Hold {
+		a.holdUntil = d.Until
+	} else {
+		a.holdUntil = time.Time{}
+	}
+	a.mu.Unlock()
 }
 
 // evidence counts this server plus the servers following it, seen from

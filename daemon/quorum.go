@@ -39,6 +39,21 @@ const (
 	// writable on older evidence: the evidence's validity plus one
 	// reaction. Promotion on an expired lease waits this long too.
 	failsafeSettle = failsafeValidity + agentReaction
+	// vipLifetime is the valid lifetime of the VIP's address on the
+	// holder's interface. While the agent's decision to hold stands
+	// (agentDecision.Until) it renews the lifetime every vipRenewEvery, in
+	// place; once that moment passes, or the agent is killed or frozen,
+	// renewals stop and the kernel removes the address within vipLifetime
+	// plus its timer slack (measured 1.01-1.36 s, vip's lifetime test),
+	// which is less than agentReaction: the address is gone before the
+	// leader counts the lease ended (leaseEnd: the trust the renewals
+	// stopped at, at most the full lease after the leader sent it, plus
+	// agentReaction), so before any other agent may take the VIP, and a
+	// killed agent leaves nothing behind. One second is the kernel's
+	// smallest lifetime; it does not depend on vip.lease because renewals
+	// follow the lease's trust, which does.
+	vipLifetime   = time.Second
+	vipRenewEvery = 200 * time.Millisecond
 )
 
 // leaseTrust is how long an agent trusts a lease, counted on its own
@@ -92,6 +107,10 @@ type agentDecision struct {
 	Fence    bool
 	Fresh    bool
 	Why      string
+	// Until is when this decision to hold stops being justified without
+	// news (the lease's trust, or the failsafe evidence's validity, runs
+	// out): the VIP's lifetime is renewed only before it (vipLifetime).
+	Until time.Time
 }
 
 // decideAgent is the agent's VIP decision. It is pure.
@@ -116,6 +135,9 @@ func decideAgent(in agentInput) agentDecision {
 		wait := in.Received.Add(time.Duration(in.Lease.WaitMS) * time.Millisecond)
 		d.Hold = in.Writable && !in.Now.Before(wait)
 		d.Why = "fresh lease"
+		if d.Hold {
+			d.Until = in.Anchor.Add(leaseTrust(dur))
+		}
 		if in.Writable && !d.Hold {
 			d.Why = fmt.Sprintf("fresh lease, waiting %s for the previous holder", wait.Sub(in.Now).Round(time.Millisecond))
 		}
@@ -126,6 +148,7 @@ func decideAgent(in agentInput) agentDecision {
 		recent := in.HaveProof && !e.Started.IsZero() && in.Now.Sub(e.Started) < failsafeValidity
 		if recent && e.majority() {
 			d.Hold, d.Failsafe = true, true
+			d.Until = e.Started.Add(failsafeValidity)
 			d.Why = fmt.Sprintf("lease lapsed; failsafe: %d of %d servers follow this one", e.Following, e.Servers)
 		} else {
 			d.Fence = true

@@ -120,6 +120,21 @@ func TestDecideAgent(t *testing.T) {
 		if d.Hold != tc.hold || d.Failsafe != tc.safe || d.Fence != tc.fence {
 			t.Errorf("%s: %+v", tc.name, d)
 		}
+		// Until: the lease's trust or the evidence's validity, only when holding.
+		switch {
+		case !d.Hold && !d.Until.IsZero():
+			t.Errorf("%s: not holding, yet until %s", tc.name, d.Until)
+		case d.Hold && !d.Failsafe && !d.Until.Equal(in.Anchor.Add(leaseTrust(in.LeaseDur))):
+			t.Errorf("%s: until %s, want the lease's trust %s", tc.name, d.Until, in.Anchor.Add(leaseTrust(in.LeaseDur)))
+		case d.Failsafe && !d.Until.Equal(in.Evidence.Started.Add(failsafeValidity)):
+			t.Errorf("%s: until %s, want the evidence's validity", tc.name, d.Until)
+		}
+	}
+	// The address outlives the decision's Until by the lifetime plus the
+	// kernel's slack (at most 0.36 s measured): less than the reaction
+	// time the leader adds to every lease (vipLifetime).
+	if vipLifetime+400*time.Millisecond > agentReaction || vipRenewEvery*3 > vipLifetime {
+		t.Fatalf("vipLifetime %s does not fit under agentReaction %s, or is renewed too rarely (%s)", vipLifetime, agentReaction, vipRenewEvery)
 	}
 	// The trust never outlives the leader's count, whatever the delays:
 	// anchor ≤ leader's send, trust < lease, leaseEnd adds the reaction.
