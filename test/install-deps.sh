@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what myha's tests and demo need on Debian 12, only when missing:
 # MariaDB 10.11 server and client, iproute2 (network namespaces), gcc (for
-# go test -race), haproxy (the VIP/health-check tests). Safe to run repeatedly; does nothing when all is present.
+# go test -race), haproxy (the VIP/health-check tests), systemd-analyze (the unit files' test). Safe to run repeatedly; does nothing when all is present.
 set -euo pipefail
 
 need=()
@@ -12,6 +12,7 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
