@@ -77,6 +77,18 @@ func TestValidationGaps(t *testing.T) {
 		{"monitors:\n  - {name: a, address: 198.18.0.21}\n  - {name: b, address: 198.18.0.21}\n" + good, "monitors on one address need ports of their own"},
 		{strings.Replace(good, "    servers:", "    check_interval: 1ns\n    servers:", 1), "check_interval: 1ns is too small"},
 		{strings.Replace(good, "      interface: eth0", "      interface: eth0\n      lease: 1ns", 1), "vip.lease: 1ns is too short"},
+		{strings.Replace(good, "    servers:", "    failover:\n      down_after: 1ns\n    servers:", 1), "failover.down_after: 1ns is too small"},
+		{"monitors:\n  - {name: a, address: 198.18.0.21, api_port: 70000}\n" + good, "monitors[0].api_port: must be 1-65535"},
+		{"monitors:\n  - {name: a, address: 198.18.0.21, raft_port: -1}\n" + good, "monitors[0].raft_port: must be 1-65535"},
+		{strings.Replace(good, "198.18.0.12:3307", "198.18.0.12:70000", 1), "port must be 1-65535"},
+		{strings.Replace(good, "198.18.0.12:3307", "198.18.0.12:-1", 1), "port must be 1-65535"},
+		// Names that break write probes (myha.heartbeat.monitor is a
+		// VARCHAR(64)), certificate files or state directories.
+		{"monitors:\n  - {name: " + strings.Repeat("m", 65) + ", address: 198.18.0.21}\n" + good, "monitors[0].name"},
+		{"monitors:\n  - {name: \"mon 1\", address: 198.18.0.21}\n" + good, "monitors[0].name: \"mon 1\": use letters"},
+		{"monitors:\n  - {name: \"../x\", address: 198.18.0.21}\n" + good, "monitors[0].name"},
+		{"monitors:\n  - {name: \"mön\", address: 198.18.0.21}\n" + good, "monitors[0].name"},
+		{"monitors:\n  - {name: ca, address: 198.18.0.21}\n" + good, "not \"ca\""},
 	} {
 		_, err := Parse([]byte(c.yaml), Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

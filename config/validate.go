@@ -72,6 +72,8 @@ func (c *Config) Validate() Errors {
 		switch {
 		case m.Name == "":
 			bad(key+".name", "missing (each monitor needs a unique name; `myha daemon --name` picks one)")
+		case !clusterNameRE.MatchString(m.Name) || m.Name == "ca":
+			bad(key+".name", "%q: use letters, digits, '.', '_' or '-', at most 64, not \"ca\" (the name goes into each primary's myha.heartbeat row, a VARCHAR(64), with probe: write, and names the monitor's certificate {name}.crt next to ca.crt and its state directory)", m.Name)
 		case monNames[m.Name]:
 			bad(key+".name", "duplicate monitor name %q", m.Name)
 		}
