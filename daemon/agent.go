@@ -164,9 +164,10 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // renewLoop renews the VIP's address lifetime every vipRenewEvery while
-// the latest decision to hold still stands by the clock (holdUntil), and
-// never after: an agent that stops deciding (killed, frozen, stuck) stops
-// renewing, and the kernel removes the address within vipLifetime.
+// the latest decision to hold still stands by the clock (holdUntil, less
+// vipRenewMargin), and never after: an agent that stops deciding (killed,
+// frozen, stuck) stops renewing, and the kernel removes the address within
+// vipLifetime + vipKernelSlack, at the latest agentReaction after holdUntil.
 func (a *Agent) renewLoop(ctx context.Context) {
 	t := time.NewTicker(vipRenewEvery)
 	defer t.Stop()
@@ -180,7 +181,7 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		a.mu.Lock()
 		until := a.holdUntil
 		a.mu.Unlock()
-		if until.IsZero() || !a.now().Before(until) {
+		if until.IsZero() || !a.now().Before(until.Add(-vipRenewMargin)) {
 			continue
 		}
 		msg := ""
@@ -347,7 +348,10 @@ func (a *Agent) apply(ctx context.Context, hold bool, stillHold func() bool) {
 		return
 	}
 	switch {
-	case hold && !present:
+	case hold && (!present || !a.vip.Held()):
+		// Missing, or present but left by an earlier run (a restarted
+		// agent, or one from before address lifetimes): take it, which
+		// gives it the lifetime and announces it.
 		if stillHold != nil && !stillHold() {
 			return // the clock moved on (a pause?): decide again next round
 		}

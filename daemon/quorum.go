@@ -40,20 +40,31 @@ const (
 	// reaction. Promotion on an expired lease waits this long too.
 	failsafeSettle = failsafeValidity + agentReaction
 	// vipLifetime is the valid lifetime of the VIP's address on the
-	// holder's interface. While the agent's decision to hold stands
-	// (agentDecision.Until) it renews the lifetime every vipRenewEvery, in
-	// place; once that moment passes, or the agent is killed or frozen,
-	// renewals stop and the kernel removes the address within vipLifetime
-	// plus its timer slack (measured 1.01-1.36 s, vip's lifetime test),
-	// which is less than agentReaction: the address is gone before the
-	// leader counts the lease ended (leaseEnd: the trust the renewals
-	// stopped at, at most the full lease after the leader sent it, plus
-	// agentReaction), so before any other agent may take the VIP, and a
-	// killed agent leaves nothing behind. One second is the kernel's
-	// smallest lifetime; it does not depend on vip.lease because renewals
-	// follow the lease's trust, which does.
-	vipLifetime   = time.Second
-	vipRenewEvery = 200 * time.Millisecond
+	// holder's interface, renewed in place every vipRenewEvery while the
+	// agent's decision to hold stands (agentDecision.Until) less
+	// vipRenewMargin. Once renewals stop (that moment passed, or the agent
+	// was killed, frozen or is stuck) the kernel removes the address
+	// within vipLifetime + vipKernelSlack, so at the latest agentReaction
+	// after Until: the address is gone before the leader counts the lease
+	// ended (leaseEnd: at least Until plus agentReaction), so before any
+	// other agent may take the VIP, and a killed agent leaves nothing
+	// behind. One second is the kernel's smallest lifetime; it does not
+	// depend on vip.lease because the renewals follow the lease's trust,
+	// which does.
+	vipLifetime = time.Second
+	// vipKernelSlack is how late the kernel may remove an expired IPv4
+	// address: it checks lifetimes at most once a second, so a check that
+	// another address change on the host set off just before the expiry
+	// puts the next one a second later, plus its timer rounding (a quarter
+	// second). Measured on a veth pair: 1.01-1.36 s after the last renewal
+	// of a 1 s lifetime, 1.98 s once with other addresses changing.
+	vipKernelSlack = 1250 * time.Millisecond
+	// vipRenewMargin ends the renewals this long before Until, so that
+	// the last renewal plus vipLifetime plus vipKernelSlack is within
+	// agentReaction of Until. Between leases (every check_interval) the
+	// default 3 s lease keeps Until more than this ahead.
+	vipRenewMargin = vipLifetime + vipKernelSlack - agentReaction
+	vipRenewEvery  = 200 * time.Millisecond
 )
 
 // leaseTrust is how long an agent trusts a lease, counted on its own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -119,8 +120,8 @@ func TestLifetimeRenewedInPlaceAndExpires(t *testing.T) {
 	}
 	gone := time.Since(stopped)
 	t.Logf("the VIP vanished %s after the last renewal (lifetime 1 s)", gone.Round(time.Millisecond))
-	if gone < 900*time.Millisecond || gone > 1700*time.Millisecond {
-		t.Fatalf("the VIP vanished %s after the last renewal; want about its 1 s lifetime (0.9-1.7 s: 1.7 s is the agent reaction time the leader adds to a lease, see daemon.vipLifetime)", gone)
+	if gone < 900*time.Millisecond || gone > 2300*time.Millisecond {
+		t.Fatalf("the VIP vanished %s after the last renewal; want about its 1 s lifetime (0.9-2.3 s: the kernel checks lifetimes at most once a second; see daemon.vipKernelSlack)", gone)
 	}
 	if err := v.RenewLifetime(); !errors.Is(err, ErrExpired) {
 		t.Fatalf("renewing an expired VIP: %v, want ErrExpired", err)
@@ -138,4 +139,52 @@ func TestLifetimeRenewedInPlaceAndExpires(t *testing.T) {
 	if ok, _ := v.Present(); ok {
 		t.Fatal("a renewal after Release added the VIP")
 	}
+}
+
+// An address left on the interface without a lifetime (by an earlier run,
+// or a version before lifetimes) is not renewed until Acquire adopts it;
+// Acquire gives it the lifetime, after which it expires like one it added.
+func TestAcquireAdoptsALeftoverAddress(t *testing.T) {
+	a, _, _, _ := vethPair(t, "mhvo", "198.18.251")
+	if out, err := exec.Command("ip", "addr", "add", "198.18.251.100/24", "dev", a).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	v, err := New(Config{Address: netip.MustParsePrefix("198.18.251.100/24"), Interface: a, Count: 1, Lifetime: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lifetime := func() (int, bool) {
+		l, _ := netlink.LinkByName(a)
+		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		for _, ad := range addrs {
+			if ad.IP.String() == "198.18.251.100" {
+				return ad.ValidLft, ad.Flags&0x80 != 0 // IFA_F_PERMANENT
+			}
+		}
+		return -1, false
+	}
+	if v.Held() {
+		t.Fatal("held before Acquire")
+	}
+	v.RenewLifetime()
+	if _, permanent := lifetime(); !permanent {
+		t.Fatal("a renewal touched an address this VIP does not hold")
+	}
+	if err := v.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lft, permanent := lifetime(); permanent || lft != 1 || !v.Held() {
+		t.Fatalf("after Acquire: valid %d permanent %v held %v", lft, permanent, v.Held())
+	}
+	start := time.Now()
+	for {
+		if ok, _ := v.Present(); !ok {
+			break
+		}
+		if time.Since(start) > 2300*time.Millisecond {
+			t.Fatal("the adopted address outlived its lifetime")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	v.Release()
 }

@@ -174,6 +174,15 @@ func (v *VIP) Acquire(ctx context.Context) error {
 	return nil
 }
 
+// Held reports whether the VIP is between Acquire and Release: an address
+// present but not held (left by an earlier run) is not renewed until
+// Acquire adopts it.
+func (v *VIP) Held() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.held
+}
+
 // ErrExpired is RenewLifetime's answer when the address is gone (its
 // lifetime ran out, or someone removed it): it is not put back without
 // an announcement; Acquire does that.

@@ -26,7 +26,7 @@ func (m *monitorsLab) agentLog(name string) string {
 // refused, a good one applied) while the VIP stays on its holder, never
 // removed and never announced again; SIGTERM releases it within a bound;
 // after kill -9 the kernel removes it by itself within the lifetime plus
-// its slack, under the agent reaction time the leader adds to a lease.
+// its slack.
 func TestAgentSignalsAndVIPLifetime(t *testing.T) {
 	v := startVIPLab(t, lab.Options{Servers: 3})
 	v.waitHealthy(t)
@@ -122,10 +122,9 @@ func TestAgentSignalsAndVIPLifetime(t *testing.T) {
 	waitFor(t, "the VIP of a killed agent to vanish", 3*time.Second, func() bool { return len(v.holders()) == 0 })
 	gone := time.Since(start)
 	t.Logf("kill -9: the VIP vanished %s after the agent died (lifetime 1 s)", gone.Round(time.Millisecond))
-	// The lifetime (1 s) plus the kernel's slack, plus this loop's
-	// sampling (ip per server): within the 1.7 s reaction time the leader
-	// adds to every lease, with 0.3 s for the sampling.
-	if gone > 2*time.Second {
+	// The lifetime (1 s) plus the kernel's slack (at most 1.25 s: it checks
+	// lifetimes at most once a second), plus this loop's sampling.
+	if gone > 2500*time.Millisecond {
 		t.Fatalf("the VIP of a killed agent stayed %s", gone)
 	}
 	v.start(t, &h, "agent", "--server", db1.Addr())
