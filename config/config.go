@@ -4,6 +4,7 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -81,6 +82,11 @@ type Security struct {
 	// APICertFile and APIKeyFile make the HTTP API serve HTTPS.
 	APICertFile string `mapstructure:"api_cert_file"`
 	APIKeyFile  string `mapstructure:"api_key_file"`
+	// APIAllow, when set, limits who may reach the monitors' HTTP API to
+	// these CIDRs or single addresses (every other source gets 403); the
+	// monitors' own addresses are always allowed, as followers forward
+	// changes to the leader. Empty: any source (tokens still apply).
+	APIAllow []string `mapstructure:"api_allow"`
 	// Insecure lets monitors and agents run without a gossip key and raft
 	// without TLS. It is shown by myha status and the API.
 	Insecure bool `mapstructure:"insecure"`
@@ -88,6 +94,31 @@ type Security struct {
 	GossipKey    Secret `mapstructure:"-"`
 	APIToken     Secret `mapstructure:"-"`
 	APIReadToken Secret `mapstructure:"-"`
+}
+
+// APIAllowPrefixes is APIAllow parsed (validated at load time): a single
+// address becomes a one-address prefix.
+func (s Security) APIAllowPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range s.APIAllow {
+		if p, err := parseAllow(a); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseAllow(a string) (netip.Prefix, error) {
+	a = strings.TrimSpace(a)
+	if ip, err := netip.ParseAddr(a); err == nil {
+		ip = ip.Unmap()
+		return netip.PrefixFrom(ip, ip.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(a)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
 }
 
 // NodeFile expands "{name}" in a security file path for monitor name.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,18 @@ func TestValidationGaps(t *testing.T) {
 		{strings.Replace(good, "      interface: eth0", "      interface: eth0\n      lease: 2s", 1), "vip.lease: 2s is too short for check_interval 1s"},
 		{strings.Replace(strings.Replace(good, "    servers:", "    check_interval: 3s\n    servers:", 1), "      interface: eth0", "      interface: eth0\n      lease: 3s", 1),
 			"use at least 5.25s"},
+		{strings.Replace(good, "    servers:", "    failover:\n      down_after: 1ns\n    servers:", 1), "failover.down_after: 1ns is too small"},
+		{"monitors:\n  - {name: a, address: 198.18.0.21, api_port: 70000}\n" + good, "monitors[0].api_port: must be 1-65535"},
+		{"monitors:\n  - {name: a, address: 198.18.0.21, raft_port: -1}\n" + good, "monitors[0].raft_port: must be 1-65535"},
+		{strings.Replace(good, "198.18.0.12:3307", "198.18.0.12:70000", 1), "port must be 1-65535"},
+		{strings.Replace(good, "198.18.0.12:3307", "198.18.0.12:-1", 1), "port must be 1-65535"},
+		// Names that break write probes (myha.heartbeat.monitor is a
+		// VARCHAR(64)), certificate files or state directories.
+		{"monitors:\n  - {name: " + strings.Repeat("m", 65) + ", address: 198.18.0.21}\n" + good, "monitors[0].name"},
+		{"monitors:\n  - {name: \"mon 1\", address: 198.18.0.21}\n" + good, "monitors[0].name: \"mon 1\": use letters"},
+		{"monitors:\n  - {name: \"../x\", address: 198.18.0.21}\n" + good, "monitors[0].name"},
+		{"monitors:\n  - {name: \"mön\", address: 198.18.0.21}\n" + good, "monitors[0].name"},
+		{"monitors:\n  - {name: ca, address: 198.18.0.21}\n" + good, "not \"ca\""},
 	} {
 		_, err := Parse([]byte(c.yaml), Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -89,5 +102,27 @@ func TestValidationGaps(t *testing.T) {
 	ok := "monitors:\n  - {name: a, address: 127.0.0.1}\n  - {name: b, address: 127.0.0.1, gossip_port: 17946, raft_port: 17947, api_port: 18080}\n" + good
 	if _, err := Parse([]byte(ok), Options{}); err != nil {
 		t.Fatalf("monitors on one address with their own ports: %v", err)
+	}
+}
+
+// security.api_allow takes CIDRs and single addresses; anything else is an
+// error naming the entry.
+func TestAPIAllowParsedAndValidated(t *testing.T) {
+	c, err := Parse([]byte("security:\n  api_allow: [10.1.0.0/16, 192.0.2.7, \"2001:db8::/32\", 10.2.3.4/24]\n"+good), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.Security.APIAllowPrefixes())
+	if got != "[10.1.0.0/16 192.0.2.7/32 2001:db8::/32 10.2.3.0/24]" {
+		t.Fatalf("prefixes %s", got)
+	}
+	_, err = Parse([]byte("security:\n  api_allow: [10.0.0.0/8, 10.0.0.0/33, mon1]\n"+good), Options{})
+	if err == nil || !strings.Contains(err.Error(), `security.api_allow[1]: "10.0.0.0/33" is not an IP address or CIDR`) ||
+		!strings.Contains(err.Error(), `security.api_allow[2]: "mon1"`) || strings.Contains(err.Error(), "api_allow[0]") {
+		t.Fatalf("bad entries: %v", err)
+	}
+	// One entry written without brackets is a list of one.
+	if c, err := Parse([]byte("security:\n  api_allow: 10.0.0.0/8\n"+good), Options{}); err != nil || fmt.Sprint(c.Security.APIAllowPrefixes()) != "[10.0.0.0/8]" {
+		t.Fatalf("a single entry: %v", err)
 	}
 }

@@ -72,6 +72,8 @@ func (c *Config) Validate() Errors {
 		switch {
 		case m.Name == "":
 			bad(key+".name", "missing (each monitor needs a unique name; `myha daemon --name` picks one)")
+		case !clusterNameRE.MatchString(m.Name) || m.Name == "ca":
+			bad(key+".name", "%q: use letters, digits, '.', '_' or '-', at most 64, not \"ca\" (the name goes into each primary's myha.heartbeat row, a VARCHAR(64), with probe: write, and names the monitor's certificate {name}.crt next to ca.crt and its state directory)", m.Name)
 		case monNames[m.Name]:
 			bad(key+".name", "duplicate monitor name %q", m.Name)
 		}
@@ -108,6 +110,11 @@ func (c *Config) Validate() Errors {
 	}
 	if countSet(sec.APICertFile, sec.APIKeyFile) == 1 {
 		bad("security", "set api_cert_file and api_key_file together")
+	}
+	for i, a := range sec.APIAllow {
+		if _, err := parseAllow(a); err != nil {
+			bad(fmt.Sprintf("security.api_allow[%d]", i), "%q is not an IP address or CIDR (write e.g. 10.0.0.0/24 or 192.0.2.7)", a)
+		}
 	}
 	if k := len(c.Security.GossipKey); k != 0 {
 		if _, err := DecodeGossipKey(c.Security.GossipKey); err != nil {

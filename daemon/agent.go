@@ -73,6 +73,14 @@ type Agent struct {
 	// followers are the servers the last tracking round counted as
 	// following this one (the failsafe's evidence), for the status.
 	followers []string
+	// holdUntil is when the current decision to hold stops being
+	// justified (zero: not holding): renewLoop renews the VIP's lifetime
+	// only before it.
+	holdUntil time.Time
+
+	// reloads carries SIGHUP's new configuration to Run's loop, which
+	// alone applies it between two rounds.
+	reloads chan AgentConfig
 }
 
 // sentKept is how many recent report numbers the agent remembers.
@@ -82,20 +90,26 @@ const sentKept = 256
 func NewAgent(cfg AgentConfig) (*Agent, error) {
 	// Report numbers start from the wall clock so that a restarted agent
 	// never reuses one its previous run sent (only uniqueness matters).
-	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now, seq: uint64(time.Now().UnixNano()), sent: map[uint64]time.Time{}, marks: map[string]replicaMark{}}
+	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now, seq: uint64(time.Now().UnixNano()), sent: map[uint64]time.Time{}, marks: map[string]replicaMark{},
+		reloads: make(chan AgentConfig, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	spec := cfg.Cluster.Spec
-	a.dialer = recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: a.log}
+	a.dialer = agentDialer(cfg.Cluster.Spec, a.log)
 	if cfg.VIP != nil {
-		v, err := vip.New(*cfg.VIP, a.log)
+		vc := *cfg.VIP
+		vc.Lifetime = vipLifetime
+		v, err := vip.New(vc, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.vip = v
 	}
 	return a, nil
+}
+
+func agentDialer(spec topology.ClusterSpec, log *slog.Logger) topology.Dialer {
+	return recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: log}
 }
 
 // Run joins the gossip, serves the health endpoints and keeps the VIP right
@@ -109,7 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.g = g
 	defer g.leave()
-	srv := &http.Server{Addr: hostPort(a.cfg.BindAddr, a.cfg.HTTPPort), Handler: recoverHandler(a.log, a.handler()), ReadHeaderTimeout: 5 * time.Second}
+	srv := newAgentServer(hostPort(a.cfg.BindAddr, a.cfg.HTTPPort), recoverHandler(a.log, a.handler()), a.log)
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("agent health endpoints on %s: %w", srv.Addr, err)
@@ -121,6 +135,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		addrs = append(addrs, hostPort(m.Address, m.GossipPort))
 	}
 	a.log.Info("agent running", "server", a.cfg.Server, "cluster", a.cfg.Cluster.Spec.Name, "gossip", hostPort(a.cfg.BindAddr, a.cfg.GossipPort), "http", srv.Addr, "vip", a.cfg.VIP != nil)
+	if a.vip != nil {
+		rctx, stopRenew := context.WithCancel(ctx)
+		renewDone := make(chan struct{})
+		go func() {
+			defer close(renewDone)
+			supervise(rctx, a.log, "VIP lifetime renewals", time.Second, a.renewLoop)
+		}()
+		defer func() { stopRenew(); <-renewDone }()
+	}
 	lastJoin := time.Time{}
 	var joining atomic.Bool
 	var joins sync.WaitGroup
@@ -144,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if a.vip != nil {
+				a.setHoldUntil(time.Time{})
 				if err := a.vip.Release(); err != nil {
 					a.log.Error("agent stopping: could not release the VIP", "err", err)
 				}
@@ -158,9 +182,58 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			a.log.Info("agent stopped; VIP released", "server", a.cfg.Server)
 			return nil
+		case nc := <-a.reloads:
+			a.applyReload(nc)
 		case <-t.C:
 		}
 	}
+}
+
+// renewLoop renews the VIP's address lifetime every vipRenewEvery while
+// the latest decision to hold still stands by the clock (holdUntil, less
+// vipRenewMargin), and never after: an agent that stops deciding (killed,
+// frozen, stuck) stops renewing, and the kernel removes the address within
+// vipLifetime + vipKernelSlack, at the latest agentReaction after holdUntil.
+func (a *Agent) renewLoop(ctx context.Context) {
+	t := time.NewTicker(vipRenewEvery)
+	defer t.Stop()
+	lastErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		until := a.holdUntil
+		a.mu.Unlock()
+		if until.IsZero() || !a.now().Before(until.Add(-vipRenewMargin)) {
+			continue
+		}
+		msg := ""
+		if err := a.vip.RenewLifetime(); err != nil {
+			msg = err.Error()
+		}
+		if msg != lastErr && msg != "" {
+			a.log.Warn("agent: cannot renew the VIP's lifetime", "vip", a.cfg.VIP.Address, "err", msg)
+		}
+		lastErr = msg
+	}
+}
+
+func (a *Agent) setHoldUntil(t time.Time) {
+	a.mu.Lock()
+	a.holdUntil = t
+	a.mu.Unlock()
+}
+
+// newAgentServer bounds the health endpoints like the API: HAProxy checks
+// are small and quick, so a client that holds a connection open or sends
+// a large request is cut.
+func newAgentServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Addr: addr, Handler: limitBody(h), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: apiIdleTimeout, MaxHeaderBytes: apiMaxHeader,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
 // tick decides whether to hold the VIP now, and makes it so. One round
@@ -243,6 +316,9 @@ func (a *Agent) tick(ctx context.Context) {
 	if changed {
 		a.log.Info("agent decision", "server", a.cfg.Server, "hold", d.Hold, "failsafe", d.Failsafe, "fence", d.Fence, "why", d.Why, "followers", ev.Names)
 	}
+	if !d.Hold {
+		a.setHoldUntil(time.Time{}) // no renewal from now on, even before the release
+	}
 	a.apply(ctx, d.Hold, func() bool {
 		// Right before taking the VIP: still justified by the clock now?
 		again := decide()
@@ -272,6 +348,13 @@ func (a *Agent) arm(d agentDecision) {
 			a.log.Error("agent: cannot arm the watchdog", "err", err)
 		}
 	}
+	a.mu.Lock()
+	if a.holding && d.Hold {
+		a.holdUntil = d.Until
+	} else {
+		a.holdUntil = time.Time{}
+	}
+	a.mu.Unlock()
 }
 
 // evidence counts this server plus the servers following it, seen from
@@ -338,7 +421,10 @@ func (a *Agent) apply(ctx context.Context, hold bool, stillHold func() bool) {
 		return
 	}
 	switch {
-	case hold && !present:
+	case hold && (!present || !a.vip.Held()):
+		// Missing, or present but left by an earlier run (a restarted
+		// agent, or one from before address lifetimes): take it, which
+		// gives it the lifetime and announces it.
 		if stillHold != nil && !stillHold() {
 			return // the clock moved on (a pause?): decide again next round
 		}

@@ -47,6 +47,13 @@ func limitBody(h http.Handler) http.Handler {
 	})
 }
 
+// apiHandler is the whole API as served: the allowlist first, then panics
+// recovered per request, then the routes.
+func (d *Daemon) apiHandler(ctx context.Context) http.Handler {
+	gate := newAPIGate(apiAllowlist(ctx, d.cfg.APIAllow, d.cfg.Monitors, d.log), d.log, d.now)
+	return gate.wrap(recoverHandler(d.log, d.handler()))
+}
+
 // handler serves the HTTP API. /health and /leader are open; reads need
 // the read (or write) token when one is configured; changes always need
 // the write token and run on the leader (a follower forwards them).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -64,8 +65,11 @@ type Config struct {
 	// TLS makes raft mutual TLS with the deployment's CA (required unless
 	// Insecure). APICert, when set, makes the API serve HTTPS (its CA is
 	// TLS.CA, which followers use to reach the leader's API).
-	TLS      *TLSFiles
-	APICert  *TLSFiles
+	TLS     *TLSFiles
+	APICert *TLSFiles
+	// APIAllow, when set, is who may reach the API (security.api_allow);
+	// the monitors' own addresses are added.
+	APIAllow []netip.Prefix
 	Insecure bool
 	Clusters []ClusterConfig
 	Log      *slog.Logger
@@ -182,16 +186,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 
-	api := newAPIServer(hostPort(d.self.Address, d.self.APIPort), recoverHandler(d.log, d.handler()))
-	ln, err := net.Listen("tcp", api.Addr)
+	apiAddr := hostPort(d.self.Address, d.self.APIPort)
+	ln, err := net.Listen("tcp", apiAddr)
 	if err != nil && d.cfg.GossipTransport == nil {
-		return fmt.Errorf("API on %s: %w", api.Addr, err)
+		return fmt.Errorf("API on %s: %w", apiAddr, err)
 	}
 	if ln != nil {
-		if c := d.cfg.APICert; c != nil {
-			go api.ServeTLS(ln, c.Cert, c.Key)
-		} else {
-			go api.Serve(ln)
+		api, err := serveAPI(ln, d.apiHandler(ctx), d.cfg.APICert, d.log)
+		if err != nil {
+			ln.Close()
+			return err
 		}
 		defer api.Close()
 	}
@@ -204,7 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
 	}
 	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
-		"raft", rc.BindAddr, "api", api.Addr, "monitors", monitorNames(d.cfg.Monitors), "clusters", clusterNames(d.cfg.Clusters))
+		"raft", rc.BindAddr, "api", apiAddr, "api_https", d.cfg.APICert != nil, "api_allow", len(d.cfg.APIAllow), "monitors", monitorNames(d.cfg.Monitors), "clusters", clusterNames(d.cfg.Clusters))
 	<-ctx.Done()
 	d.log.Info("monitor stopping: leaving gossip and raft", "name", d.self.Name)
 	d.mu.Lock()

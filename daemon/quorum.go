@@ -46,6 +46,32 @@ const (
 	// watchdog's fence is bounded by agentFenceBound: done within
 	// agentReaction of the moment.
 	watchdogGrace = agentTick + agentProbeBound
+	// vipLifetime is the valid lifetime of the VIP's address on the
+	// holder's interface, renewed in place every vipRenewEvery while the
+	// agent's decision to hold stands (agentDecision.Until) less
+	// vipRenewMargin. Once renewals stop (that moment passed, or the agent
+	// was killed, frozen or is stuck) the kernel removes the address
+	// within vipLifetime + vipKernelSlack, so at the latest agentReaction
+	// after Until: the address is gone before the leader counts the lease
+	// ended (leaseEnd: at least Until plus agentReaction), so before any
+	// other agent may take the VIP, and a killed agent leaves nothing
+	// behind. One second is the kernel's smallest lifetime; it does not
+	// depend on vip.lease because the renewals follow the lease's trust,
+	// which does.
+	vipLifetime = time.Second
+	// vipKernelSlack is how late the kernel may remove an expired IPv4
+	// address: it checks lifetimes at most once a second, so a check that
+	// another address change on the host set off just before the expiry
+	// puts the next one a second later, plus its timer rounding (a quarter
+	// second). Measured on a veth pair: 1.01-1.36 s after the last renewal
+	// of a 1 s lifetime, 1.98 s once with other addresses changing.
+	vipKernelSlack = 1250 * time.Millisecond
+	// vipRenewMargin ends the renewals this long before Until, so that
+	// the last renewal plus vipLifetime plus vipKernelSlack is within
+	// agentReaction of Until. Between leases (every check_interval) the
+	// default 3 s lease keeps Until more than this ahead.
+	vipRenewMargin = vipLifetime + vipKernelSlack - agentReaction
+	vipRenewEvery  = 200 * time.Millisecond
 )
 
 // The relations between these bounds (TestTimingRelations): a running
@@ -105,11 +131,12 @@ type agentDecision struct {
 	Failsafe bool
 	Fence    bool
 	Fresh    bool
+	Why   string
 	// Until is when the justification for keeping the server writable
 	// ends (the lease's trust, or the failsafe evidence's validity); zero
-	// when there is none. The agent arms its watchdog with it.
+	// when there is none. The agent arms its watchdog with it, and renews
+	// the VIP's lifetime only before it (vipLifetime).
 	Until time.Time
-	Why   string
 }
 
 // decideAgent is the agent's VIP decision. It is pure.
@@ -136,6 +163,9 @@ func decideAgent(in agentInput) agentDecision {
 		wait := in.Received.Add(time.Duration(in.Lease.WaitMS) * time.Millisecond)
 		d.Hold = in.Writable && !in.Now.Before(wait)
 		d.Why = "fresh lease"
+		if d.Hold {
+			d.Until = in.Anchor.Add(leaseTrust(dur))
+		}
 		if in.Writable && !d.Hold {
 			d.Why = fmt.Sprintf("fresh lease, waiting %s for the previous holder", wait.Sub(in.Now).Round(time.Millisecond))
 		}

@@ -122,6 +122,23 @@ func TestDecideAgent(t *testing.T) {
 		if d.Hold != tc.hold || d.Failsafe != tc.safe || d.Fence != tc.fence {
 			t.Errorf("%s: %+v", tc.name, d)
 		}
+		// Until: the lease's trust or the evidence's validity, only when holding.
+		switch {
+		case !d.Hold && !d.Until.IsZero():
+			t.Errorf("%s: not holding, yet until %s", tc.name, d.Until)
+		case d.Hold && !d.Failsafe && !d.Until.Equal(in.Anchor.Add(leaseTrust(in.LeaseDur))):
+			t.Errorf("%s: until %s, want the lease's trust %s", tc.name, d.Until, in.Anchor.Add(leaseTrust(in.LeaseDur)))
+		case d.Failsafe && !d.Until.Equal(in.Evidence.Started.Add(failsafeValidity)):
+			t.Errorf("%s: until %s, want the evidence's validity", tc.name, d.Until)
+		}
+	}
+	// The address outlives the decision's Until by at most agentReaction
+	// (renewals stop vipRenewMargin before it; the kernel removes the
+	// address within vipLifetime + vipKernelSlack of the last one), and is
+	// renewed often enough to never lapse while the decision stands.
+	if vipRenewMargin <= 0 || -vipRenewMargin+vipLifetime+vipKernelSlack > agentReaction ||
+		vipRenewEvery*3 > vipLifetime || vipLifetime-vipRenewEvery-vipRenewMargin <= 0 {
+		t.Fatalf("vipLifetime %s, slack %s, margin %s, renewals every %s do not fit agentReaction %s", vipLifetime, vipKernelSlack, vipRenewMargin, vipRenewEvery, agentReaction)
 	}
 	// Until, what the watchdog is armed with: the lease's trust from its
 	// anchor, extended by valid failsafe evidence; zero when nothing may

@@ -89,10 +89,16 @@ func TestWatchdogActsOnlyWhenTheAgentStopsRenewing(t *testing.T) {
 		t.Fatalf("acted %d times, want once per lapse", n)
 	}
 
-	// Disarmed: nothing, however late.
-	arm(f.clock.Load())
+	// Disarmed: nothing, however late. The arm lies ahead of the first
+	// advance, so a disarm the loop reads late cannot be beaten by it; the
+	// second advance passes the arm once the disarm has surely been read.
+	arm(f.clock.Load() + int64(2*time.Hour))
 	f.say("disarm")
 	f.advance(time.Hour)
+	if n := f.actsAfter(100 * time.Millisecond); n != 1 {
+		t.Fatalf("acted after a disarm: %d", n)
+	}
+	f.advance(2 * time.Hour)
 	if n := f.actsAfter(100 * time.Millisecond); n != 1 {
 		t.Fatalf("acted after a disarm: %d", n)
 	}

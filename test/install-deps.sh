@@ -2,8 +2,9 @@
 # Installs what a make target needs on Debian 12, only when missing.
 #   install-deps.sh demo   MariaDB 10.11 server and client, iproute2 (network namespaces)
 #   install-deps.sh test   the same, plus gcc (go test -race), haproxy (the health-check
-#                          tests), nftables (packet-drop partitions) and prometheus
-#                          (promtool checks the shipped alert rules)
+#                          tests), nftables (packet-drop partitions) prometheus
+#                          (promtool checks the shipped alert rules) and systemd (systemd-analyze
+#                          checks the units)
 # Safe to run repeatedly; does nothing when all is present.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ if [ "$target" = test ]; then
   command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+  command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 

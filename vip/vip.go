@@ -38,6 +38,20 @@ type Config struct {
 	Delay  time.Duration
 	// Refresh, when set, re-announces periodically while held.
 	Refresh time.Duration
+	// Lifetime, when set, gives the address a valid (and preferred)
+	// lifetime: the kernel removes it by itself once that long has passed
+	// since it was added or last renewed (RenewLifetime), so an address
+	// whose holder was killed or frozen does not stay behind. Whole
+	// seconds, rounded up (the kernel's unit); zero: permanent.
+	Lifetime time.Duration
+}
+
+// lifetimeSecs is Lifetime in the kernel's whole seconds, rounded up.
+func (c Config) lifetimeSecs() int {
+	if c.Lifetime <= 0 {
+		return 0
+	}
+	return int((c.Lifetime + time.Second - 1) / time.Second)
 }
 
 func (c Config) withDefaults() Config {
@@ -58,9 +72,11 @@ type VIP struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc // stops scheduled announcements
-	removed bool
+	// mu serializes the address changes (Acquire, RenewLifetime,
+	// Release): a renewal can never re-add an address Release removed.
+	mu     sync.Mutex
+	cancel context.CancelFunc // stops scheduled announcements
+	held   bool               // between Acquire and Release
 }
 
 // New checks the interface exists. It does not touch it.
@@ -91,7 +107,11 @@ func (v *VIP) addr() *netlink.Addr {
 	if p.Addr().Is6() {
 		bits = 128
 	}
-	return &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}}
+	if n := v.cfg.lifetimeSecs(); n > 0 {
+		a.ValidLft, a.PreferedLft = n, n
+	}
+	return a
 }
 
 // Present reports whether the address is on the interface.
@@ -118,7 +138,11 @@ func (v *VIP) Present() (bool, error) {
 
 // Acquire adds the address (if missing) and announces it: a burst now and
 // the configured repeats and refreshes in the background until Release.
+// With a Lifetime, an address already present (left by an earlier run)
+// gets the lifetime too.
 func (v *VIP) Acquire(ctx context.Context) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	l, err := v.link()
 	if err != nil {
 		return err
@@ -127,22 +151,67 @@ func (v *VIP) Acquire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !present {
+	switch {
+	case !present:
 		if err := netlink.AddrAdd(l, v.addr()); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return permission(err, fmt.Sprintf("add %s to %s", v.cfg.Address, v.cfg.Interface), "CAP_NET_ADMIN")
 		}
+	case v.cfg.Lifetime > 0:
+		if err := netlink.AddrReplace(l, v.addr()); err != nil {
+			return permission(err, fmt.Sprintf("set the lifetime of %s on %s", v.cfg.Address, v.cfg.Interface), "CAP_NET_ADMIN")
+		}
 	}
+	v.held = true
 	if err := v.Announce(); err != nil {
 		v.log.Warn("vip: announcement failed", "vip", v.cfg.Address, "err", err)
 	}
-	v.mu.Lock()
 	if v.cancel != nil {
 		v.cancel()
 	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	v.cancel = cancel
-	v.mu.Unlock()
 	go v.schedule(actx)
+	return nil
+}
+
+// Held reports whether the VIP is between Acquire and Release: an address
+// present but not held (left by an earlier run) is not renewed until
+// Acquire adopts it.
+func (v *VIP) Held() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.held
+}
+
+// ErrExpired is RenewLifetime's answer when the address is gone (its
+// lifetime ran out, or someone removed it): it is not put back without
+// an announcement; Acquire does that.
+var ErrExpired = errors.New("vip: the address is no longer on the interface")
+
+// RenewLifetime restarts the address's lifetime, in place: the kernel
+// updates the existing address (RTM_NEWADDR with NLM_F_REPLACE), so it is
+// neither removed nor re-added, and nothing is announced. It does nothing
+// without a Lifetime or outside Acquire…Release.
+func (v *VIP) RenewLifetime() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.held || v.cfg.Lifetime <= 0 {
+		return nil
+	}
+	present, err := v.Present()
+	if err != nil {
+		return err
+	}
+	if !present {
+		return ErrExpired
+	}
+	l, err := v.link()
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrReplace(l, v.addr()); err != nil {
+		return permission(err, fmt.Sprintf("renew %s on %s", v.cfg.Address, v.cfg.Interface), "CAP_NET_ADMIN")
+	}
 	return nil
 }
 
@@ -175,11 +244,12 @@ func (v *VIP) schedule(ctx context.Context) {
 // Release removes the address (if present) and stops announcements.
 func (v *VIP) Release() error {
 	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.held = false
 	if v.cancel != nil {
 		v.cancel()
 		v.cancel = nil
 	}
-	v.mu.Unlock()
 	l, err := v.link()
 	if err != nil {
 		return err

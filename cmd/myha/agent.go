@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +26,9 @@ func (a *app) agentCommand() *cobra.Command {
 		Long: "Joins the monitors' gossip, follows the leader's lease for its cluster and holds the VIP (address +\n" +
 			"gratuitous ARP) only while its local server is the agreed primary, writable, and the lease is fresh.\n" +
 			"Serves /primary, /replica[?lag=N], /read-only, /health, /liveness, /readiness for HAProxy on\n" +
-			"agents.http_port (8008). Needs CAP_NET_ADMIN and CAP_NET_RAW to move the VIP.",
+			"agents.http_port (8008). Needs CAP_NET_ADMIN and CAP_NET_RAW to move the VIP.\n" +
+			"SIGHUP reloads the cluster's settings (a bad file is refused and the old config kept);\n" +
+			"SIGTERM and SIGINT release the VIP and exit.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The agent reads only what it uses: not the API tokens.
@@ -51,6 +55,27 @@ func (a *app) agentCommand() *cobra.Command {
 			if err != nil {
 				return withCode(exitProblem, err)
 			}
+			// SIGHUP reloads, as for the daemon: a file that does not
+			// validate is refused and the running config kept; without
+			// this handler SIGHUP would end the agent with the VIP held.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					newCfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv, Agent: true})
+					if err != nil {
+						a.log.Error("SIGHUP: config refused, keeping the running one", "file", path, "err", err)
+						continue
+					}
+					nac, err := agentConfig(cmd.Context(), newCfg, server, a)
+					if err != nil {
+						a.log.Error("SIGHUP: config refused, keeping the running one", "file", path, "err", err)
+						continue
+					}
+					ag.Reload(nac)
+				}
+			}()
 			if err := ag.Run(cmd.Context()); err != nil {
 				return withCode(exitProblem, err)
 			}

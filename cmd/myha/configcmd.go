@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,14 +18,24 @@ func (a *app) configCommand() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
 		Short: "Validate the config file and report every problem",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Long: "Validates the file as every command does, then resolves its host names (2 s each, all at\n" +
+			"once) to find a server listed twice under two names (a host name and its IP) or two monitors\n" +
+			"on one address and port.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
 			path, _ := config.Find(a.configPath)
-			warnings := config.PermissionWarnings(path, cfg)
+			errs, warnings := config.CheckNames(cmd.Context(), cfg, config.DefaultLookup, 2*time.Second)
+			if len(errs) > 0 {
+				for _, e := range errs {
+					e.File = path
+				}
+				return withCode(exitProblem, errs)
+			}
+			warnings = append(warnings, config.PermissionWarnings(path, cfg)...)
 			if a.jsonOut {
 				var names []string
 				for _, c := range cfg.Clusters {

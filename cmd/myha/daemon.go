@@ -122,6 +122,7 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 	if sec.APICertFile != "" {
 		dc.APICert = &daemon.TLSFiles{CA: sec.CAFile, Cert: config.NodeFile(sec.APICertFile, name), Key: config.NodeFile(sec.APIKeyFile, name)}
 	}
+	dc.APIAllow = sec.APIAllowPrefixes()
 	for _, m := range cfg.Monitors {
 		dc.Monitors = append(dc.Monitors, daemon.MonitorAddr{Name: m.Name, Address: m.Address, GossipPort: m.GossipPort, RaftPort: m.RaftPort, APIPort: m.APIPort})
 	}

@@ -70,7 +70,10 @@ func (a *app) historyCommand() *cobra.Command {
 			if daemonURL != "" {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 				defer cancel()
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/failovers", nil)
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/failovers", nil)
+				if err != nil {
+					return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+				}
 				resp, err := a.apiDo(req)
 				if err != nil {
 					return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))

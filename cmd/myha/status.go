@@ -26,11 +26,14 @@ func (a *app) statusCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if daemonURL == "" {
-				return withCode(exitProblem, fmt.Errorf("--daemon is required (http://host:8080)"))
+				return withCode(exitProblem, fmt.Errorf("--daemon is required (http://host:8080, or https:// when the API serves HTTPS)"))
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/clusters", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/clusters", nil)
+			if err != nil {
+				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+			}
 			resp, err := a.apiDo(req)
 			if err != nil {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
@@ -89,7 +92,7 @@ func (a *app) statusCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&daemonURL, "daemon", "", "the monitor's API (http://host:8080)")
+	cmd.Flags().StringVar(&daemonURL, "daemon", "", "the monitor's API (http://host:8080, https:// with security.api_cert_file)")
 	return cmd
 }
 
@@ -135,27 +138,42 @@ func yesNo(b *bool) string {
 
 // apiDo sends a request to a monitor's API with what the config (when one
 // is found) says: the read token (or the write token), and the
-// deployment's CA for https. Every call is bounded.
+// deployment's CA for https. Every call is bounded. When the config says
+// the API serves HTTPS (api_cert_file), an http:// URL is refused before
+// anything is sent, so a token never crosses the network in clear.
 func (a *app) apiDo(req *http.Request) (*http.Response, error) {
 	tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, TLSHandshakeTimeout: 5 * time.Second}
-	if path, err := config.Find(a.configPath); err == nil {
-		if cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv}); err == nil {
-			sec := cfg.Security
-			tok := sec.APIReadToken
-			if tok == "" {
-				tok = sec.APIToken
-			}
-			if tok != "" && req.Header.Get("Authorization") == "" {
-				req.Header.Set("Authorization", "Bearer "+tok.Value())
-			}
-			if sec.CAFile != "" {
-				if pem, err := os.ReadFile(sec.CAFile); err == nil {
-					pool := x509.NewCertPool()
-					pool.AppendCertsFromPEM(pem)
-					tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-				}
-			}
-		}
+	client := &http.Client{Transport: tr}
+	path, err := config.Find(a.configPath)
+	if err != nil {
+		// No config here: the request goes as it is, without a token.
+		return client.Do(req)
 	}
-	return (&http.Client{Transport: tr}).Do(req)
+	cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv})
+	if err != nil {
+		return nil, err
+	}
+	sec := cfg.Security
+	if sec.APICertFile != "" && req.URL.Scheme != "https" {
+		return nil, fmt.Errorf("the monitors' API serves HTTPS (security.api_cert_file is set): write https://%s; nothing was sent", req.URL.Host)
+	}
+	if sec.CAFile != "" && req.URL.Scheme == "https" {
+		pem, err := os.ReadFile(sec.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("security.ca_file: %v (the CA the API's certificate is checked against)", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("security.ca_file %s: no PEM certificate", sec.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	tok := sec.APIReadToken
+	if tok == "" {
+		tok = sec.APIToken
+	}
+	if tok != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+tok.Value())
+	}
+	return client.Do(req)
 }
