@@ -197,6 +197,7 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.Probe == "" {
 			cl.Probe = "select"
 		}
+		errs = append(errs, resolveTLS(key, &cl.TLS, opt)...)
 		if cl.Failover.Fencing == "" {
 			cl.Failover.Fencing = "require"
 		}

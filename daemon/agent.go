@@ -79,7 +79,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	spec := cfg.Cluster.Spec
-	a.dialer = recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: a.log}
+	a.dialer = recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout, TLS: spec.TLS}, log: a.log}
 	if cfg.VIP != nil {
 		v, err := vip.New(*cfg.VIP, a.log)
 		if err != nil {

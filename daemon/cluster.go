@@ -62,7 +62,7 @@ func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
 	if d.cfg.Dialer != nil {
 		cm.dialer = d.cfg.Dialer(c.Spec)
 	} else {
-		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout}
+		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout, TLS: c.Spec.TLS}
 	}
 	cm.dialer = recoverDialer{inner: cm.dialer, log: d.log}
 	cm.probeDialer = fastFailDialer{inner: cm.dialer, failing: cm.isFailing}
@@ -273,7 +273,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 // server dies the session breaks at once and the prober is woken, instead of
 // noticing at its next tick.
 func (cm *clusterMon) watch(ctx context.Context) {
-	wd := recoverDialer{inner: topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second}, log: cm.d.log}
+	wd := recoverDialer{inner: topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second, TLS: cm.cfg.Spec.TLS}, log: cm.d.log}
 	for ctx.Err() == nil {
 		cm.mu.Lock()
 		primary := cm.primary

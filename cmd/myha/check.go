@@ -104,7 +104,7 @@ func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *
 func replLogins(ctx context.Context, c config.Cluster, snap *topology.Snapshot) map[string]error {
 	d := topology.SQLDialer{
 		Credentials:    topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
-		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout,
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout, TLS: clusterSpec(c).TLS,
 	}
 	out := map[string]error{}
 	var mu sync.Mutex
