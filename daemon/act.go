@@ -148,7 +148,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 
 func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan *failover.Plan, dec *Decision) (*failover.Report, error) {
 	ex := &failover.Executor{
-		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
+		Dialer: cm.dialer, Repl: cm.cfg.Repl, ReplTLS: cm.cfg.Spec.TLS, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
 		Accounts:         []string{cm.cfg.Spec.Credentials.User, cm.cfg.Repl.User},
 		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
 		Crash:            cm.d.cfg.Crash,
@@ -289,7 +289,7 @@ func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agree
 				continue
 			}
 			stmts := append(v.Dialect.SetReadOnly(true), v.Dialect.Repoint("", topology.Source{Host: host, Port: port,
-				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true})...)
+				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true, TLS: cm.cfg.Spec.TLS})...)
 			for _, stmt := range stmts {
 				if err = q.Exec(ctx, stmt); err != nil {
 					break

@@ -20,11 +20,14 @@ import (
 type Executor struct {
 	Dialer topology.Dialer
 	// Repl is the account replicas use to connect to their new source.
-	Repl   topology.Credentials
-	Policy Policy
-	Hooks  Hooks
-	Store  *Store // failover records; nil records nothing
-	Log    *slog.Logger
+	Repl topology.Credentials
+	// ReplTLS is the cluster's TLS setting, which every repoint passes on
+	// to the replica (MASTER_SSL and friends).
+	ReplTLS topology.TLSSpec
+	Policy  Policy
+	Hooks   Hooks
+	Store   *Store // failover records; nil records nothing
+	Log     *slog.Logger
 	// StatementTimeout bounds every statement that is not a wait.
 	StatementTimeout time.Duration
 	// Rediscover reads the topology again for the final state report.

@@ -92,6 +92,30 @@ type Source struct {
 	// Demote makes a former primary a replica (MariaDB 10.10+
 	// MASTER_DEMOTE_TO_SLAVE=1: its own transactions join gtid_slave_pos).
 	Demote bool
+	// TLS is the cluster's TLS setting: with required and above the
+	// replica connects with TLS and verifies its source as the mode says.
+	TLS TLSSpec
+}
+
+// replicationTLS renders the CHANGE MASTER options for the TLS mode, with
+// the option prefix of the flavor ("MASTER" or "SOURCE"). Disabled and
+// preferred leave the replica's own settings alone: MariaDB's MASTER_SSL=1
+// insists on TLS, which preferred does not. Required and verify-ca verify
+// the chain (the server does so whenever a CA is set) but not the host;
+// verify-full sets *_SSL_VERIFY_SERVER_CERT=1. Without ca_file the replica
+// keeps the CA it was given before.
+func replicationTLS(prefix string, t TLSSpec) string {
+	m := t.mode()
+	if !m.Verified() {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, ", %s_SSL=1", prefix)
+	if t.CAFile != "" {
+		fmt.Fprintf(&b, ", %s_SSL_CA=%s", prefix, QuoteLiteral(t.CAFile))
+	}
+	fmt.Fprintf(&b, ", %s_SSL_VERIFY_SERVER_CERT=%d", prefix, b2i(m == TLSVerifyFull))
+	return b.String()
 }
 
 // ChangeSource points a connection at a new source with GTID positioning,
@@ -104,14 +128,21 @@ func (d Dialect) ChangeSource(conn string, s Source) string {
 		if s.Demote && d.AtLeast(10, 10, 0) {
 			b.WriteString(", MASTER_DEMOTE_TO_SLAVE=1")
 		}
+		b.WriteString(replicationTLS("MASTER", s.TLS))
 		return b.String()
 	}
 	if d.mysqlNewSyntax() {
-		return fmt.Sprintf("CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%d, SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1%s",
-			QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), d.channel(conn))
+		// The RSA key exchange is for plain connections; over verified
+		// TLS the password travels inside it.
+		key := ", GET_SOURCE_PUBLIC_KEY=1"
+		if s.TLS.mode().Verified() {
+			key = ""
+		}
+		return fmt.Sprintf("CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%d, SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1%s%s%s",
+			QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), key, replicationTLS("SOURCE", s.TLS), d.channel(conn))
 	}
-	return fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1%s",
-		QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), d.channel(conn))
+	return fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1%s%s",
+		QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), replicationTLS("MASTER", s.TLS), d.channel(conn))
 }
 
 // Repoint is the whole statement list that makes a server replicate from

@@ -143,6 +143,7 @@ func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster,
 	ex := &failover.Executor{
 		Dialer:           dialerFor(spec),
 		Repl:             topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
+		ReplTLS:          spec.TLS,
 		Policy:           pol,
 		Hooks:            hooksFor(c),
 		Accounts:         []string{c.User, c.ReplicationUser},
