@@ -38,6 +38,9 @@ type clusterMon struct {
 	failing   map[string]bool
 	// rejoinNoted remembers returned old primaries already reported.
 	rejoinNoted map[string]bool
+	// lockNoted (under mu) is, per server, the foreign session last
+	// reported holding the failover lock, so it is logged once.
+	lockNoted map[string]int64
 	// memory is what the primary told while it answered (under mu), kept
 	// in state_dir too: a dead primary's dialect, semi-sync, pair.
 	memory topology.Memory
@@ -58,7 +61,7 @@ type clusterMon struct {
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
-	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}, rejoinNoted: map[string]bool{}}
+	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}, rejoinNoted: map[string]bool{}, lockNoted: map[string]int64{}}
 	if d.cfg.Dialer != nil {
 		cm.dialer = d.cfg.Dialer(c.Spec)
 	} else {

@@ -234,21 +234,38 @@ func (d Dialect) WritingSessionsQuery() string {
 // Kill ends a session.
 func (d Dialect) Kill(id int64) string { return fmt.Sprintf("KILL CONNECTION %d", id) }
 
+// LockNameLimit cuts a lock name to the 64 characters GET_LOCK accepts.
+func LockNameLimit(name string) string {
+	if len(name) > 64 {
+		return name[:64]
+	}
+	return name
+}
+
 // GetLock takes a named advisory lock without waiting; it returns 1 when
 // taken. Lock names are limited to 64 characters.
 func (d Dialect) GetLock(name string) string {
-	if len(name) > 64 {
-		name = name[:64]
-	}
-	return "SELECT GET_LOCK(" + QuoteLiteral(name) + ", 0) AS r"
+	return "SELECT GET_LOCK(" + QuoteLiteral(LockNameLimit(name)) + ", 0) AS r"
+}
+
+// GetLockWait is GetLock waiting up to secs seconds for the holder to go.
+func (d Dialect) GetLockWait(name string, secs int) string {
+	return fmt.Sprintf("SELECT GET_LOCK(%s, %d) AS r", QuoteLiteral(LockNameLimit(name)), secs)
 }
 
 // LockInUse asks whether someone holds a named advisory lock (NULL = free).
 func (d Dialect) LockInUse(name string) string {
-	if len(name) > 64 {
-		name = name[:64]
-	}
-	return "SELECT IS_USED_LOCK(" + QuoteLiteral(name) + ") AS r"
+	return "SELECT IS_USED_LOCK(" + QuoteLiteral(LockNameLimit(name)) + ") AS r"
+}
+
+// LockHolder asks who holds a named advisory lock, with the name as a bound
+// parameter: column id is the holder's connection (absent when the lock is
+// free), user and host its account and client address, secs how long its
+// session has been in its current state (PROCESSLIST TIME). user is absent
+// when the holder's session is not visible to this account (no PROCESS).
+func (d Dialect) LockHolder(name string) (string, []any) {
+	return "SELECT l.id AS id, p.USER AS user, p.HOST AS host, p.TIME AS secs " +
+		"FROM (SELECT IS_USED_LOCK(?) AS id) l LEFT JOIN information_schema.PROCESSLIST p ON p.ID = l.id", []any{LockNameLimit(name)}
 }
 
 // GTIDExecutedQuery reads what a server has applied, in its flavor's form.

@@ -96,7 +96,7 @@ func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *
 	facts := gatherFacts(ctx, spec, &snap)
 	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap),
 		Accounts: []string{c.User, c.ReplicationUser}, ReadOnlyOrigin: facts.readOnlyOrigin,
-		TLS: spec.TLS.Mode, SessionTLS: facts.sessionTLS})
+		TLS: spec.TLS.Mode, SessionTLS: facts.sessionTLS, LockHolders: facts.lockHolder, LockAccount: c.User})
 	checks = append(checks, failover.CandidateCheck(&plan))
 	return checkReport{Name: c.Name, Status: failover.Summarize(checks), Checks: checks, Plan: plan}
 }
@@ -136,13 +136,14 @@ func replLogins(ctx context.Context, c config.Cluster, snap *topology.Snapshot) 
 // serverFacts are what only myha check needs from each reachable server
 // (so discovery does not pay for them), read on one session per server.
 type serverFacts struct {
-	readOnlyOrigin map[string]string // where read_only comes from, and its value
-	sessionTLS     map[string]string // TLS version of myha's session, "" = plain text
+	readOnlyOrigin map[string]string               // where read_only comes from, and its value
+	sessionTLS     map[string]string               // TLS version of myha's session, "" = plain text
+	lockHolder     map[string]*failover.LockHolder // who holds the failover lock (nil: free)
 }
 
 func gatherFacts(ctx context.Context, spec topology.ClusterSpec, snap *topology.Snapshot) serverFacts {
 	d := dialerFor(spec)
-	f := serverFacts{readOnlyOrigin: map[string]string{}, sessionTLS: map[string]string{}}
+	f := serverFacts{readOnlyOrigin: map[string]string{}, sessionTLS: map[string]string{}, lockHolder: map[string]*failover.LockHolder{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, v := range snap.Servers {
@@ -164,6 +165,11 @@ func gatherFacts(ctx context.Context, spec topology.ClusterSpec, snap *topology.
 				}
 				mu.Lock()
 				f.sessionTLS[addr] = ver
+				mu.Unlock()
+			}
+			if h, err := failover.ReadLockHolder(ctx, q, dl, addr, failover.LockName(spec.Name)); err == nil {
+				mu.Lock()
+				f.lockHolder[addr] = h
 				mu.Unlock()
 			}
 			rows, err := q.Query(ctx, dl.ReadOnlyOriginQuery())
