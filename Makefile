@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Whole suite, unit and integration, with the race detector.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build deps test unit integration chaos fuzz bench demo lab-up lab-down clean
+.PHONY: all build deps demo-deps test test-nonroot package unit integration chaos fuzz bench demo lab-up lab-down clean
 
 all: build
 
@@ -17,7 +17,10 @@ build:
 	$(GO) build -o bin/labctl ./test/labctl
 
 deps:
-	@test/install-deps.sh
+	@test/install-deps.sh test
+
+demo-deps:
+	@test/install-deps.sh demo
 
 # The one test command (CI runs it): every package, real servers included.
 test: deps
@@ -47,18 +50,27 @@ fuzz:
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzGossipStore$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME)
 
+# The integration suite as an ordinary user (run as root: it makes the user
+# myha-newcomer): what runs on loopback runs, the rest skips saying why.
+test-nonroot: deps
+	test/nonroot.sh
+
+# A Debian package in bin/ (dpkg-deb; prints its path).
+package:
+	@test/package.sh
+
 # Benchmarks print figures; targets are goals, never test assertions.
 bench: deps build
 	$(GO) run ./test/bench
 
-demo: deps build
+demo: demo-deps build
 	@test/demo.sh
 
-lab-up: deps build
-	bin/labctl up -config myha-lab.yaml
+lab-up: demo-deps build
+	bin/labctl up
 
 lab-down:
 	$(GO) run ./test/labctl down
 
 clean:
-	rm -rf bin myha-lab.yaml
+	rm -rf bin

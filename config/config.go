@@ -36,6 +36,9 @@ type Config struct {
 	// StateDir holds failover records, the in-progress journal and
 	// acknowledgements (default /var/lib/myha).
 	StateDir string `mapstructure:"state_dir"`
+	// StateDirDefaulted is set when the file has no state_dir: a non-root
+	// command may then fall back to a directory of its own user.
+	StateDirDefaulted bool `mapstructure:"-"`
 	// Monitors are the hosts that run `myha daemon`: the same list on every
 	// host. They gossip, elect a leader, and only the leader fails over.
 	Monitors []Monitor `mapstructure:"monitors"`

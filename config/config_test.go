@@ -70,7 +70,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad address", strings.Replace(good, "198.18.0.12:3307", "198.18.0.12:99999", 1), `clusters[0].servers[1].address: "198.18.0.12:99999": port must be 1-65535`},
 		{"bad host", strings.Replace(good, "db3.example.com", "db 3", 1), `clusters[0].servers[2].address`},
 		{"vip not cidr", strings.Replace(good, "198.18.0.100/24", "198.18.0.100", 1), `clusters[0].vip.address: "198.18.0.100" is not a CIDR`},
-		{"bad duration", strings.Replace(good, "user: myha", "user: myha\n    read_timeout: soon", 1), `clusters[0].read_timeout: not a duration`},
+		{"bad duration", strings.Replace(good, "user: myha", "user: myha\n    read_timeout: soon", 1), `clusters[0].read_timeout: "soon" is not a duration: write it as Go does, e.g. 500ms`},
 		{"bad bool", strings.Replace(good, "candidate: true", "candidate: maybe", 1), `clusters[0].servers[0].candidate`},
 		{"duplicate cluster", good + strings.Replace(strings.Replace(good, "clusters:\n", "", 1), "198.18.0.1", "198.18.0.2", -1), `clusters[1].name: duplicate cluster name "app1"`},
 		{"no clusters", "clusters: []\n", `clusters: no cluster configured`},
@@ -131,7 +131,7 @@ func TestLoadFileNamesTheFile(t *testing.T) {
 	os.WriteFile(p, []byte("nope: 1\n"), 0o600)
 	_, err := LoadFile(p, Options{})
 	var es Errors
-	if !errors.As(err, &es) || !strings.HasPrefix(err.Error(), p+": nope: unknown key") {
+	if !errors.As(err, &es) || !strings.HasPrefix(err.Error(), p+":1:1: nope: unknown key") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -272,6 +272,16 @@ func TestProbeKind(t *testing.T) {
 	c, _, err := ImportMHA("[server default]\nuser=u\nping_type=INSERT\n[server1]\nhostname=h\n", "x")
 	if err != nil || c.Clusters[0].Probe != "write" {
 		t.Fatalf("ping_type=INSERT must become probe: write: %v %+v", err, c)
+	}
+	for _, v := range []string{"INSERT", "SELECT", "CONNECT"} {
+		_, notes, err := ImportMHA("[server default]\nuser=u\nping_type="+v+"\n[server1]\nhostname=h\n", "x")
+		found := false
+		for _, n := range notes {
+			found = found || n.Line == 3 && strings.Contains(n.Message, "ping_type="+v+" became probe:")
+		}
+		if err != nil || !found {
+			t.Fatalf("ping_type=%s: no note saying what it became: %v %+v", v, err, notes)
+		}
 	}
 }
 

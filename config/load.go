@@ -32,13 +32,22 @@ type Options struct {
 // Error is a configuration problem, one line, naming the key and what to do.
 type Error struct {
 	File    string
+	Line    int // where the key (or the syntax error) is in the file; 0 if unknown
+	Col     int
 	Key     string
 	Problem string
 }
 
-// Error renders "file: key: problem" on one line.
+// Error renders "file:line:col: key: problem" on one line, the form
+// editors jump to.
 func (e *Error) Error() string {
 	where := e.File
+	switch {
+	case e.Line > 0 && where == "":
+		where = fmt.Sprintf("line %d, column %d", e.Line, e.Col)
+	case e.Line > 0:
+		where += fmt.Sprintf(":%d:%d", e.Line, e.Col)
+	}
 	if e.Key != "" {
 		if where != "" {
 			where += ": "
@@ -116,7 +125,11 @@ func Parse(data []byte, opt Options) (*Config, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, Errors{{Problem: "not valid YAML: " + oneLine(err.Error())}}
+		e := &Error{Problem: yamlProblem(oneLine(err.Error()))}
+		if p, ok := syntaxPosition(data); ok {
+			e.Line, e.Col = p.line, p.col
+		}
+		return nil, Errors{e}
 	}
 	var cfg Config
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
@@ -125,15 +138,19 @@ func Parse(data []byte, opt Options) (*Config, error) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationNeedsUnit, dc.DecodeHook)
 	})
 	if err != nil {
-		return nil, decodeErrors(err)
+		errs := decodeErrors(err)
+		placeErrors(errs, data)
+		return nil, errs
 	}
 	if opt.ReadFile == nil {
 		opt.ReadFile = os.ReadFile
 	}
 	if errs := cfg.resolve(opt); len(errs) > 0 {
+		placeErrors(errs, data)
 		return nil, errs
 	}
 	if errs := cfg.Validate(); len(errs) > 0 {
+		placeErrors(errs, data)
 		return nil, errs
 	}
 	return &cfg, nil
@@ -143,7 +160,7 @@ func Parse(data []byte, opt Options) (*Config, error) {
 func (c *Config) resolve(opt Options) Errors {
 	var errs Errors
 	if c.StateDir == "" {
-		c.StateDir = DefaultStateDir
+		c.StateDir, c.StateDirDefaulted = DefaultStateDir, true
 	}
 	for i := range c.Monitors {
 		m := &c.Monitors[i]
@@ -283,7 +300,8 @@ func decodeErrors(err error) Errors {
 			msg := inner.Error()
 			if rest, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
 				for _, k := range strings.Split(rest, ", ") {
-					out = append(out, &Error{Key: joinKey(de.Name(), k), Problem: "unknown key (check its spelling and indentation; see config/example.yaml)"})
+					key := joinKey(de.Name(), k)
+					out = append(out, &Error{Key: key, Problem: unknownKeyProblem(key)})
 				}
 				return
 			}
@@ -325,8 +343,8 @@ func joinKey(parent, child string) string {
 
 func friendlyDecode(msg string) string {
 	switch {
-	case strings.Contains(msg, "time: invalid duration") || strings.Contains(msg, "time: missing unit"):
-		return "not a duration (write e.g. 500ms, 2s, 1h)"
+	case strings.Contains(msg, "time: "):
+		return "not a duration: write it as Go does, e.g. 500ms, 30s, 1h, 1h30m"
 	case strings.Contains(msg, "expected type 'bool'"):
 		return "not true or false"
 	case strings.Contains(msg, "expected type 'int'"):
@@ -352,6 +370,10 @@ func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
 		return nil, fmt.Errorf("%v has no unit: write a duration such as 1h, 30s or 500ms", data)
+	case reflect.String:
+		if _, err := time.ParseDuration(data.(string)); err != nil {
+			return nil, fmt.Errorf("%q is not a duration: write it as Go does, e.g. 500ms, 30s, 1h, 1h30m", data)
+		}
 	}
 	return data, nil
 }

@@ -106,8 +106,10 @@ func ImportMHA(text, clusterName string) (*Config, []ImportNote, error) {
 			switch strings.ToUpper(kv.Value) {
 			case "INSERT":
 				cl.Probe = "write"
+				notes = append(notes, ImportNote{kv.Line, "ping_type=INSERT became probe: write (each monitor upserts its row in myha.heartbeat on the primary)"})
 			case "SELECT", "CONNECT", "":
 				cl.Probe = "select"
+				notes = append(notes, ImportNote{kv.Line, fmt.Sprintf("ping_type=%s became probe: select (myha connects and reads the server's replication state; use probe: write to also prove it can commit)", kv.Value)})
 			default:
 				return nil, nil, fmt.Errorf("line %d: ping_type=%q: MHA knows SELECT, CONNECT and INSERT", kv.Line, kv.Value)
 			}

@@ -51,7 +51,9 @@ type ClusterConfig struct {
 
 // Config is the daemon's whole configuration.
 type Config struct {
-	Self        string
+	Self string
+	// Version is the running myha's version, for myha_build_info.
+	Version     string
 	Monitors    []MonitorAddr
 	StateDir    string
 	GossipKey   []byte
@@ -140,7 +142,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, errors.New("raft needs TLS: set security.ca_file, cert_file and key_file (myha certs init/issue), or security.insecure: true")
 		}
 	}
-	d.met = newMetrics()
+	d.met = newMetrics(cfg.Version)
 	return d, nil
 }
 
@@ -202,7 +204,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
 	}
 	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
-		"raft", rc.BindAddr, "api", api.Addr, "clusters", len(d.cfg.Clusters))
+		"raft", rc.BindAddr, "api", api.Addr, "monitors", monitorNames(d.cfg.Monitors), "clusters", clusterNames(d.cfg.Clusters))
 	<-ctx.Done()
 	d.log.Info("monitor stopping: leaving gossip and raft", "name", d.self.Name)
 	d.mu.Lock()
@@ -451,6 +453,16 @@ func monitorNames(ms []MonitorAddr) []string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Name)
+	}
+	return out
+}
+
+// clusterNames makes the start-up line say which clusters this monitor
+// watches, the first thing to compare across hosts.
+func clusterNames(cs []ClusterConfig) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Spec.Name
 	}
 	return out
 }

@@ -113,7 +113,7 @@ func RunChecks(in CheckInput) []Check {
 	case 1:
 		add(Check{Name: "single_writer", Status: OK, Server: writers[0], Message: "exactly one writable server"})
 	case 0:
-		add(Check{Name: "single_writer", Status: Fail, Message: "no writable server: the cluster takes no writes", Fix: "SET GLOBAL read_only=0 on the primary"})
+		add(Check{Name: "single_writer", Status: Fail, Message: "no writable server: the cluster takes no writes", Fix: noWriterFix(s)})
 	default:
 		add(Check{Name: "single_writer", Status: Fail, Message: fmt.Sprintf("%d writable servers: %s", len(writers), strings.Join(writers, ", ")),
 			Fix: "SET GLOBAL read_only=1 on every server but the primary, then look for writes that reached them (errant_transactions)"})
@@ -607,4 +607,33 @@ func anyReplicaAcks(s *topology.Snapshot, primary string) bool {
 		}
 	}
 	return false
+}
+
+// noWriterFix says what to do about a cluster with no writable server, by
+// cause: a server myha cannot read may well be the writable primary (fix
+// the access, touch nothing), a dead primary calls for a failover (making a
+// replica writable by hand loses what the others have not got), and only
+// with every server read and read-only is read_only=0 the answer.
+func noWriterFix(s *topology.Snapshot) string {
+	var refused, down []string
+	for _, v := range s.Servers {
+		switch {
+		case v.Reachable:
+		case v.Answered:
+			refused = append(refused, v.Spec.Address+" ("+v.Error+")")
+		default:
+			down = append(down, v.Spec.Address)
+		}
+	}
+	switch {
+	case len(refused) > 0:
+		return "myha cannot read " + strings.Join(refused, ", ") + ": fix the account or password in the config first; that server may be the writable primary"
+	case len(down) > 0:
+		return strings.Join(down, ", ") + " unreachable: if the primary is dead, run myha failover (never SET GLOBAL read_only=0 on a replica by hand); if it is restarting, wait for it"
+	}
+	p := s.Primary
+	if p == "" {
+		p = "the primary"
+	}
+	return "every server answers and is read-only: SET GLOBAL read_only=0 on " + p + " (a primary restarted read-only; the daemon does this itself for the primary it agreed on)"
 }

@@ -18,7 +18,7 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "Starting a lab: 3 MariaDB 10.11 servers (one primary, two replicas) and 3 monitor hosts"
-up=$(bin/labctl up -monitors -config "$cfg")
+up=$(bin/labctl up -monitors -auto-rejoin -config "$cfg")
 id=$(awk '/^lab: /{print $2}' <<<"$up")
 lab=$(awk '/^dir: /{print $2}' <<<"$up")
 grep -v '^remove it with' <<<"$up"
@@ -52,7 +52,7 @@ step "A client writes a row every 20 ms as the app user (labctl write)"
 bin/labctl write -id "$id" -killed-at "$lab/killed-at" >"$lab/client.out" 2>"$lab/client.err" &
 writer=$!
 pids+=($writer)
-for i in $(seq 1 100); do grep -q writing "$lab/client.err" && break; sleep 0.1; done
+for i in $(seq 1 100); do grep -qs writing "$lab/client.err" && break; sleep 0.1; done
 cat "$lab/client.err"
 sleep 1
 
@@ -74,6 +74,23 @@ bin/myha history --daemon "$url"
 
 step "myha topology after the failover"
 bin/myha topology --config "$cfg" || true
-bin/myha status --daemon "$url"
+bin/myha status --daemon "$url" || true
+
+step "The old primary db1 comes back (labctl start): read-only, then made a replica of the new primary (failover.auto_rejoin)"
+back=$EPOCHREALTIME
+bin/labctl start -id "$id" -server db1
+rejoined=
+for i in $(seq 1 150); do
+  if bin/myha status --daemon "$url" 2>/dev/null | grep -q "healthy, primary [0-9]"; then rejoined=yes; break; fi
+  sleep 0.2
+done
+if [ -n "$rejoined" ]; then
+  awk -v a="$back" -v b="$EPOCHREALTIME" 'BEGIN{printf "db1 replicating from the new primary %.2f s after it started\n", b-a}'
+else
+  echo "db1 was not rejoined within 30 s; the monitors say why:"
+  grep -h "old primary" "$lab"/mon*.log | tail -3 || true
+fi
+bin/myha topology --config "$cfg" || true
+bin/myha status --daemon "$url" || true
 
 step "Done; the monitors and lab $id are removed"

@@ -44,7 +44,11 @@ func (a *app) checkCommand() *cobra.Command {
 			var reports []checkReport
 			worst := failover.OK
 			for i, c := range clusters {
-				r := runCheck(cmd.Context(), c, failover.Store{Dir: cfg.StateDir}, a.log)
+				store, err := a.store(cfg, c)
+				if err != nil {
+					return err
+				}
+				r := runCheck(cmd.Context(), c, store, a.log)
 				r.Checks = append(r.Checks, daemon.ServerMajorityCheck(len(c.Servers)))
 				r.Status = failover.Summarize(r.Checks)
 				if n := len(cfg.Monitors); n < 3 {

@@ -84,7 +84,11 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 func (a *app) runPlan(ctx context.Context, cfg *config.Config, c config.Cluster, kind failover.Kind, req failover.Request, dryRun, yes bool) error {
 	spec := clusterSpec(c)
 	pol := policyFor(c)
-	store := &failover.Store{Dir: cfg.StateDir}
+	st, err := a.store(cfg, c)
+	if err != nil {
+		return err
+	}
+	store := &st
 	snap := recall(*store, topology.Discover(ctx, spec, dialerFor(spec)), a.log)
 
 	// An interrupted failover whose new primary took writes must be finished,
@@ -233,7 +237,11 @@ func (a *app) ackCommand() *cobra.Command {
 			if daemonURL != "" {
 				return a.remote(cmd.Context(), cfg, daemonURL, cluster, "ack", nil)
 			}
-			store := failover.Store{Dir: cfg.StateDir}
+			c, _ := cfg.Cluster(cluster)
+			store, err := a.store(cfg, *c)
+			if err != nil {
+				return err
+			}
 			if err := store.Ack(cluster, time.Now()); err != nil {
 				return withCode(exitProblem, err)
 			}

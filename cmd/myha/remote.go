@@ -92,8 +92,11 @@ func (a *app) historyCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				store := failover.Store{Dir: cfg.StateDir}
 				for _, c := range cs {
+					store, err := a.store(cfg, c)
+					if err != nil {
+						return err
+					}
 					h, err := store.History(c.Name)
 					if err != nil {
 						return withCode(exitProblem, err)

@@ -36,8 +36,17 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("config") && a.getenv != nil && a.getenv("MYHA_CONFIG") != "" {
+				a.configPath = a.getenv("MYHA_CONFIG")
+			}
+			level := a.logLevel
+			if !cmd.Flags().Changed("log-level") && (cmd.Name() == "daemon" || cmd.Name() == "agent") {
+				// Services say what they are doing; one-shot commands print
+				// their result and only warnings besides.
+				level = "info"
+			}
 			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
 				return withCode(exitProblem, fmt.Errorf("--log-level %q: use debug, info, warn or error", a.logLevel))
 			}
 			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
@@ -46,11 +55,12 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.Version = version
 	root.SetVersionTemplate("myha {{.Version}}\n")
-	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default ./myha.yaml, then /etc/myha/myha.yaml)")
+	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $MYHA_CONFIG, then ./myha.yaml, then /etc/myha/myha.yaml)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (default info for daemon and agent)")
 	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand(), a.checkCommand(),
-		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.certsCommand())
+		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.certsCommand(), a.rejoinCommand())
+	a.completeNames(root)
 	return root
 }
 
@@ -80,7 +90,8 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, withCode(exitProblem, err)
 	}
-	a.log.Debug("config loaded", "file", path, "clusters", len(cfg.Clusters))
+	a.userStateDir(cfg)
+	a.log.Debug("config loaded", "file", path, "clusters", len(cfg.Clusters), "state_dir", cfg.StateDir)
 	return cfg, nil
 }
 

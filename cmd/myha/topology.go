@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
 )
 
@@ -27,7 +26,11 @@ func (a *app) topologyCommand() *cobra.Command {
 			var reports []topology.ClusterReport
 			for i, c := range clusters {
 				spec := clusterSpec(c)
-				snap := recall(failover.Store{Dir: cfg.StateDir}, topology.Discover(cmd.Context(), spec, dialerFor(spec)), a.log)
+				store, err := a.store(cfg, c)
+				if err != nil {
+					return err
+				}
+				snap := recall(store, topology.Discover(cmd.Context(), spec, dialerFor(spec)), a.log)
 				a.log.Info("discovered", "cluster", c.Name, "took", snap.Took, "primary", snap.Primary)
 				if p, ok := snap.Server(snap.Primary); !ok || !p.Reachable {
 					a.code = exitWarn // no primary in service: scripts must not read this as healthy

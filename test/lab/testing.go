@@ -30,10 +30,14 @@ func New(t testing.TB, opts Options) *Lab {
 }
 
 // RequireNetns skips a test that needs real hosts when the lab runs on
-// loopback (not root, or no iproute2), saying so.
+// loopback (not root, or no iproute2), saying so; under CI (CI=true) it
+// fails instead: CI runs as root and must run every test.
 func (l *Lab) RequireNetns(t testing.TB) {
 	t.Helper()
 	if !l.Netns {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs network namespaces, and CI must run as root with iproute2: the lab fell back to 127.0.0.1")
+		}
 		t.Skip("needs network namespaces: run as root with iproute2 (the lab is on 127.0.0.1)")
 	}
 }

@@ -35,6 +35,7 @@ func main() {
 		co := fs.Bool("co-primary", false, "db1 and db2 replicate from each other")
 		out := fs.String("config", "", "also copy the lab's myha config here")
 		monitors := fs.Bool("monitors", false, "add the three monitor hosts to the config (monitors:, state_dir)")
+		rejoin := fs.Bool("auto-rejoin", false, "set failover.auto_rejoin: an old primary that comes back becomes a replica")
 		fs.Parse(os.Args[2:])
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -49,10 +50,19 @@ func main() {
 			fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
 			os.Exit(1)
 		}
-		yaml := l.ConfigYAML()
+		// The lab's records live and die with the lab: never in the
+		// machine's default state_dir, shared with other labs and users.
+		yaml := "state_dir: " + filepath.Join(l.Dir, "state") + "\n" + l.ConfigYAML()
 		if *monitors {
-			yaml = monitorsYAML(l) + yaml
-			os.WriteFile(cfg, []byte(yaml), 0o600)
+			yaml = monitorsYAML(l) + l.ConfigYAML() // monitorsYAML names the state_dir
+		}
+		if *rejoin {
+			// ConfigYAML ends inside the one cluster's mapping.
+			yaml += "    failover:\n      auto_rejoin: true\n"
+		}
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+			os.Exit(1)
 		}
 		if *out != "" {
 			if err := os.WriteFile(*out, []byte(yaml), 0o600); err != nil {
@@ -102,8 +112,10 @@ func main() {
 		}
 	case "write":
 		write(os.Args[2:])
+	case "start":
+		start(os.Args[2:])
 	default:
-		fmt.Fprintf(os.Stderr, "labctl: unknown command %q (up, down, list or write)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "labctl: unknown command %q (up, down, list, write or start)\n", os.Args[1])
 		os.Exit(2)
 	}
 }
@@ -138,11 +150,21 @@ func monitorsYAML(l *lab.Lab) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(l.Dir, "state"), sec)
-	for i, n := range []string{"mon1", "mon2", "mon3"} {
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		h := l.Host(n)
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
 		if !l.Netns {
-			fmt.Fprintf(&b, "    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", 17946+10*i, 17947+10*i, 18080+10*i)
+			// Monitors share 127.0.0.1: free ports of their own, so two
+			// users' loopback labs never collide.
+			var p [3]int
+			for j := range p {
+				var err error
+				if p[j], err = lab.FreePort(); err != nil {
+					fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+					os.Exit(1)
+				}
+			}
+			fmt.Fprintf(&b, "    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", p[0], p[1], p[2])
 		}
 	}
 	return b.String()
@@ -153,4 +175,33 @@ func orLoopback(ns string) string {
 		return "none: loopback"
 	}
 	return ns
+}
+
+// start starts a stopped (killed) server of a persistent lab again, with
+// the data it had: an old primary coming back after a failover.
+func start(args []string) {
+	fs := flag.NewFlagSet("start", flag.ExitOnError)
+	id := fs.Int("id", 0, "the lab (labctl up printed it)")
+	name := fs.String("server", "", "the server, e.g. db1")
+	fs.Parse(args)
+	l, err := lab.Attach(*id)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+		os.Exit(1)
+	}
+	for _, s := range l.Servers {
+		if s.Name != *name {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s started (%s)\n", s.Name, s.Addr())
+		return
+	}
+	fmt.Fprintf(os.Stderr, "labctl: lab %d has no server %q\n", *id, *name)
+	os.Exit(2)
 }
