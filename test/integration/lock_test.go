@@ -136,3 +136,40 @@ func TestDaemonFailoverWithLockHeldByAnApplication(t *testing.T) {
 	}
 	assertSurvivors(t, m.Lab, m.cfg, w, newP, newP, other)
 }
+
+// myha rejoin on a TLS cluster (plain TCP refused) while an application
+// holds the failover lock on the returning old primary: the session is
+// ended and said so, and the old primary replicates from the new one over
+// verified TLS.
+func TestRejoinOverTLSWithLockHeldByAnApplication(t *testing.T) {
+	ctx := context.Background()
+	l, cfg := labWithTable(t, lab.Options{Servers: 3, TLS: true, RequireSecureTransport: true}, "")
+	db1, db2 := l.Server("db1"), l.Server("db2")
+	must(t, db1.Kill())
+	if r := myha(t, "failover", "--cluster", "lab", "--yes", "--new-primary", db2.Addr(), "--config", cfg); r.code != 0 {
+		t.Fatalf("failover: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	must(t, db2.Exec(ctx, "INSERT INTO lab.w (id, at) VALUES (1001, NOW(6))"))
+	must(t, db1.Start(ctx))
+	h := holdFailoverLock(t, l, db1)
+	r := myha(t, "rejoin", "--server", db1.Addr(), "--yes", "--config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, db1.Addr()+" replicates from "+db2.Addr()) ||
+		!strings.Contains(r.stdout, "ended the session of 'app'@") || !strings.Contains(r.stdout, "connection "+h.id+",") {
+		t.Fatalf("rejoin: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if h.alive() {
+		t.Fatal("the application's lock session survived the rejoin")
+	}
+	for col, want := range map[string]string{"Master_Host": db2.IP, "Master_SSL_Allowed": "Yes", "Master_SSL_Verify_Server_Cert": "Yes"} {
+		if got := slaveField(t, db1, col); got != want {
+			t.Fatalf("db1 after rejoin: %s=%q, want %q", col, got, want)
+		}
+	}
+	waitFor(t, "db1 has the row written on the new primary, over TLS", 10*time.Second, func() bool {
+		n, err := db1.QueryString(ctx, "SELECT COUNT(*) FROM lab.w WHERE id = 1001")
+		return err == nil && n == "1"
+	})
+	if w := writables(t, l); len(w) != 1 || w[0] != "db2" {
+		t.Fatalf("writable servers %v, want only db2", w)
+	}
+}
