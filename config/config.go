@@ -157,7 +157,9 @@ type Cluster struct {
 	// Probe is "select" (connect and read state) or "write" (also upsert a
 	// heartbeat row on the primary, catching a primary that accepts
 	// connections but cannot write; MHA ping_type INSERT). Default select.
-	Probe    string   `mapstructure:"probe"`
+	Probe string `mapstructure:"probe"`
+	// TLS protects connections to the servers (default mode preferred).
+	TLS      TLS      `mapstructure:"tls"`
 	Servers  []Server `mapstructure:"servers"`
 	VIP      *VIP     `mapstructure:"vip"`
 	Failover Failover `mapstructure:"failover"`

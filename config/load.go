@@ -214,6 +214,7 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.Probe == "" {
 			cl.Probe = "select"
 		}
+		errs = append(errs, resolveTLS(key, &cl.TLS, opt)...)
 		if cl.Failover.Fencing == "" {
 			cl.Failover.Fencing = "require"
 		}

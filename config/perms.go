@@ -31,6 +31,7 @@ func PermissionWarnings(path string, c *Config) []string {
 	for i, cl := range c.Clusters {
 		check(fmt.Sprintf("clusters[%d].password_file", i), cl.PasswordFile, cl.PasswordFile != "")
 		check(fmt.Sprintf("clusters[%d].replication_password_file", i), cl.ReplicationPasswordFile, cl.ReplicationPasswordFile != "")
+		check(fmt.Sprintf("clusters[%d].tls.key_file", i), cl.TLS.KeyFile, cl.TLS.KeyFile != "")
 	}
 	s := c.Security
 	for _, f := range []struct{ key, path string }{{"security.gossip_key_file", s.GossipKeyFile}, {"security.api_token_file", s.APITokenFile},

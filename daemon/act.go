@@ -188,8 +188,9 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 
 func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan *failover.Plan, dec *Decision) (*failover.Report, error) {
 	ex := &failover.Executor{
-		Dialer: cm.dialer, Repl: cm.cfg.Repl, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
+		Dialer: cm.dialer, Repl: cm.cfg.Repl, ReplTLS: cm.cfg.Spec.TLS, Policy: cm.cfg.Policy, Hooks: cm.cfg.Hooks, Log: cm.d.log, Epoch: dec.Epoch,
 		Accounts:         []string{cm.cfg.Spec.Credentials.User, cm.cfg.Repl.User},
+		LockAccount:      cm.cfg.Spec.Credentials.User,
 		StatementTimeout: max(2*cm.cfg.Spec.ReadTimeout, 5*time.Second),
 		Crash:            cm.d.cfg.Crash,
 		Rediscover:       func(ctx context.Context) topology.Snapshot { return topology.Discover(ctx, cm.cfg.Spec, cm.dialer) },
@@ -223,6 +224,9 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 	if rep.Result == failover.ResultAborted && strings.Contains(rep.Error, "another failover") {
 		// A previous leader may still be at work: leave the decision open
 		// for the next attempt rather than recording a second outcome.
+		// Said every time: an open decision that never moves must show why.
+		cm.d.log.Warn("failover waits: another myha holds the cluster's failover lock; the decision stays open and is retried",
+			"cluster", dec.Cluster, "epoch", dec.Epoch, "why", rep.Error)
 		return rep, fmt.Errorf("%s", rep.Error)
 	}
 	if err := cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now(), Block: cm.cfg.BlockPeriod, Auto: dec.Auto}); err != nil {
@@ -327,12 +331,12 @@ func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agree
 			if err != nil {
 				continue
 			}
-			if cm.changing(ctx, q, v.Dialect) {
+			if cm.changing(ctx, q, v.Dialect, v.Spec.Address) {
 				q.Close()
 				continue
 			}
 			stmts := append(v.Dialect.SetReadOnly(true), v.Dialect.Repoint("", topology.Source{Host: host, Port: port,
-				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true})...)
+				User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, Demote: true, TLS: cm.cfg.Spec.TLS})...)
 			for _, stmt := range stmts {
 				if err = q.Exec(ctx, stmt); err != nil {
 					break
@@ -425,13 +429,27 @@ func verifyLeader(r *raft.Raft, timeout time.Duration) bool {
 // changing reports whether a failover or switchover (a manual one, or
 // another monitor's) holds the cluster's failover lock on this server: its
 // transient states (two roots, a writable new primary not yet agreed) must
-// not be "corrected" while it runs.
-func (cm *clusterMon) changing(ctx context.Context, q topology.Querier, d topology.Dialect) bool {
-	rows, err := q.Query(ctx, d.LockInUse(failover.LockName(cm.cfg.Spec.Name)))
-	if err != nil {
+// not be "corrected" while it runs. A lock held by another account than
+// myha's is no failover: logged once per holding session, and ignored.
+func (cm *clusterMon) changing(ctx context.Context, q topology.Querier, d topology.Dialect, addr string) bool {
+	h, err := failover.ReadLockHolder(ctx, q, d, addr, failover.LockName(cm.cfg.Spec.Name))
+	switch {
+	case err != nil:
 		return true // cannot tell: do not touch it
+	case h == nil:
+		return false
+	case !h.Foreign(cm.cfg.Spec.Credentials.User):
+		return true
 	}
-	return len(rows) == 1 && rows[0].Has("r")
+	cm.mu.Lock()
+	noted := cm.lockNoted[addr] == h.ConnID
+	cm.lockNoted[addr] = h.ConnID
+	cm.mu.Unlock()
+	if !noted {
+		cm.d.log.Warn("the failover lock is held by an account that is not myha's: ignored (a failover ends that session)",
+			"cluster", cm.cfg.Spec.Name, "server", addr, "holder", h.User+"@"+h.Host, "connection", h.ConnID, "held_s", h.Seconds)
+	}
+	return false
 }
 
 // msOrNone renders an optional duration in ms for logs (a pointer would

@@ -109,7 +109,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 func agentDialer(spec topology.ClusterSpec, log *slog.Logger) topology.Dialer {
-	return recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout}, log: log}
+	return recoverDialer{inner: topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: min(spec.ConnectTimeout, time.Second), ReadTimeout: spec.ReadTimeout, TLS: spec.TLS}, log: log}
 }
 
 // Run joins the gossip, serves the health endpoints and keeps the VIP right

@@ -38,6 +38,9 @@ type clusterMon struct {
 	failing   map[string]bool
 	// rejoinNoted remembers returned old primaries already reported.
 	rejoinNoted map[string]bool
+	// lockNoted (under mu) is, per server, the foreign session last
+	// reported holding the failover lock, so it is logged once.
+	lockNoted map[string]int64
 	// memory is what the primary told while it answered (under mu), kept
 	// in state_dir too: a dead primary's dialect, semi-sync, pair.
 	memory topology.Memory
@@ -61,11 +64,11 @@ type clusterMon struct {
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
-	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}, rejoinNoted: map[string]bool{}}
+	cm := &clusterMon{d: d, cfg: c, kick: make(chan struct{}, 1), prog: newProgress(), failing: map[string]bool{}, rejoinNoted: map[string]bool{}, lockNoted: map[string]int64{}}
 	if d.cfg.Dialer != nil {
 		cm.dialer = d.cfg.Dialer(c.Spec)
 	} else {
-		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout}
+		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout, TLS: c.Spec.TLS}
 	}
 	cm.dialer = recoverDialer{inner: cm.dialer, log: d.log}
 	cm.probeDialer = fastFailDialer{inner: cm.dialer, failing: cm.isFailing}
@@ -283,7 +286,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 // server dies the session breaks at once and the prober is woken, instead of
 // noticing at its next tick.
 func (cm *clusterMon) watch(ctx context.Context) {
-	wd := recoverDialer{inner: topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second}, log: cm.d.log}
+	wd := recoverDialer{inner: topology.SQLDialer{Credentials: cm.cfg.Spec.Credentials, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, ReadTimeout: 40 * time.Second, TLS: cm.cfg.Spec.TLS}, log: cm.d.log}
 	for ctx.Err() == nil {
 		cm.mu.Lock()
 		primary := cm.primary

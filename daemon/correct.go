@@ -216,14 +216,18 @@ func (cm *clusterMon) perform(ctx context.Context, snap *topology.Snapshot, a Ac
 	defer q.Close()
 	// Lock: the same lock failovers and switchovers hold; one that runs
 	// now owns the cluster's transient states.
-	rows, err := q.Query(actx, v.Dialect.GetLock(failover.LockName(name)))
+	// A holder with another account than myha's is ended (it is not a
+	// failover, and must not keep a stray writable server unfenced).
+	res, err := failover.AcquireLock(actx, q, v.Dialect, a.Server, failover.LockName(name), cm.cfg.Spec.Credentials.User, cm.d.log)
 	if err != nil {
 		return err
 	}
-	if len(rows) != 1 || rows[0]["r"] != "1" {
-		return fmt.Errorf("a failover or switchover holds the lock: leaving it alone")
+	switch {
+	case res.Taken:
+		defer q.Exec(context.WithoutCancel(actx), "DO RELEASE_LOCK("+topology.QuoteLiteral(lockName(name))+")")
+	case res.Squatter == nil:
+		return fmt.Errorf("a failover or switchover holds the lock (%s): leaving it alone", res.Holder)
 	}
-	defer q.Exec(context.WithoutCancel(actx), "DO RELEASE_LOCK("+topology.QuoteLiteral(lockName(name))+")")
 	// Refresh and re-analyse: the server may have changed since the probe.
 	ro, err := q.Query(actx, "SELECT @@global.read_only AS ro")
 	if err != nil || len(ro) != 1 {

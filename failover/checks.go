@@ -46,6 +46,15 @@ type CheckInput struct {
 	// Accounts are myha's own and the replication account's user names,
 	// which may hold privileges that read_only does not stop.
 	Accounts []string
+	// TLS is the cluster's tls.mode; SessionTLS holds, per server asked,
+	// the TLS version of myha's own session ("" = plain text).
+	TLS        topology.TLSMode
+	SessionTLS map[string]string
+	// LockHolders holds, per server asked, who holds the cluster's
+	// failover lock (nil: free); LockAccount is the account myha takes it
+	// with.
+	LockHolders map[string]*LockHolder
+	LockAccount string
 }
 
 // Thresholds for detection settings: above these a dead primary is noticed
@@ -279,6 +288,8 @@ func RunChecks(in CheckInput) []Check {
 	out = append(out, semiSyncChecks(s)...)
 	out = append(out, privilegedChecks(s, in.Accounts)...)
 	out = append(out, startReadOnlyChecks(s, in.ReadOnlyOrigin)...)
+	out = append(out, tlsChecks(s, in.TLS, in.SessionTLS)...)
+	out = append(out, lockChecks(s, in.LockHolders, in.LockAccount)...)
 
 	each("durability", func(v *topology.ServerView) []Check {
 		if !v.Reachable || !(v.Spec.Address == s.Primary || canPromote(v)) {

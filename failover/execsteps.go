@@ -241,7 +241,7 @@ func (r *run) catchUp(ctx context.Context, s Step) (string, error) {
 	}
 	d, c := r.connName(s.Server)
 	host, port := splitHostPort(s.Source)
-	if err := r.exec(ctx, q, d.StopReplica(c), d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password}), d.StartReplica(c)); err != nil {
+	if err := r.exec(ctx, q, d.StopReplica(c), d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, TLS: r.e.ReplTLS}), d.StartReplica(c)); err != nil {
 		return "", err
 	}
 	if err := r.waitGTID(ctx, q, s.Server, target, r.e.Policy.CatchupTimeout); err != nil {
@@ -399,7 +399,7 @@ func (r *run) pointAt(ctx context.Context, addr, source string, demote bool) err
 	}
 	d, c := r.connName(addr)
 	host, port := splitHostPort(source)
-	stmts := d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, Demote: demote})
+	stmts := d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, TLS: r.e.ReplTLS, Demote: demote})
 	if err := r.exec(ctx, q, stmts[:len(stmts)-1]...); err != nil {
 		return err
 	}

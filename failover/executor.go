@@ -20,11 +20,14 @@ import (
 type Executor struct {
 	Dialer topology.Dialer
 	// Repl is the account replicas use to connect to their new source.
-	Repl   topology.Credentials
-	Policy Policy
-	Hooks  Hooks
-	Store  *Store // failover records; nil records nothing
-	Log    *slog.Logger
+	Repl topology.Credentials
+	// ReplTLS is the cluster's TLS setting, which every repoint passes on
+	// to the replica (MASTER_SSL and friends).
+	ReplTLS topology.TLSSpec
+	Policy  Policy
+	Hooks   Hooks
+	Store   *Store // failover records; nil records nothing
+	Log     *slog.Logger
 	// StatementTimeout bounds every statement that is not a wait.
 	StatementTimeout time.Duration
 	// Rediscover reads the topology again for the final state report.
@@ -33,6 +36,10 @@ type Executor struct {
 	Progress func(StepResult)
 	// LockName overrides the advisory lock name (tests).
 	LockName string
+	// LockAccount is the account myha connects as (the cluster's admin
+	// user): a failover lock held by any other account is not myha's and
+	// is taken from it. Empty treats every holder as myha's.
+	LockAccount string
 	// Epoch numbers this failover when the caller keeps the records (the
 	// daemon's raft log); 0 means the Store numbers it.
 	Epoch int64
@@ -315,6 +322,9 @@ func (r *run) changesSoFar() string {
 
 // lock takes the cluster's failover lock on every reachable server and holds
 // it until the end, so two myha processes never change one cluster at once.
+// A holder with another account than myha's is ended and never blocks (see
+// lock.go); one with myha's own account stops the failover before any
+// change, naming it and how long it has held the lock.
 func (r *run) lock(ctx context.Context) error {
 	name := r.e.LockName
 	if name == "" {
@@ -331,21 +341,32 @@ func (r *run) lock(ctx context.Context) error {
 		if err != nil {
 			continue // it died since discovery; steps will see it
 		}
-		rows, err := r.query(ctx, q, v.Dialect.GetLock(name))
-		if err != nil {
+		sctx, cancel := context.WithTimeout(ctx, r.e.StatementTimeout+3*time.Second) // GetLockWait waits up to 2s
+		res, err := AcquireLock(sctx, q, v.Dialect, v.Spec.Address, name, r.e.LockAccount, r.log())
+		cancel()
+		for _, k := range res.Killed {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%s: ended the session of %s that held myha's failover lock (an account that is not myha's)", v.Spec.Address, k))
+		}
+		switch {
+		case err != nil:
 			q.Close()
 			return fmt.Errorf("cannot take the failover lock on %s: %v", v.Spec.Address, err)
-		}
-		if len(rows) != 1 || rows[0]["r"] != "1" {
+		case res.Taken:
+			r.locks = append(r.locks, q)
+			lockedAt = append(lockedAt, v)
+		case res.Squatter != nil:
 			q.Close()
-			held = append(held, v.Spec.Address)
-			continue
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%s: the failover lock is held by %s, an account that is not myha's, which could not be ended: going on without the lock on this server", v.Spec.Address, res.Squatter))
+		default:
+			q.Close()
+			held = append(held, v.Spec.Address+" by "+res.Holder.String())
+			r.log().Warn("the failover lock is held by myha's account: another failover or switchover is running (or a vanished myha left it); not changing anything",
+				"cluster", r.plan.Cluster, "server", v.Spec.Address, "connection", res.Holder.ConnID, "host", res.Holder.Host, "held_s", res.Holder.Seconds)
 		}
-		r.locks = append(r.locks, q)
-		lockedAt = append(lockedAt, v)
 	}
 	if len(held) > 0 {
-		return fmt.Errorf("another failover of cluster %s is running: its lock %q is held on %s; nothing was changed", r.plan.Cluster, name, strings.Join(held, ", "))
+		return fmt.Errorf("another failover of cluster %s is running: its lock %q is held on %s; nothing was changed "+
+			"(if no myha failover or switchover runs, end the holder with KILL <connection>)", r.plan.Cluster, name, strings.Join(held, ", "))
 	}
 	return r.recheck(ctx, lockedAt)
 }

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type RejoinOptions struct {
 	Spec    topology.ClusterSpec
 	Repl    topology.Credentials // the account the server replicates with
 	Timeout time.Duration        // for replication to start (default 15s)
+	// Log receives the warning when a session of another account holding
+	// the failover lock is ended (nil: discarded).
+	Log *slog.Logger
 }
 
 // ExecuteRejoin carries out a rejoin plan without blockers: under the
@@ -78,14 +82,24 @@ func ExecuteRejoin(ctx context.Context, o RejoinOptions, plan RejoinPlan) Rejoin
 		if q, err = o.Dialer.Dial(ctx, plan.Server); err != nil {
 			return "", err
 		}
-		rows, err := q.Query(ctx, d.GetLock(LockName(plan.Cluster)))
-		if err != nil {
+		log := o.Log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		res, err := AcquireLock(ctx, q, d, plan.Server, LockName(plan.Cluster), o.Spec.Credentials.User, log)
+		var ended string
+		for _, k := range res.Killed {
+			ended += fmt.Sprintf("; ended the session of %s that held it (an account that is not myha's)", k)
+		}
+		switch {
+		case err != nil:
 			return "", err
+		case res.Taken:
+			return LockName(plan.Cluster) + " held on " + plan.Server + ended, nil
+		case res.Squatter != nil:
+			return fmt.Sprintf("going on without %s on %s: held by %s, an account that is not myha's%s", LockName(plan.Cluster), plan.Server, res.Squatter, ended), nil
 		}
-		if len(rows) != 1 || rows[0]["r"] != "1" {
-			return "", fmt.Errorf("the failover lock %s is held on %s: a failover or switchover is running; try again when it ends", LockName(plan.Cluster), plan.Server)
-		}
-		return LockName(plan.Cluster) + " held on " + plan.Server, nil
+		return "", fmt.Errorf("the failover lock %s is held on %s by %s: a failover or switchover is running; try again when it ends", LockName(plan.Cluster), plan.Server, res.Holder)
 	}) {
 		if q != nil {
 			q.Close()
@@ -123,7 +137,7 @@ func ExecuteRejoin(ctx context.Context, o RejoinOptions, plan RejoinPlan) Rejoin
 	}
 	if !step("repoint", func() (string, error) {
 		host, port := splitHostPort(plan.Primary)
-		for _, s := range d.Repoint("", topology.Source{Host: host, Port: port, User: o.Repl.User, Password: o.Repl.Password, Demote: true}) {
+		for _, s := range d.Repoint("", topology.Source{Host: host, Port: port, User: o.Repl.User, Password: o.Repl.Password, Demote: true, TLS: o.Spec.TLS}) {
 			if err := q.Exec(ctx, s); err != nil {
 				return "", fmt.Errorf("%s: %v", firstWords(s), err)
 			}

@@ -42,7 +42,7 @@ func (r *run) attach(ctx context.Context, s Step) (string, error) {
 		return "", fmt.Errorf("the new primary did not reach this replica's position %s: %w", pos, err)
 	}
 	host, port := splitHostPort(s.Source)
-	if err := r.exec(ctx, q, d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password})...); err != nil {
+	if err := r.exec(ctx, q, d.Repoint(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, TLS: r.e.ReplTLS})...); err != nil {
 		return "", err
 	}
 	// Proven connected before writes stop: a replica that cannot log in to

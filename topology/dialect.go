@@ -141,6 +141,10 @@ func (d Dialect) ReadOnlyOriginQuery() string {
 	return "SELECT i.VARIABLE_SOURCE AS o, g.VARIABLE_VALUE AS v FROM performance_schema.variables_info i JOIN performance_schema.global_variables g ON g.VARIABLE_NAME = i.VARIABLE_NAME WHERE i.VARIABLE_NAME = 'read_only'"
 }
 
+// SessionTLSQuery reads the TLS version of the current session (Value is
+// empty on a plain-text session); the same in every flavor.
+func (d Dialect) SessionTLSQuery() string { return "SHOW SESSION STATUS LIKE 'Ssl_version'" }
+
 // ReadOnlyVariable is the variable that fences a server against all writers.
 // On MariaDB 10.11 read_only also blocks SUPER; MySQL needs super_read_only.
 func (d Dialect) ReadOnlyVariable() string {

@@ -213,6 +213,8 @@ func parseReplicaRow(d Dialect, r Row) (ReplicaConn, error) {
 		SQLState:       r.Get("Slave_SQL_Running_State", "Replica_SQL_Running_State"),
 		IOStateText:    r.Get("Slave_IO_State", "Replica_IO_State"),
 		ConnectRetry:   atoi(r.Get("Connect_Retry")),
+		SSL:            r.Get("Master_SSL_Allowed", "Source_SSL_Allowed") == "Yes",
+		SSLVerifyHost:  r.Get("Master_SSL_Verify_Server_Cert", "Source_SSL_Verify_Server_Cert") == "Yes",
 		ReadCoord:      binlog.FilePos{File: r.Get("Master_Log_File", "Source_Log_File"), Pos: uint64(atoi64(r.Get("Read_Master_Log_Pos", "Read_Source_Log_Pos")))},
 		ExecCoord:      binlog.FilePos{File: r.Get("Relay_Master_Log_File", "Relay_Source_Log_File"), Pos: uint64(atoi64(r.Get("Exec_Master_Log_Pos", "Exec_Source_Log_Pos")))},
 	}

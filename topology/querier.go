@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -56,6 +57,10 @@ type SQLDialer struct {
 	Credentials    Credentials
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
+	// TLS protects the connection (the zero value is plain text). Every
+	// connection also goes through authGuard, which refuses to reveal the
+	// password to a server that has not been authenticated.
+	TLS TLSSpec
 }
 
 // Dial opens a single-connection pool to addr and checks it answers.
@@ -69,6 +74,25 @@ func (d SQLDialer) Dial(ctx context.Context, addr string) (Querier, error) {
 	cfg.ReadTimeout = d.ReadTimeout
 	cfg.WriteTimeout = d.ReadTimeout
 	cfg.InterpolateParams = false
+	tlsCfg, err := d.TLS.ClientConfig(addr)
+	if err != nil {
+		return nil, &ServerError{Addr: addr, Op: "connect", Err: err}
+	}
+	// The TLS configuration goes to this connector only (never the
+	// driver's package-wide RegisterTLSConfig), so clusters with
+	// different CAs never see each other's settings.
+	cfg.TLS = tlsCfg
+	cfg.AllowFallbackToPlaintext = d.TLS.mode() == TLSPreferred
+	cfg.AllowCleartextPasswords = false
+	cfg.AllowOldPasswords = false
+	var refusal atomic.Pointer[error]
+	cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext(ctx, network, a)
+		if err != nil {
+			return nil, err
+		}
+		return &authGuard{Conn: c, tlsNext: tlsCfg != nil, onErr: func(e error) { refusal.CompareAndSwap(nil, &e) }}, nil
+	}
 	// Every statement myha builds quotes literals for the default sql_mode:
 	// under NO_BACKSLASH_ESCAPES a backslash in a password would be stored
 	// doubled. Pin the session's mode without that flag.
@@ -94,6 +118,11 @@ func (d SQLDialer) Dial(ctx context.Context, addr string) (Querier, error) {
 			conn.Close()
 		}
 		db.Close()
+		if r := refusal.Load(); r != nil {
+			err = *r // the driver reports it only as "invalid connection"
+		} else if errors.Is(err, mysql.ErrNoTLS) {
+			err = fmt.Errorf("the server does not offer TLS, which tls.mode %s requires; myha sent nothing", d.TLS.mode())
+		}
 		return nil, &ServerError{Addr: addr, Op: "connect", Err: err}
 	}
 	return &sqlQuerier{db: db, conn: conn, addr: addr}, nil

@@ -17,7 +17,9 @@ type ClusterSpec struct {
 	Credentials    Credentials
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
-	Servers        []ServerSpec
+	// TLS protects myha's connections and, at each repoint, the replicas'.
+	TLS     TLSSpec
+	Servers []ServerSpec
 }
 
 // ServerSpec is one configured server and the operator's promotion policy for it.

@@ -130,6 +130,9 @@ type ReplicaConn struct {
 	Heartbeats   int64
 	ConnectRetry int
 	Filters      map[string]string // Replicate_* filters that are set
+	// SSL is Master_SSL_Allowed (Source_SSL_Allowed) = Yes: the connection
+	// is configured for TLS; SSLVerifyHost is *_SSL_Verify_Server_Cert.
+	SSL, SSLVerifyHost bool
 }
 
 // IORunning reports a connected IO thread.

@@ -92,6 +92,30 @@ type Source struct {
 	// Demote makes a former primary a replica (MariaDB 10.10+
 	// MASTER_DEMOTE_TO_SLAVE=1: its own transactions join gtid_slave_pos).
 	Demote bool
+	// TLS is the cluster's TLS setting: with required and above the
+	// replica connects with TLS and verifies its source as the mode says.
+	TLS TLSSpec
+}
+
+// replicationTLS renders the CHANGE MASTER options for the TLS mode, with
+// the option prefix of the flavor ("MASTER" or "SOURCE"). Disabled and
+// preferred leave the replica's own settings alone: MariaDB's MASTER_SSL=1
+// insists on TLS, which preferred does not. Required and verify-ca verify
+// the chain (the server does so whenever a CA is set) but not the host;
+// verify-full sets *_SSL_VERIFY_SERVER_CERT=1. Without ca_file the replica
+// keeps the CA it was given before.
+func replicationTLS(prefix string, t TLSSpec) string {
+	m := t.mode()
+	if !m.Verified() {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, ", %s_SSL=1", prefix)
+	if t.CAFile != "" {
+		fmt.Fprintf(&b, ", %s_SSL_CA=%s", prefix, QuoteLiteral(t.CAFile))
+	}
+	fmt.Fprintf(&b, ", %s_SSL_VERIFY_SERVER_CERT=%d", prefix, b2i(m == TLSVerifyFull))
+	return b.String()
 }
 
 // ChangeSource points a connection at a new source with GTID positioning,
@@ -104,14 +128,21 @@ func (d Dialect) ChangeSource(conn string, s Source) string {
 		if s.Demote && d.AtLeast(10, 10, 0) {
 			b.WriteString(", MASTER_DEMOTE_TO_SLAVE=1")
 		}
+		b.WriteString(replicationTLS("MASTER", s.TLS))
 		return b.String()
 	}
 	if d.mysqlNewSyntax() {
-		return fmt.Sprintf("CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%d, SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1%s",
-			QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), d.channel(conn))
+		// The RSA key exchange is for plain connections; over verified
+		// TLS the password travels inside it.
+		key := ", GET_SOURCE_PUBLIC_KEY=1"
+		if s.TLS.mode().Verified() {
+			key = ""
+		}
+		return fmt.Sprintf("CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%d, SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1%s%s%s",
+			QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), key, replicationTLS("SOURCE", s.TLS), d.channel(conn))
 	}
-	return fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1%s",
-		QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), d.channel(conn))
+	return fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1%s%s",
+		QuoteLiteral(s.Host), s.Port, QuoteLiteral(s.User), QuoteLiteral(s.Password), replicationTLS("MASTER", s.TLS), d.channel(conn))
 }
 
 // Repoint is the whole statement list that makes a server replicate from
@@ -203,21 +234,38 @@ func (d Dialect) WritingSessionsQuery() string {
 // Kill ends a session.
 func (d Dialect) Kill(id int64) string { return fmt.Sprintf("KILL CONNECTION %d", id) }
 
+// LockNameLimit cuts a lock name to the 64 characters GET_LOCK accepts.
+func LockNameLimit(name string) string {
+	if len(name) > 64 {
+		return name[:64]
+	}
+	return name
+}
+
 // GetLock takes a named advisory lock without waiting; it returns 1 when
 // taken. Lock names are limited to 64 characters.
 func (d Dialect) GetLock(name string) string {
-	if len(name) > 64 {
-		name = name[:64]
-	}
-	return "SELECT GET_LOCK(" + QuoteLiteral(name) + ", 0) AS r"
+	return "SELECT GET_LOCK(" + QuoteLiteral(LockNameLimit(name)) + ", 0) AS r"
+}
+
+// GetLockWait is GetLock waiting up to secs seconds for the holder to go.
+func (d Dialect) GetLockWait(name string, secs int) string {
+	return fmt.Sprintf("SELECT GET_LOCK(%s, %d) AS r", QuoteLiteral(LockNameLimit(name)), secs)
 }
 
 // LockInUse asks whether someone holds a named advisory lock (NULL = free).
 func (d Dialect) LockInUse(name string) string {
-	if len(name) > 64 {
-		name = name[:64]
-	}
-	return "SELECT IS_USED_LOCK(" + QuoteLiteral(name) + ") AS r"
+	return "SELECT IS_USED_LOCK(" + QuoteLiteral(LockNameLimit(name)) + ") AS r"
+}
+
+// LockHolder asks who holds a named advisory lock, with the name as a bound
+// parameter: column id is the holder's connection (absent when the lock is
+// free), user and host its account and client address, secs how long its
+// session has been in its current state (PROCESSLIST TIME). user is absent
+// when the holder's session is not visible to this account (no PROCESS).
+func (d Dialect) LockHolder(name string) (string, []any) {
+	return "SELECT l.id AS id, p.USER AS user, p.HOST AS host, p.TIME AS secs " +
+		"FROM (SELECT IS_USED_LOCK(?) AS id) l LEFT JOIN information_schema.PROCESSLIST p ON p.ID = l.id", []any{LockNameLimit(name)}
 }
 
 // GTIDExecutedQuery reads what a server has applied, in its flavor's form.

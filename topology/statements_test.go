@@ -42,3 +42,40 @@ func TestStatementsPerFlavor(t *testing.T) {
 		t.Errorf("MySQL wait: %s", q)
 	}
 }
+
+// With a verified TLS mode every repoint makes the replica connect with TLS
+// and verify its source as the mode says; the CA path is a quoted literal
+// (a path with a quote or backslash cannot break out of it).
+func TestRepointCarriesReplicationTLS(t *testing.T) {
+	maria := Dialect{Flavor: binlog.MariaDB, Major: 10, Minor: 11, Patch: 19}
+	my84 := Dialect{Flavor: binlog.MySQL, Major: 8, Minor: 4, Patch: 3}
+	my80 := Dialect{Flavor: binlog.MySQL, Major: 8, Minor: 0, Patch: 20}
+	base := Source{Host: "db2", Port: 3306, User: "repl", Password: "pw"}
+	ca := `/etc/myha/it's\ca.pem`
+	with := func(m TLSMode, caFile string) Source { s := base; s.TLS = TLSSpec{Mode: m, CAFile: caFile}; return s }
+	const mariaBase = "CHANGE MASTER TO MASTER_HOST='db2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='pw', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1"
+	const my84Base = "CHANGE REPLICATION SOURCE TO SOURCE_HOST='db2', SOURCE_PORT=3306, SOURCE_USER='repl', SOURCE_PASSWORD='pw', SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1"
+	for _, tc := range []struct {
+		name      string
+		got, want string
+	}{
+		{"MariaDB disabled", maria.ChangeSource("", with(TLSDisabled, "")), mariaBase},
+		{"MariaDB preferred leaves the replica's setting", maria.ChangeSource("", with(TLSPreferred, ca)), mariaBase},
+		{"MariaDB required", maria.ChangeSource("", with(TLSRequired, "")), mariaBase + ", MASTER_SSL=1, MASTER_SSL_VERIFY_SERVER_CERT=0"},
+		{"MariaDB verify-ca", maria.ChangeSource("", with(TLSVerifyCA, ca)), mariaBase + `, MASTER_SSL=1, MASTER_SSL_CA='/etc/myha/it''s\\ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=0`},
+		{"MariaDB verify-full", maria.ChangeSource("", with(TLSVerifyFull, "/ca.pem")), mariaBase + ", MASTER_SSL=1, MASTER_SSL_CA='/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1"},
+		{"MariaDB named connection", maria.ChangeSource("east", with(TLSVerifyFull, "/ca.pem")), strings.Replace(mariaBase, "CHANGE MASTER TO", "CHANGE MASTER 'east' TO", 1) + ", MASTER_SSL=1, MASTER_SSL_CA='/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1"},
+		{"MySQL 8.4 preferred keeps the key exchange", my84.ChangeSource("", with(TLSPreferred, "")), my84Base + ", GET_SOURCE_PUBLIC_KEY=1"},
+		{"MySQL 8.4 verify-full, over TLS no key exchange", my84.ChangeSource("c1", with(TLSVerifyFull, "/ca.pem")), my84Base + ", SOURCE_SSL=1, SOURCE_SSL_CA='/ca.pem', SOURCE_SSL_VERIFY_SERVER_CERT=1 FOR CHANNEL 'c1'"},
+		{"MySQL 8.0.20 verify-ca", my80.ChangeSource("", with(TLSVerifyCA, "/ca.pem")), "CHANGE MASTER TO MASTER_HOST='db2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='pw', MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, MASTER_SSL=1, MASTER_SSL_CA='/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=0"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s:\ngot  %s\nwant %s", tc.name, tc.got, tc.want)
+		}
+	}
+	// Repoint, the one list every demotion and repoint uses, carries it.
+	stmts := maria.Repoint("", with(TLSVerifyFull, "/ca.pem"))
+	if len(stmts) != 3 || !strings.HasSuffix(stmts[1], "MASTER_SSL=1, MASTER_SSL_CA='/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1") {
+		t.Fatalf("Repoint: %q", stmts)
+	}
+}

@@ -97,8 +97,10 @@ func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *
 	snap := recall(store, topology.Discover(ctx, spec, dialerFor(spec)), log)
 	pol := policyFor(c)
 	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
+	facts := gatherFacts(ctx, spec, &snap)
 	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap),
-		Accounts: []string{c.User, c.ReplicationUser}, ReadOnlyOrigin: readOnlyOrigins(ctx, spec, &snap)})
+		Accounts: []string{c.User, c.ReplicationUser}, ReadOnlyOrigin: facts.readOnlyOrigin,
+		TLS: spec.TLS.Mode, SessionTLS: facts.sessionTLS, LockHolders: facts.lockHolder, LockAccount: c.User})
 	checks = append(checks, failover.CandidateCheck(&plan))
 	return checkReport{Name: c.Name, Status: failover.Summarize(checks), Checks: checks, Plan: plan}
 }
@@ -108,7 +110,7 @@ func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *
 func replLogins(ctx context.Context, c config.Cluster, snap *topology.Snapshot) map[string]error {
 	d := topology.SQLDialer{
 		Credentials:    topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
-		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout,
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout, TLS: clusterSpec(c).TLS,
 	}
 	out := map[string]error{}
 	var mu sync.Mutex
@@ -135,11 +137,17 @@ func replLogins(ctx context.Context, c config.Cluster, snap *topology.Snapshot) 
 	return out
 }
 
-// readOnlyOrigins asks every reachable server where its read_only value
-// comes from (only myha check needs it, so discovery does not pay for it).
-func readOnlyOrigins(ctx context.Context, spec topology.ClusterSpec, snap *topology.Snapshot) map[string]string {
+// serverFacts are what only myha check needs from each reachable server
+// (so discovery does not pay for them), read on one session per server.
+type serverFacts struct {
+	readOnlyOrigin map[string]string               // where read_only comes from, and its value
+	sessionTLS     map[string]string               // TLS version of myha's session, "" = plain text
+	lockHolder     map[string]*failover.LockHolder // who holds the failover lock (nil: free)
+}
+
+func gatherFacts(ctx context.Context, spec topology.ClusterSpec, snap *topology.Snapshot) serverFacts {
 	d := dialerFor(spec)
-	out := map[string]string{}
+	f := serverFacts{readOnlyOrigin: map[string]string{}, sessionTLS: map[string]string{}, lockHolder: map[string]*failover.LockHolder{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, v := range snap.Servers {
@@ -154,17 +162,31 @@ func readOnlyOrigins(ctx context.Context, spec topology.ClusterSpec, snap *topol
 				return
 			}
 			defer q.Close()
+			if rows, err := q.Query(ctx, dl.SessionTLSQuery()); err == nil {
+				ver := ""
+				if len(rows) == 1 {
+					ver = rows[0]["Value"]
+				}
+				mu.Lock()
+				f.sessionTLS[addr] = ver
+				mu.Unlock()
+			}
+			if h, err := failover.ReadLockHolder(ctx, q, dl, addr, failover.LockName(spec.Name)); err == nil {
+				mu.Lock()
+				f.lockHolder[addr] = h
+				mu.Unlock()
+			}
 			rows, err := q.Query(ctx, dl.ReadOnlyOriginQuery())
 			if err != nil || len(rows) != 1 {
 				return
 			}
 			mu.Lock()
-			out[addr] = strings.ToUpper(rows[0]["o"]) + " " + strings.ToUpper(rows[0]["v"])
+			f.readOnlyOrigin[addr] = strings.ToUpper(rows[0]["o"]) + " " + strings.ToUpper(rows[0]["v"])
 			mu.Unlock()
 		}(v.Spec.Address, v.Dialect)
 	}
 	wg.Wait()
-	return out
+	return f
 }
 
 func trimServer(msg, addr string) string {

@@ -72,7 +72,7 @@ func (a *app) rejoinCommand() *cobra.Command {
 				return withCode(exitProblem, fmt.Errorf("not confirmed: nothing changed"))
 			}
 			rep := failover.ExecuteRejoin(cmd.Context(), failover.RejoinOptions{Dialer: dialerFor(spec), Spec: spec,
-				Repl: topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()}}, plan)
+				Repl: topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()}, Log: a.log}, plan)
 			if a.jsonOut {
 				a.printJSON(rep)
 			} else {

@@ -13,6 +13,8 @@ func clusterSpec(c config.Cluster) topology.ClusterSpec {
 		Credentials:    topology.Credentials{User: c.User, Password: c.Password.Value()},
 		ConnectTimeout: c.ConnectTimeout,
 		ReadTimeout:    c.ReadTimeout,
+		TLS: topology.TLSSpec{Mode: topology.TLSMode(c.TLS.Mode), CAFile: c.TLS.CAFile,
+			CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile},
 	}
 	for _, s := range c.Servers {
 		spec.Servers = append(spec.Servers, topology.ServerSpec{
@@ -23,5 +25,5 @@ func clusterSpec(c config.Cluster) topology.ClusterSpec {
 }
 
 func dialerFor(spec topology.ClusterSpec) topology.Dialer {
-	return topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: spec.ConnectTimeout, ReadTimeout: spec.ReadTimeout}
+	return topology.SQLDialer{Credentials: spec.Credentials, ConnectTimeout: spec.ConnectTimeout, ReadTimeout: spec.ReadTimeout, TLS: spec.TLS}
 }

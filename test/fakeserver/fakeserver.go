@@ -7,6 +7,8 @@
 package fakeserver
 
 import (
+	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
@@ -36,12 +39,28 @@ type State struct {
 	Grants []string
 }
 
+// Options change how the fake server logs clients in.
+type Options struct {
+	// TLS, when set, makes the server offer TLS with this configuration.
+	TLS *tls.Config
+	// AuthMethod is the account's plugin (default mysql_native_password);
+	// caching_sha2_password and sha256_password need RSAKey.
+	AuthMethod string
+	// RSAKey is the key caching_sha2_password and sha256_password hand out
+	// to clients without TLS.
+	RSAKey *rsa.PrivateKey
+}
+
 // Server is one fake endpoint on 127.0.0.1.
 type Server struct {
 	ln   net.Listener
 	srv  *server.Server
 	user string
 	pass string
+	auth string
+
+	logins    atomic.Int64 // login packets received (the user name arrived)
+	successes atomic.Int64 // logins whose password the server verified
 
 	mu    sync.Mutex
 	state State
@@ -53,12 +72,20 @@ type Server struct {
 
 // Start listens on a free loopback port.
 func Start(user, pass string, st State) (*Server, error) {
+	return StartWith(user, pass, st, Options{})
+}
+
+// StartWith is Start with TLS or another authentication method.
+func StartWith(user, pass string, st State, opt Options) (*Server, error) {
+	if opt.AuthMethod == "" {
+		opt.AuthMethod = mysql.AUTH_NATIVE_PASSWORD
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, user: user, pass: pass, state: st,
-		srv: server.NewServer(st.Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil)}
+	s := &Server{ln: ln, user: user, pass: pass, state: st, auth: opt.AuthMethod,
+		srv: server.NewServer(st.Version, mysql.DEFAULT_COLLATION_ID, opt.AuthMethod, opt.RSAKey, opt.TLS)}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -101,11 +128,11 @@ func (s *Server) accept() {
 			defer c.Close()
 			// Native-password auth: the in-memory default is caching_sha2,
 			// which go-sql-driver cannot complete without TLS or RSA keys.
-			auth := server.NewInMemoryAuthenticationHandler(mysql.AUTH_NATIVE_PASSWORD)
+			auth := server.NewInMemoryAuthenticationHandler(s.auth)
 			if err := auth.AddUser(s.user, s.pass); err != nil {
 				return
 			}
-			conn, err := s.srv.NewCustomizedConn(c, auth, handler{s})
+			conn, err := s.srv.NewCustomizedConn(c, countingAuth{auth, s}, handler{s})
 			if err != nil {
 				return
 			}
@@ -116,6 +143,31 @@ func (s *Server) accept() {
 			}
 		}()
 	}
+}
+
+// Logins is how many login packets (carrying the user name) the server
+// received; a client that refused the server during the TLS handshake or
+// the greeting sent none.
+func (s *Server) Logins() int64 { return s.logins.Load() }
+
+// Successes is how many logins the server accepted: each means the client
+// handed over its password or a proof of it.
+func (s *Server) Successes() int64 { return s.successes.Load() }
+
+// countingAuth counts logins and accepted passwords.
+type countingAuth struct {
+	*server.InMemoryAuthenticationHandler
+	s *Server
+}
+
+func (a countingAuth) GetCredential(user string) (server.Credential, bool, error) {
+	a.s.logins.Add(1)
+	return a.InMemoryAuthenticationHandler.GetCredential(user)
+}
+
+func (a countingAuth) OnAuthSuccess(c *server.Conn) error {
+	a.s.successes.Add(1)
+	return a.InMemoryAuthenticationHandler.OnAuthSuccess(c)
 }
 
 type handler struct{ s *Server }
@@ -245,11 +297,35 @@ func (h handler) UseDB(string) error { return nil }
 func (h handler) HandleFieldList(string, string) ([]*mysql.Field, error) {
 	return nil, errors.New("fakeserver: field list not supported")
 }
-func (h handler) HandleStmtPrepare(string) (int, int, any, error) {
-	return 0, 0, nil, errors.New("fakeserver: prepared statements not supported")
+// Prepared statements are answered as text queries with their arguments
+// written in as quoted literals (a fake's shortcut; real servers bind them).
+func (h handler) HandleStmtPrepare(q string) (int, int, any, error) {
+	return strings.Count(q, "?"), 0, nil, nil
 }
-func (h handler) HandleStmtExecute(any, string, []any) (*mysql.Result, error) {
-	return nil, errors.New("fakeserver: prepared statements not supported")
+func (h handler) HandleStmtExecute(_ any, q string, args []any) (*mysql.Result, error) {
+	var b strings.Builder
+	for _, part := range strings.SplitAfter(q, "?") {
+		if strings.HasSuffix(part, "?") && len(args) > 0 {
+			b.WriteString(strings.TrimSuffix(part, "?"))
+			b.WriteString("'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(fmt.Sprint(argValue(args[0]))) + "'")
+			args = args[1:]
+			continue
+		}
+		b.WriteString(part)
+	}
+	return h.HandleQuery(b.String())
+}
+
+func argValue(a any) any {
+	switch v := a.(type) {
+	case []byte:
+		return string(v)
+	case mysql.FieldValue:
+		return v.String()
+	case *mysql.FieldValue:
+		return v.String()
+	}
+	return a
 }
 func (h handler) HandleStmtClose(any) error { return nil }
 func (h handler) HandleOtherCommand(byte, []byte) error {

@@ -286,8 +286,20 @@ func TestFailoverRefusedWhileLockHeld(t *testing.T) {
 	}
 	must(t, l.Server("db1").Kill())
 	rep, r := runFailover(t, "failover", "--cluster", "lab", "--yes", "--config", cfg)
-	if r.code != 2 || rep.Result != "aborted" || !strings.Contains(rep.Error, "another failover") || !strings.Contains(rep.Error, db2.Addr()) {
+	// myha's own account holds it: respected, and the error says who holds
+	// it, from where and for how long.
+	var id string
+	must(t, holder.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id))
+	if r.code != 2 || rep.Result != "aborted" || !strings.Contains(rep.Error, "another failover") ||
+		!strings.Contains(rep.Error, db2.Addr()+" by 'myha'@") || !strings.Contains(rep.Error, "(connection "+id+",") {
 		t.Fatalf("held lock: exit %d %+v", r.code, rep)
+	}
+	if !strings.Contains(r.stderr, "held by myha's account") {
+		t.Fatalf("no log line for the blocked failover:\n%s", r.stderr)
+	}
+	ck, _ := check(t, cfg)
+	if st, msg := ck.status("failover_lock", db2.Addr()); st != "ok" || !strings.Contains(msg, "'myha'@") || !strings.Contains(msg, "connection "+id+",") {
+		t.Fatalf("check: failover_lock on db2: %s %s", st, msg)
 	}
 	if ro := mustQ(t, db2, "SELECT @@read_only"); ro != "1" {
 		t.Fatal("db2 changed while another failover held the lock")

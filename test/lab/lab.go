@@ -67,6 +67,12 @@ type Options struct {
 	// side (AFTER_SYNC) on db1 only, the replica side everywhere, so a write
 	// acknowledged to a client has reached a replica.
 	SemiSync bool
+	// TLS gives the lab a CA and every server a certificate for its IP;
+	// replication runs over verified TLS and ConfigYAML says verify-full.
+	TLS bool
+	// RequireSecureTransport (with TLS) makes every server refuse plain
+	// TCP connections (require_secure_transport=ON).
+	RequireSecureTransport bool
 }
 
 // Lab is a running set of servers and hosts.
@@ -195,6 +201,14 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if err := l.writeServers(); err != nil {
 		return nil, err
 	}
+	if opts.RequireSecureTransport && !opts.TLS {
+		return nil, fmt.Errorf("lab: RequireSecureTransport needs TLS")
+	}
+	if opts.TLS {
+		if err := l.makeCerts(); err != nil {
+			return nil, err
+		}
+	}
 	for i, name := range opts.Hosts {
 		if !l.Netns {
 			l.Hosts = append(l.Hosts, &Host{Name: name, IP: "127.0.0.1"})
@@ -262,8 +276,8 @@ func (l *Lab) setupReplication(ctx context.Context) error {
 // ReplicateFrom points s at src with GTID replication and starts it.
 func (s *Server) ReplicateFrom(ctx context.Context, src *Server) error {
 	stmt := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
-		"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-		quote(src.IP), src.Port, quote(ReplUser), quote(ReplPass))
+		"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1%s",
+		quote(src.IP), src.Port, quote(ReplUser), quote(ReplPass), s.lab.replicationTLS())
 	if err := s.Exec(ctx, "STOP SLAVE"); err != nil {
 		return err
 	}
@@ -339,8 +353,12 @@ func (l *Lab) Host(name string) *Host {
 // ConfigYAML is a myha config describing the lab, for the CLI.
 func (l *Lab) ConfigYAML() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    user: %s\n    password: %s\n    replication_user: %s\n    replication_password: %s\n    servers:\n",
+	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    user: %s\n    password: %s\n    replication_user: %s\n    replication_password: %s\n",
 		ClusterName, AdminUser, AdminPass, ReplUser, ReplPass)
+	if l.opts.TLS {
+		fmt.Fprintf(&b, "    tls:\n      mode: verify-full\n      ca_file: %s\n", l.CAFile())
+	}
+	b.WriteString("    servers:\n")
 	for _, s := range l.Servers {
 		fmt.Fprintf(&b, "      - address: %s\n", s.Addr())
 	}
@@ -532,6 +550,7 @@ func (l *Lab) AsUser(ctx context.Context, s *Server, user, pass string, stmts ..
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd = user, pass
 	cfg.Net, cfg.Addr = "tcp", s.Addr()
+	cfg.TLS = l.ClientTLS(s)
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 10*time.Second, 10*time.Second
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {

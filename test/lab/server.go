@@ -56,7 +56,7 @@ func (s *Server) Start(ctx context.Context, extra ...string) error {
 	if s.proc != nil {
 		return fmt.Errorf("lab: %s is already running", s.Name)
 	}
-	args := append(append([]string{}, s.lab.opts.ExtraArgs...), extra...)
+	args := append(append(s.tlsArgs(), s.lab.opts.ExtraArgs...), extra...)
 	name, argv := mariadbdPath, s.args(args)
 	if s.NS != "" {
 		name, argv = "ip", append([]string{"netns", "exec", s.NS, mariadbdPath}, argv...)

@@ -71,6 +71,7 @@ func (w *Writer) db(s *Server) *sql.DB {
 	}
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = w.user, w.pass, "tcp", s.Addr()
+	cfg.TLS = w.lab.ClientTLS(s)
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 300*time.Millisecond, time.Second, time.Second
 	cfg.InterpolateParams = true
 	c, _ := mysql.NewConnector(cfg)
