@@ -29,6 +29,9 @@ const (
 	DefaultGossipLabel    = "myha"
 	DefaultAgentHTTPPort  = 8008
 	DefaultVIPLease       = 3 * time.Second
+	DefaultEtcdPrefix     = "/myha"
+	DefaultEtcdTTL        = 30 * time.Second
+	DefaultEtcdTimeout    = 2 * time.Second
 )
 
 // Config is a whole, validated myha configuration: the same file on every
@@ -45,7 +48,30 @@ type Config struct {
 	Monitors []Monitor `mapstructure:"monitors"`
 	Security Security  `mapstructure:"security"`
 	Agents   Agents    `mapstructure:"agents"`
+	// Etcd, when it has endpoints, makes the raft leader publish each
+	// cluster's primary and healthy replicas there (for confd rewriting
+	// HAProxy's config, the usual seed deployment).
+	Etcd     Etcd      `mapstructure:"etcd"`
 	Clusters []Cluster `mapstructure:"clusters"`
+}
+
+// Etcd is where the leader publishes the topology: under
+// <prefix>/<cluster>/primary the primary's host:port, and under
+// <prefix>/<cluster>/replicas/<host:port> each replica that replicates
+// from it with both threads running and within failover.max_lag.
+type Etcd struct {
+	// Endpoints are etcd client URLs (http:// or https://); the v3 JSON
+	// gateway is used, so no gRPC client is needed.
+	Endpoints []string `mapstructure:"endpoints"`
+	// Prefix is the key prefix (default /myha).
+	Prefix string `mapstructure:"prefix"`
+	// TTL is the lease on the published keys, kept alive by the leader:
+	// with every monitor gone for longer, the keys vanish and consumers
+	// stop routing to a primary nobody watches (default 30s; 0 turns the
+	// lease off).
+	TTL *time.Duration `mapstructure:"ttl"`
+	// Timeout bounds every request to etcd (default 2s).
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Monitor is one `myha daemon` host.

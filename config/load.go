@@ -180,6 +180,18 @@ func (c *Config) resolve(opt Options) Errors {
 	if c.Agents.GossipPort == 0 {
 		c.Agents.GossipPort = DefaultGossipPort
 	}
+	if len(c.Etcd.Endpoints) > 0 {
+		if c.Etcd.Prefix == "" {
+			c.Etcd.Prefix = DefaultEtcdPrefix
+		}
+		if c.Etcd.TTL == nil {
+			ttl := DefaultEtcdTTL
+			c.Etcd.TTL = &ttl
+		}
+		if c.Etcd.Timeout == 0 {
+			c.Etcd.Timeout = DefaultEtcdTimeout
+		}
+	}
 	if c.Security.GossipLabel == "" {
 		c.Security.GossipLabel = DefaultGossipLabel
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/url"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -120,6 +121,25 @@ func (c *Config) Validate() Errors {
 		if _, err := DecodeGossipKey(c.Security.GossipKey); err != nil {
 			bad("security.gossip_key_file", "%v", err)
 		}
+	}
+	for i, e := range c.Etcd.Endpoints {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {
+			bad(fmt.Sprintf("etcd.endpoints[%d]", i), "%q: write an etcd client URL such as http://10.0.0.5:2379", e)
+		}
+	}
+	if len(c.Etcd.Endpoints) > 0 {
+		if !strings.HasPrefix(c.Etcd.Prefix, "/") || strings.HasSuffix(c.Etcd.Prefix, "/") && c.Etcd.Prefix != "/" {
+			bad("etcd.prefix", "%q: start it with / and end it without (e.g. /myha)", c.Etcd.Prefix)
+		}
+		if t := *c.Etcd.TTL; t != 0 && t < 5*time.Second {
+			bad("etcd.ttl", "%s is too short: the leader renews the lease every ttl/3 (use 5s or more, or 0 for no lease)", t)
+		}
+		if c.Etcd.Timeout < 100*time.Millisecond {
+			bad("etcd.timeout", "%s is too short (use 100ms or more)", c.Etcd.Timeout)
+		}
+	} else if c.Etcd.Prefix != "" || c.Etcd.TTL != nil || c.Etcd.Timeout != 0 {
+		bad("etcd.endpoints", "missing: etcd settings without endpoints publish nothing")
 	}
 	names := map[string]int{}
 	owner := map[string]string{} // address → key of its first use, across clusters

@@ -43,6 +43,9 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 	agreed := st.Primary[name]
 	if agreed != "" {
 		cm.renewLease(snap, agreed, st.PrimEpoc[name])
+		if cm.d.pub != nil {
+			cm.d.pub.offer(name, publishedTopology(snap, agreed, cm.cfg.Policy.MaxLag))
+		}
 	}
 	if dec, open := st.Open[name]; open {
 		cm.resumeLater(*dec)

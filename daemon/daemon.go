@@ -79,6 +79,9 @@ type Config struct {
 	RaftStores      *RaftStores
 	Dialer          func(topology.ClusterSpec) topology.Dialer
 	LibLogs         io.Writer // memberlist and raft output
+	// Etcd, when it has endpoints, makes the leader publish each cluster's
+	// primary and healthy replicas there.
+	Etcd EtcdConfig
 	// Crash, when set, is handed to the failover executor
 	// (failover.Executor.Crash): called at every step boundary, it lets
 	// tests stop the leader exactly there. The caller decides (the daemon
@@ -103,6 +106,7 @@ type Daemon struct {
 	gossp atomic.Pointer[gossip]
 	met   *metrics
 	now   func() time.Time
+	pub   *publisher // nil without etcd endpoints
 
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
@@ -147,6 +151,9 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d.met = newMetrics(cfg.Version)
+	if len(cfg.Etcd.Endpoints) > 0 {
+		d.pub = newPublisher(cfg.Etcd, d.log, d.now)
+	}
 	return d, nil
 }
 
@@ -200,6 +207,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer api.Close()
 	}
 
+	if d.pub != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); supervise(ctx, d.log, "etcd publisher", time.Second, d.pub.run) }()
+	}
 	d.wg.Add(2)
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()

@@ -20,6 +20,7 @@ if [ "$target" = test ]; then
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
   command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
@@ -34,7 +35,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The package starts a system mariadbd we do not use; labs run their own.
-for svc in mariadb haproxy prometheus; do
+for svc in mariadb haproxy prometheus etcd; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
@@ -42,3 +43,4 @@ done
 # Without systemd the prometheus package's init script may have started a
 # server on :9090 we do not use (only its promtool is needed).
 case " ${need[*]} " in *" prometheus "*) pkill -x prometheus 2>/dev/null || true ;; esac
+case " ${need[*]} " in *" etcd-server "*) pkill -x etcd 2>/dev/null || true ;; esac

@@ -123,6 +123,9 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 		dc.APICert = &daemon.TLSFiles{CA: sec.CAFile, Cert: config.NodeFile(sec.APICertFile, name), Key: config.NodeFile(sec.APIKeyFile, name)}
 	}
 	dc.APIAllow = sec.APIAllowPrefixes()
+	if e := cfg.Etcd; len(e.Endpoints) > 0 {
+		dc.Etcd = daemon.EtcdConfig{Endpoints: e.Endpoints, Prefix: e.Prefix, TTL: *e.TTL, Timeout: e.Timeout}
+	}
 	for _, m := range cfg.Monitors {
 		dc.Monitors = append(dc.Monitors, daemon.MonitorAddr{Name: m.Name, Address: m.Address, GossipPort: m.GossipPort, RaftPort: m.RaftPort, APIPort: m.APIPort})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -303,11 +304,7 @@ func serverIDVia(ctx context.Context, addr string) (string, error) {
 }
 
 func TestHAProxyFollowsThePrimary(t *testing.T) {
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if _, err := exec.LookPath("/usr/sbin/haproxy"); err != nil {
-			t.Skip("haproxy not installed (apt-get install haproxy)")
-		}
-	}
+	requireTool(t, "/usr/sbin/haproxy", "haproxy")
 	ctx := context.Background()
 	v := startVIPLab(t, lab.Options{Servers: 3})
 	v.waitHealthy(t)
@@ -333,4 +330,17 @@ func TestHAProxyFollowsThePrimary(t *testing.T) {
 		return err == nil && id == wantID
 	})
 	t.Logf("HAProxy routes to the new primary (%s) %s after the failover was recorded", want, time.Since(start).Round(time.Millisecond))
+}
+
+// requireTool skips a test whose tool is missing, saying which package
+// brings it; under CI (CI=true) it fails instead: CI installs it.
+func requireTool(t *testing.T, path, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(path); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s missing: test/install-deps.sh test must install the %s package", path, pkg)
+	}
+	t.Skipf("%s missing (apt-get install %s)", path, pkg)
 }
