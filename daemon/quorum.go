@@ -131,7 +131,7 @@ type agentDecision struct {
 	Failsafe bool
 	Fence    bool
 	Fresh    bool
-	Why   string
+	Why      string
 	// Until is when the justification for keeping the server writable
 	// ends (the lease's trust, or the failsafe evidence's validity); zero
 	// when there is none. The agent arms its watchdog with it, and renews

@@ -297,6 +297,7 @@ func (h handler) UseDB(string) error { return nil }
 func (h handler) HandleFieldList(string, string) ([]*mysql.Field, error) {
 	return nil, errors.New("fakeserver: field list not supported")
 }
+
 // Prepared statements are answered as text queries with their arguments
 // written in as quoted literals (a fake's shortcut; real servers bind them).
 func (h handler) HandleStmtPrepare(q string) (int, int, any, error) {

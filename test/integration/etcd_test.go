@@ -154,4 +154,3 @@ func (e *etcdKV) get(ctx context.Context, prefix string) (map[string]string, err
 	}
 	return keys, nil
 }
-
