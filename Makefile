@@ -49,6 +49,8 @@ fuzz:
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzNormalizeAddress$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzGossipStore$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./capture -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./capture -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks print figures; targets are goals, never test assertions.
 bench: deps build
