@@ -519,3 +519,17 @@ func (r *segmentReader) next() ([][]byte, binlog.GTID, error) {
 		}
 	}
 }
+
+// crcNow says whether the current segment's events carry checksums.
+func (s *Store) crcNow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.crc
+}
+
+// currentFDE is the current segment's format description event.
+func (s *Store) currentFDE() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fde
+}
