@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,9 +93,11 @@ func TestCaptureAcksAfterFsyncAndResumes(t *testing.T) {
 	}
 	dir := t.TempDir()
 	c, cancel, done := newTestCapture(t, l, dir)
-	waitFor(t, "the primary to count the capture as a semi-sync client", 10*time.Second, func() bool {
-		return status(t, p, "Rpl_semi_sync_master_clients") == "1"
+	// The primary switches semi-sync on once the capture has caught up.
+	waitFor(t, "semi-sync on with the capture as its one client", 10*time.Second, func() bool {
+		return status(t, p, "Rpl_semi_sync_master_clients") == "1" && status(t, p, "Rpl_semi_sync_master_status") == "ON"
 	})
+	yes0 := status(t, p, "Rpl_semi_sync_master_yes_tx")
 	for i := 1; i <= 50; i++ {
 		if err := p.Exec(ctx, fmt.Sprintf("INSERT INTO lab.t VALUES (%d, 'a')", i)); err != nil {
 			t.Fatal(err)
@@ -104,10 +107,14 @@ func TestCaptureAcksAfterFsyncAndResumes(t *testing.T) {
 		logTail(t, p)
 		t.Fatalf("%s commits went without a semi-sync ACK: the capture did not acknowledge", no)
 	}
+	if yes := status(t, p, "Rpl_semi_sync_master_yes_tx"); atoi(yes)-atoi(yes0) != 50 {
+		t.Fatalf("%s → %s commits acknowledged, want 50", yes0, yes)
+	}
 	want, _ := p.QueryString(ctx, "SELECT @@gtid_binlog_pos")
 	// Every acknowledged commit is already on disk: the position read
 	// back from the files equals the primary's at once.
 	if got := c.Status().Position; got != want {
+		logTail(t, p)
 		t.Fatalf("captured %s right after the acknowledged commits, primary at %s", got, want)
 	}
 	cancel()
@@ -170,4 +177,9 @@ func logTail(t *testing.T, s *lab.Server) {
 		b = b[len(b)-3000:]
 	}
 	t.Logf("%s error log:\n%s", s.Name, b)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

@@ -34,7 +34,9 @@ func TestReplicaCatchesUpFromCapture(t *testing.T) {
 	}
 	c, cancel, done := newTestCapture(t, l, t.TempDir())
 	defer func() { cancel(); <-done }()
-	waitFor(t, "the capture to acknowledge for the primary", 10*time.Second, func() bool { return status(t, p, "Rpl_semi_sync_master_clients") == "1" })
+	waitFor(t, "the capture to acknowledge for the primary", 10*time.Second, func() bool {
+		return status(t, p, "Rpl_semi_sync_master_clients") == "1" && status(t, p, "Rpl_semi_sync_master_status") == "ON"
+	})
 	for i := 1; i <= 100; i++ {
 		if err := p.Exec(ctx, fmt.Sprintf("INSERT INTO lab.t VALUES (%d)", i)); err != nil {
 			t.Fatal(err)

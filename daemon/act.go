@@ -120,6 +120,9 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 		snap = topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
 	}
 	snap = cm.recalled(snap)
+	if req.Kind == failover.KindFailover {
+		req.Captures = cm.capturePositions(ctx)
+	}
 	plan := failover.Build(&snap, cm.cfg.Policy, req)
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)

@@ -47,6 +47,9 @@ type ClusterConfig struct {
 	// Fencing is failover.fencing: FencingRequire (default when empty)
 	// or FencingBestEffort.
 	Fencing string
+	// Capture, when set, makes this monitor a durable binlog capture of
+	// the cluster's primary (capture.enabled).
+	Capture *CaptureConfig
 }
 
 // Config is the daemon's whole configuration.
@@ -141,6 +144,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d.met = newMetrics()
+	d.met.reg.MustRegister(captureCollector{d})
 	return d, nil
 }
 
