@@ -21,8 +21,9 @@ const (
 // so a failover can replay what no replica received (package capture).
 type Capture struct {
 	Enabled bool `mapstructure:"enabled"`
-	// Dir holds the segments, one subdirectory per cluster (default
-	// state_dir/capture).
+	// Dir holds the segments, one subdirectory per cluster; "{name}"
+	// stands for the monitor's name (default
+	// state_dir/monitor-{name}/capture, beside the monitor's own state).
 	Dir string `mapstructure:"dir"`
 	// Port is where each monitor serves its capture on its monitor
 	// address: the new primary replicates from it at failover, and the
@@ -46,8 +47,10 @@ type Capture struct {
 // SemiSyncAck says whether captures acknowledge semi-sync.
 func (c Capture) SemiSyncAck() bool { return c.SemiSync == nil || *c.SemiSync }
 
-// ClusterDir is where a cluster's capture lives.
-func (c Capture) ClusterDir(cluster string) string { return filepath.Join(c.Dir, cluster) }
+// ClusterDir is where monitor's capture of a cluster lives.
+func (c Capture) ClusterDir(monitor, cluster string) string {
+	return filepath.Join(NodeFile(c.Dir, monitor), cluster)
+}
 
 func (c *Config) captureDefaults(cl *Cluster) {
 	cp := &cl.Capture
@@ -55,7 +58,7 @@ func (c *Config) captureDefaults(cl *Cluster) {
 		return
 	}
 	if cp.Dir == "" {
-		cp.Dir = filepath.Join(c.StateDir, "capture")
+		cp.Dir = filepath.Join(c.StateDir, "monitor-{name}", "capture")
 	}
 	if cp.Port == 0 {
 		cp.Port = DefaultCapturePort

@@ -19,7 +19,7 @@ func TestCaptureDefaultsAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp := c.Clusters[0].Capture
-	if cp.Port != DefaultCapturePort || cp.Dir != "/var/lib/myha/capture" || cp.Retain != 24*time.Hour || !cp.SemiSyncAck() || cp.ServerIDBase != DefaultCaptureServerIDBase {
+	if cp.Port != DefaultCapturePort || cp.ClusterDir("mon1", "app1") != "/var/lib/myha/monitor-mon1/capture/app1" || cp.Retain != 24*time.Hour || !cp.SemiSyncAck() || cp.ServerIDBase != DefaultCaptureServerIDBase {
 		t.Fatalf("defaults not applied: %+v", cp)
 	}
 	for _, tc := range []struct{ capture, want string }{

@@ -155,7 +155,7 @@ func captureFor(cfg *config.Config, c config.Cluster, self string) *daemon.Captu
 	if !cp.Enabled {
 		return nil
 	}
-	out := &daemon.CaptureConfig{Dir: cp.ClusterDir(c.Name), Port: cp.Port, SemiSync: cp.SemiSyncAck(),
+	out := &daemon.CaptureConfig{Dir: cp.ClusterDir(self, c.Name), Port: cp.Port, SemiSync: cp.SemiSyncAck(),
 		Store:     capture.StoreOptions{SegmentBytes: cp.SegmentBytes, RetainBytes: cp.RetainBytes, RetainAge: cp.Retain},
 		Endpoints: map[string]string{}}
 	for i, m := range cfg.Monitors {
