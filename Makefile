@@ -43,7 +43,9 @@ chaos: deps
 # acknowledged-lost and outage per run (CI runs it CAPTURE_RUNS=2 times).
 CAPTURE_RUNS ?= 10
 capture-proof: deps
-	MYHA_CAPTURE_RUNS=$(CAPTURE_RUNS) $(GO) test -race -count=1 -timeout 30m -run 'TestCaptureZeroLoss' -v ./test/integration | grep -E 'CAPTURE-PROOF|^(---|===|ok|FAIL|PASS)'
+	@mkdir -p bin
+	MYHA_CAPTURE_RUNS=$(CAPTURE_RUNS) $(GO) test -race -count=1 -timeout 30m -run 'TestCaptureZeroLoss' -v ./test/integration > bin/capture-proof.log 2>&1; \
+	  rc=$$?; grep -E 'CAPTURE-PROOF|^\s*--- |^(ok|FAIL|PASS)' bin/capture-proof.log; echo "full log: bin/capture-proof.log"; exit $$rc
 
 # Fuzz every parser for FUZZTIME each (go test -fuzz runs one target at a time).
 FUZZTIME ?= 30s

@@ -280,8 +280,8 @@ func (c captureCollector) Collect(ch chan<- prometheus.Metric) {
 
 // monitors lists the cluster monitors running now.
 func (d *Daemon) monitors() []*clusterMon {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	out := make([]*clusterMon, 0, len(d.clusters))
 	for _, cm := range d.clusters {
 		out = append(out, cm)
