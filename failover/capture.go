@@ -157,3 +157,65 @@ func (r *run) replayCapture(ctx context.Context, s Step) (string, error) {
 	}
 	return fmt.Sprintf("applied %d transaction(s) from the capture %s: now at %s", n, s.Source, s.Target), nil
 }
+
+// CaptureLagLimit is how many transactions a capture may trail the
+// primary (as read a moment apart) before the capture check warns.
+const CaptureLagLimit = 1000
+
+// CaptureCheck judges the monitors' captures for myha check: a primary
+// whose semi-sync fell back to async (captures stopped acknowledging)
+// fails, because commits then return before any capture holds them; so
+// does a cluster where no capture answers. A capture that is broken or
+// trails the primary warns.
+func CaptureCheck(snap *topology.Snapshot, holds []CaptureHold) []Check {
+	var out []Check
+	p, ok := snap.Server(snap.Primary)
+	var prim binlog.Position
+	if ok && p.Reachable {
+		prim = p.ExecutedPosition()
+		switch {
+		case !p.SemiSync.SourceEnabled:
+			out = append(out, Check{Name: "capture", Status: Warn, Server: p.Spec.Address,
+				Message: "captures store the primary's binlog, but semi-sync is off on the primary: commits do not wait for a capture, so a lost host can lose the last ones",
+				Fix:     "SET GLOBAL rpl_semi_sync_master_enabled=1 (and in my.cnf) on the primary; failover.semi_sync keeps it on the next primary"})
+		case p.SemiSync.SourceClients == 0:
+			// Seen on MariaDB 10.11: with no semi-sync client left,
+			// Rpl_semi_sync_master_status stays ON and commits return at
+			// once (counted as acknowledged), whatever wait_no_slave says.
+			out = append(out, Check{Name: "capture", Status: Fail, Server: p.Spec.Address,
+				Message: "semi-sync is on, but no capture (nor replica) is connected as a semi-sync client: commits return without waiting for anyone, so semi-sync has in effect fallen back to async",
+				Fix:     "check the captures below (myha status, the monitors' logs: capture lines); commits wait again as soon as a capture reconnects"})
+		case !p.SemiSync.SourceActive:
+			out = append(out, Check{Name: "capture", Status: Fail, Server: p.Spec.Address,
+				Message: fmt.Sprintf("semi-sync on the primary fell back to async (%d semi-sync client(s)): captures stopped acknowledging, so commits return before any capture holds them", p.SemiSync.SourceClients),
+				Fix:     "check the captures below (myha status, the monitors' logs: capture lines); semi-sync switches back on by itself once a capture catches up"})
+		}
+	}
+	answered := 0
+	for _, h := range holds {
+		if h.Error != "" {
+			out = append(out, Check{Name: "capture", Status: Warn, Server: h.Source,
+				Message: fmt.Sprintf("capture on %s does not answer: %s", h.Monitor, h.Error),
+				Fix:     "start myha daemon on " + h.Monitor + " and check that its capture port is reachable from the servers and monitors"})
+			continue
+		}
+		answered++
+		pos, err := binlog.ParsePosition(binlog.MariaDB, h.Position)
+		if err != nil || prim.Flavor != binlog.MariaDB {
+			continue
+		}
+		if n := pos.Missing(prim); n > CaptureLagLimit {
+			out = append(out, Check{Name: "capture", Status: Warn, Server: h.Source,
+				Message: fmt.Sprintf("capture on %s holds %s, %d transaction(s) behind the primary's %s", h.Monitor, orNone(h.Position), n, prim),
+				Fix:     "see the monitor's log for capture errors; a capture that cannot follow restarts from the primary's position and counts a gap (myha_capture_gaps_total)"})
+		}
+	}
+	if len(holds) > 0 && answered == 0 {
+		out = append(out, Check{Name: "capture", Status: Fail, Message: "no monitor's capture answers: a failover cannot recover what no replica received",
+			Fix: "start myha daemon on the monitors; check capture.port is open"})
+	}
+	if len(out) == 0 {
+		out = append(out, Check{Name: "capture", Status: OK, Message: fmt.Sprintf("%d capture(s) answer and follow the primary; semi-sync waits for them", answered)})
+	}
+	return out
+}

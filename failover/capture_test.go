@@ -86,3 +86,35 @@ func TestPlanCapturesPerDomainAndDivergence(t *testing.T) {
 		t.Fatalf("without semi-sync the loss must stay unknown past the capture: %s", p.LostTransactions.Description)
 	}
 }
+
+func TestCaptureCheck(t *testing.T) {
+	semiOn := func(active bool) srvOpt {
+		return func(s *topology.ServerState) {
+			s.SemiSync.SourceEnabled, s.SemiSync.SourceActive, s.SemiSync.SourceClients = true, active, 2
+		}
+	}
+	holds := []CaptureHold{{Monitor: "mon1", Source: "m1:3310", Position: "0-1-100"}, {Monitor: "mon2", Source: "m2:3310", Position: "0-1-99"}}
+	status := func(cs []Check) Status { return Summarize(cs) }
+	healthy := snapshot(server("db1:3306", 1, "0-1-100", writable, semiOn(true)), server("db2:3306", 2, "0-1-100", replicaOf("db1:3306", 1, "")))
+	if s := status(CaptureCheck(healthy, holds)); s != OK {
+		t.Fatalf("healthy captures: %s %+v", s, CaptureCheck(healthy, holds))
+	}
+	fellBack := snapshot(server("db1:3306", 1, "0-1-100", writable, semiOn(false)), server("db2:3306", 2, "0-1-100", replicaOf("db1:3306", 1, "")))
+	if cs := CaptureCheck(fellBack, holds); status(cs) != Fail || !strings.Contains(cs[0].Message, "fell back to async") {
+		t.Fatalf("semi-sync fallen back to async must fail: %+v", cs)
+	}
+	noClients := snapshot(server("db1:3306", 1, "0-1-100", writable, semiOn(true), func(s *topology.ServerState) { s.SemiSync.SourceClients = 0 }),
+		server("db2:3306", 2, "0-1-100", replicaOf("db1:3306", 1, "")))
+	if cs := CaptureCheck(noClients, holds); status(cs) != Fail || !strings.Contains(cs[0].Message, "fallen back to async") {
+		t.Fatalf("semi-sync with no client left must fail: %+v", cs)
+	}
+	broken := []CaptureHold{{Monitor: "mon1", Source: "m1:3310", Error: "connection refused"}, {Monitor: "mon2", Source: "m2:3310", Position: "0-1-1"}}
+	behind := snapshot(server("db1:3306", 1, "0-1-5000", writable, semiOn(true)), server("db2:3306", 2, "0-1-5000", replicaOf("db1:3306", 1, "")))
+	cs := CaptureCheck(behind, broken)
+	if status(cs) != Warn || len(cs) != 2 {
+		t.Fatalf("a broken and a lagging capture must each warn: %+v", cs)
+	}
+	if cs := CaptureCheck(healthy, broken[:1]); status(cs) != Fail {
+		t.Fatalf("no capture answering must fail: %+v", cs)
+	}
+}

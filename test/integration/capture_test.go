@@ -193,3 +193,41 @@ func TestCaptureMonitorKilledResumesWithoutGapsOrDuplicates(t *testing.T) {
 	}
 	t.Logf("mon2 killed and restarted: its %d captured transactions match the primary's binlog exactly (%s..%s)", len(got), got[0], got[len(got)-1])
 }
+
+// myha status shows what every monitor's capture holds; myha check passes
+// while the captures acknowledge, and fails once the primary's semi-sync
+// fell back to async because no capture acknowledges any more.
+func TestCaptureStatusAndCheck(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 2}, "", captureYAML)
+	semiSyncOnlyCaptures(t, m)
+	db1 := m.Server("db1")
+	must(t, db1.Exec(ctx, "CREATE TABLE lab.c (id INT PRIMARY KEY)", "INSERT INTO lab.c VALUES (1)"))
+	pos, err := db1.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	must(t, err)
+	waitFor(t, "mon1's capture to hold "+pos, 10*time.Second, func() bool { return m.capturePos(m.Host("mon1")) == pos })
+	st := myha(t, "status", "--daemon", m.api(m.Host("mon1"), ""))
+	for _, want := range []string{"capture on mon1: captured " + pos, "capture on mon2: captured", "capture on mon3: captured",
+		"this monitor's capture: streaming from " + db1.Addr() + ", acknowledging semi-sync after fsync"} {
+		if !strings.Contains(st.stdout, want) {
+			t.Fatalf("myha status lacks %q:\n%s", want, st.stdout)
+		}
+	}
+	if r := myha(t, "check", "--config", m.cfg); !strings.Contains(r.stdout, "3 capture(s) answer and follow the primary") {
+		t.Fatalf("myha check with three acknowledging captures:\n%s", r.stdout)
+	}
+
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
+		m.kill(n)
+	}
+	// MariaDB 10.11 keeps Rpl_semi_sync_master_status=ON with no client
+	// left, and commits stop waiting: the clients count tells.
+	waitFor(t, "db1 to see no semi-sync client", 20*time.Second, func() bool {
+		c, _ := db1.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='Rpl_semi_sync_master_clients'")
+		return c == "0"
+	})
+	r := myha(t, "check", "--config", m.cfg)
+	if r.code != 2 || !strings.Contains(r.stdout, "fallen back to async") || !strings.Contains(r.stdout, "does not answer") {
+		t.Fatalf("myha check with every capture gone: exit %d, want 2 naming the async fallback:\n%s", r.code, r.stdout)
+	}
+}
