@@ -118,3 +118,19 @@ func TestCaptureCheck(t *testing.T) {
 		t.Fatalf("no capture answering must fail: %+v", cs)
 	}
 }
+
+// A failover stopped after (or during) a replay leaves the chosen server
+// pointed at the capture with its threads stopped: the rerun still plans it
+// as a replica of the old primary (the journal names it), not as lost.
+func TestPlanAfterInterruptedReplay(t *testing.T) {
+	r := server("db2:3306", 2, "0-1-120", replicaOf("198.18.0.101:3310", 4000001, ""))
+	r.Replication[0].IOState, r.Replication[0].SQLRunning = "No", false
+	r.Replication[0].LagSeconds = nil
+	o := server("db3:3306", 3, "0-1-97", replicaOf("db1:3306", 1, ""))
+	ioDown(&o)
+	snap := snapshot(server("db1:3306", 1, "", dead), r, o)
+	p := Build(snap, pol, Request{Kind: KindFailover, PreviousAttempt: "db2:3306"})
+	if !p.OK() || p.NewPrimary != "db2:3306" || p.Final != "0-1-120" {
+		t.Fatalf("rerun after an interrupted replay: new %s final %s blockers %v", p.NewPrimary, p.Final, p.Blockers)
+	}
+}

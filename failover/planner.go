@@ -311,11 +311,14 @@ func replicasOf(snap *topology.Snapshot, old *topology.ServerView, previous stri
 }
 
 // interruptedCatchUp recognizes the chosen server of an interrupted run: it
-// replicates, threads stopped, from another replica of the old primary.
+// replicates, threads stopped, from another replica of the old primary or
+// from a capture.
 func interruptedCatchUp(snap *topology.Snapshot, v, old *topology.ServerView) bool {
 	src, ok := snap.Server(v.Source)
 	c, has := v.PrimaryConn()
-	return ok && has && src.Source == old.Spec.Address && !c.IORunning() && !c.SQLRunning
+	// A source that is no server of the cluster is a monitor's capture
+	// (replay_from_capture): the run stopped during or after the replay.
+	return has && (!ok || src.Source == old.Spec.Address) && !c.IORunning() && !c.SQLRunning
 }
 
 // judge records why each replica cannot be promoted, and why it cannot

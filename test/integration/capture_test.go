@@ -98,7 +98,7 @@ func captureProofRun(t *testing.T, run int) {
 	var replayed []string
 	for _, s := range rep.Steps {
 		if s.Kind == "replay_from_capture" {
-			replayed = append(replayed, s.Note)
+			replayed = append(replayed, fmt.Sprintf("%s (%.0f ms)", s.Note, s.DurationMS))
 		}
 	}
 	if len(replayed) == 0 {
