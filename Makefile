@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./capture -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./capture -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./capture -run '^$$' -fuzz '^FuzzServerQuery$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks print figures; targets are goals, never test assertions.
 bench: deps build

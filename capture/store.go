@@ -74,6 +74,9 @@ func segmentNumber(name string) (int, bool) {
 // OpenStore opens (or creates) the store in dir, cuts a torn tail off the
 // newest segment and recovers the captured position from disk.
 func OpenStore(dir string, opts StoreOptions, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
 	}
