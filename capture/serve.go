@@ -36,7 +36,8 @@ import (
 //   - in a co-primary pair the captured stream holds the passive's own
 //     writes replicated back by the active one: the IO thread skips
 //     events of its own server_id as it does on the pair link, where
-//     BINLOG replay would re-apply them;
+//     BINLOG replay would re-apply them (by design; not yet tested on a
+//     pair);
 //   - every event type and binlog_format is handled by the server's own
 //     applier (statement, row, DDL, XA), not by a re-implementation.
 // The server only serves; the executor decides who connects (only the
