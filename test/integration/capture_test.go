@@ -58,13 +58,20 @@ func captureRuns() int {
 // replicates from it.
 func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 	for i := 1; i <= captureRuns(); i++ {
-		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i) })
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false) })
 	}
 }
 
-func captureProofRun(t *testing.T, run int) {
+// The same with a co-primary pair (db1 active, db2 passive, db3 below
+// db1): the passive side, its IO thread stopped, is promoted and replays
+// what only the captures hold.
+func TestCaptureZeroLossCoPrimary(t *testing.T) {
+	captureProofRun(t, 1, true)
+}
+
+func captureProofRun(t *testing.T, run int, coPrimary bool) {
 	ctx := context.Background()
-	m := startMonitorsLabVIP(t, lab.Options{Servers: 3}, "", captureYAML)
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 3, CoPrimary: coPrimary}, "", captureYAML)
 	must(t, m.CreateWriteTable(ctx, "w"))
 	must(t, m.WaitReplicated(ctx, 20*time.Second))
 	db1, db2, db3 := m.Server("db1"), m.Server("db2"), m.Server("db3")
@@ -94,6 +101,9 @@ func captureProofRun(t *testing.T, run int) {
 	newP, other := db3, db2
 	if rep.NewPrimary == db2.Addr() {
 		newP, other = db2, db3
+	}
+	if coPrimary && newP != db2 {
+		t.Fatalf("the passive co-primary db2 was not promoted: %s", rep.NewPrimary)
 	}
 	var replayed []string
 	for _, s := range rep.Steps {
