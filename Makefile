@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Whole suite, unit and integration, with the race detector.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build deps demo-deps test unit integration chaos capture-proof fuzz bench demo lab-up lab-down clean
+.PHONY: all build deps demo-deps test test-nonroot package unit integration chaos capture-proof fuzz bench demo lab-up lab-down clean
 
 all: build
 
@@ -61,6 +61,15 @@ fuzz:
 	$(GO) test ./capture -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./capture -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./capture -run '^$$' -fuzz '^FuzzServerQuery$$' -fuzztime $(FUZZTIME)
+
+# The integration suite as an ordinary user (run as root: it makes the user
+# myha-newcomer): what runs on loopback runs, the rest skips saying why.
+test-nonroot: deps
+	test/nonroot.sh
+
+# A Debian package in bin/ (dpkg-deb; prints its path).
+package:
+	@test/package.sh
 
 # Benchmarks print figures; targets are goals, never test assertions.
 bench: deps build

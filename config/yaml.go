@@ -1,87 +1,108 @@
 package config
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
 )
 
-// WriteYAML renders a config in the documented file format. Secrets are
-// written only when withSecrets is set; otherwise they become a placeholder
-// and a comment naming the environment variable to use instead.
+// WriteYAML renders a config in the documented file format through the
+// YAML library, so every value reads back as the same string whatever it
+// looks like (a password "0x1F", "yes", "1e3" or "- x" stays a string).
+// Secrets are written only when withSecrets is set; otherwise they become a
+// *_file placeholder with a comment naming the environment variable to use
+// instead.
 func WriteYAML(w io.Writer, c *Config, withSecrets bool) error {
-	var b strings.Builder
-	b.WriteString("clusters:\n")
+	var clusters []*yaml.Node
 	for _, cl := range c.Clusters {
-		fmt.Fprintf(&b, "  - name: %s\n", yamlString(cl.Name))
-		fmt.Fprintf(&b, "    user: %s\n", yamlString(cl.User))
-		writeSecret(&b, "password", cl.Name, cl.Password, withSecrets)
+		m := mapping()
+		add(m, "name", str(cl.Name))
+		add(m, "user", str(cl.User))
+		addSecret(m, "password", cl.Name, cl.Password, withSecrets)
 		if cl.ReplicationUser != "" {
-			fmt.Fprintf(&b, "    replication_user: %s\n", yamlString(cl.ReplicationUser))
+			add(m, "replication_user", str(cl.ReplicationUser))
 		}
-		writeSecret(&b, "replication_password", cl.Name, cl.ReplicationPassword, withSecrets)
+		addSecret(m, "replication_password", cl.Name, cl.ReplicationPassword, withSecrets)
 		if cl.Probe == "write" {
-			b.WriteString("    probe: write\n")
+			add(m, "probe", str("write"))
 		}
 		if cl.CheckInterval != 0 && cl.CheckInterval != DefaultCheckInterval {
-			fmt.Fprintf(&b, "    check_interval: %s\n", cl.CheckInterval)
+			add(m, "check_interval", str(cl.CheckInterval.String()))
 		}
 		if f := cl.Failover; f.MasterIPFailoverScript != "" || f.MasterIPOnlineChangeScript != "" || f.ShutdownScript != "" {
-			b.WriteString("    failover:\n")
+			fm := mapping()
 			for _, kv := range [][2]string{{"master_ip_failover_script", f.MasterIPFailoverScript},
 				{"master_ip_online_change_script", f.MasterIPOnlineChangeScript}, {"shutdown_script", f.ShutdownScript}} {
 				if kv[1] != "" {
-					fmt.Fprintf(&b, "      %s: %s\n", kv[0], yamlString(kv[1]))
+					add(fm, kv[0], str(kv[1]))
 				}
 			}
+			add(m, "failover", fm)
 		}
-		b.WriteString("    servers:\n")
+		servers := &yaml.Node{Kind: yaml.SequenceNode}
 		for _, s := range cl.Servers {
-			fmt.Fprintf(&b, "      - address: %s\n", yamlString(s.Address))
+			sm := mapping()
+			add(sm, "address", str(s.Address))
 			if s.Candidate {
-				b.WriteString("        candidate: true\n")
+				add(sm, "candidate", scalar("!!bool", "true"))
 			}
 			if s.NoMaster {
-				b.WriteString("        no_master: true\n")
+				add(sm, "no_master", scalar("!!bool", "true"))
 			}
 			if s.Priority != 0 {
-				fmt.Fprintf(&b, "        priority: %d\n", s.Priority)
+				add(sm, "priority", scalar("!!int", strconv.Itoa(s.Priority)))
 			}
+			servers.Content = append(servers.Content, sm)
 		}
+		add(m, "servers", servers)
 		if cl.VIP != nil {
-			fmt.Fprintf(&b, "    vip:\n      address: %s\n      interface: %s\n", yamlString(cl.VIP.Address), yamlString(cl.VIP.Interface))
+			vm := mapping()
+			add(vm, "address", str(cl.VIP.Address))
+			add(vm, "interface", str(cl.VIP.Interface))
+			add(m, "vip", vm)
 		}
+		clusters = append(clusters, m)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	root := mapping()
+	add(root, "clusters", &yaml.Node{Kind: yaml.SequenceNode, Content: clusters})
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}); err != nil {
+		return err
+	}
+	return enc.Close()
 }
 
-func writeSecret(b *strings.Builder, key, cluster string, s Secret, withSecrets bool) {
+func mapping() *yaml.Node { return &yaml.Node{Kind: yaml.MappingNode} }
+
+// str is a string scalar: the encoder quotes it when a bare form would
+// read back as another type in YAML 1.2; words YAML 1.1 readers take for
+// booleans (yes, off, y) are quoted too, for tools other than ours.
+func str(s string) *yaml.Node {
+	n := scalar("!!str", s)
+	switch strings.ToLower(s) {
+	case "yes", "no", "on", "off", "y", "n":
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
+}
+
+func scalar(tag, v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: v} }
+
+func add(m *yaml.Node, key string, v *yaml.Node) {
+	m.Content = append(m.Content, str(key), v)
+}
+
+func addSecret(m *yaml.Node, key, cluster string, s Secret, withSecrets bool) {
 	switch {
 	case s == "":
 	case withSecrets:
-		fmt.Fprintf(b, "    %s: %s\n", key, yamlString(s.Value()))
+		add(m, key, str(s.Value()))
 	default:
-		fmt.Fprintf(b, "    %s_file: /etc/myha/%s.%s  # or set %s; rerun with --with-secrets to inline it\n",
-			key, cluster, strings.ReplaceAll(key, "_", "-"), EnvName(cluster, key))
+		v := str("/etc/myha/" + cluster + "." + strings.ReplaceAll(key, "_", "-"))
+		v.LineComment = "or set " + EnvName(cluster, key) + "; rerun with --with-secrets to inline it"
+		add(m, key+"_file", v)
 	}
-}
-
-// yamlString quotes a scalar so YAML reads it back as the same string.
-func yamlString(s string) string {
-	if s != "" && !strings.ContainsAny(s, ":#{}[],&*!|>'\"%@`\\\n\t") && strings.TrimSpace(s) == s &&
-		!looksTyped(s) && s[0] != '-' && s[0] != '?' {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
-func looksTyped(s string) bool {
-	switch strings.ToLower(s) {
-	case "true", "false", "yes", "no", "on", "off", "null", "~", "y", "n":
-		return true
-	}
-	_, err := strconv.ParseFloat(s, 64)
-	return err == nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/myha/myha/binlog"
 	"github.com/myha/myha/failover"
 	"github.com/myha/myha/topology"
 )
@@ -268,7 +267,7 @@ func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agree
 		if _, replicating := v.PrimaryConn(); replicating {
 			continue
 		}
-		errant := errantVs(v, p)
+		errant := failover.ErrantAgainst(v, p)
 		cm.mu.Lock()
 		reported := cm.rejoinNoted[v.Spec.Address]
 		cm.rejoinNoted[v.Spec.Address] = true
@@ -305,23 +304,6 @@ func (cm *clusterMon) rejoin(ctx context.Context, snap *topology.Snapshot, agree
 			cm.d.log.Warn("old primary rejoined as a replica of the new primary", "cluster", cm.cfg.Spec.Name, "server", v.Spec.Address, "primary", agreed, "err", err)
 		}
 	}
-}
-
-func errantVs(v, p *topology.ServerView) []string {
-	if v.Dialect.Flavor != p.Dialect.Flavor {
-		return []string{"different flavor"}
-	}
-	if v.Dialect.IsMariaDB() {
-		var out []string
-		for _, g := range binlog.MariaDBErrant(v.GTIDBinlogPos, v.GTIDSlavePos, v.ServerID, p.GTIDBinlogPos, p.GTIDSlavePos) {
-			out = append(out, g.String())
-		}
-		return out
-	}
-	if d := v.GTIDExecuted.Subtract(p.GTIDExecuted); !d.IsEmpty() {
-		return []string{d.String()}
-	}
-	return nil
 }
 
 func splitAddr(addr string) (string, int) {

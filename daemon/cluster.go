@@ -252,6 +252,13 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		in.Replicas = append(in.Replicas, rv)
 	}
 	verdict := Detect(in)
+	writers := 0
+	for i := range snap.Servers {
+		if writable(&snap.Servers[i]) {
+			writers++
+		}
+	}
+	cm.d.met.observeCluster(cm.cfg.Spec.Name, verdict.State, writers)
 	cm.mu.Lock()
 	changed := verdict.State != cm.verdict.State
 	cm.verdict = verdict

@@ -54,7 +54,9 @@ type ClusterConfig struct {
 
 // Config is the daemon's whole configuration.
 type Config struct {
-	Self        string
+	Self string
+	// Version is the running myha's version, for myha_build_info.
+	Version     string
 	Monitors    []MonitorAddr
 	StateDir    string
 	GossipKey   []byte
@@ -143,7 +145,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, errors.New("raft needs TLS: set security.ca_file, cert_file and key_file (myha certs init/issue), or security.insecure: true")
 		}
 	}
-	d.met = newMetrics()
+	d.met = newMetrics(cfg.Version)
 	d.met.reg.MustRegister(captureCollector{d})
 	return d, nil
 }

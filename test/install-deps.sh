@@ -2,7 +2,8 @@
 # Installs what a make target needs on Debian 12, only when missing.
 #   install-deps.sh demo   MariaDB 10.11 server and client, iproute2 (network namespaces)
 #   install-deps.sh test   the same, plus gcc (go test -race), haproxy (the health-check
-#                          tests) and nftables (packet-drop partitions)
+#                          tests), nftables (packet-drop partitions) and prometheus
+#                          (promtool checks the shipped alert rules)
 # Safe to run repeatedly; does nothing when all is present.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ if [ "$target" = test ]; then
   command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
@@ -30,8 +32,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The package starts a system mariadbd we do not use; labs run their own.
-for svc in mariadb haproxy; do
+for svc in mariadb haproxy prometheus; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
 done
+# Without systemd the prometheus package's init script may have started a
+# server on :9090 we do not use (only its promtool is needed).
+case " ${need[*]} " in *" prometheus "*) pkill -x prometheus 2>/dev/null || true ;; esac

@@ -106,7 +106,7 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 		return daemon.Config{}, fmt.Errorf("--name %q: no such monitor in the config (monitors: %v)", name, names)
 	}
 	sec := cfg.Security
-	dc := daemon.Config{Self: name, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: sec.GossipLabel,
+	dc := daemon.Config{Self: name, Version: version, StateDir: filepath.Join(cfg.StateDir, "monitor-"+name), GossipLabel: sec.GossipLabel,
 		APIToken: sec.APIToken.Value(), APIReadToken: sec.APIReadToken.Value(), Insecure: sec.Insecure, Log: log,
 		// Failure injection for tests, as for myha failover.
 		Crash: crashAt(os.Getenv("MYHA_CRASH_AT"), os.Stderr)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,25 @@ func TestDefaultLogLevelPerCommand(t *testing.T) {
 		if got := a.log.Enabled(context.Background(), slog.LevelInfo); got != tc.info {
 			t.Errorf("%v: info enabled = %v, want %v", tc.args, got, tc.info)
 		}
+	}
+}
+
+// MYHA_CONFIG names the config when --config does not.
+func TestConfigFromEnvironment(t *testing.T) {
+	env := func(k string) string {
+		if k == "MYHA_CONFIG" {
+			return "/nonexistent/from-env.yaml"
+		}
+		return ""
+	}
+	var out, errb strings.Builder
+	code := run(context.Background(), []string{"config", "check"}, strings.NewReader(""), &out, &errb, env)
+	if code != 2 || !strings.Contains(errb.String(), "/nonexistent/from-env.yaml") {
+		t.Fatalf("MYHA_CONFIG ignored: exit %d %s", code, errb.String())
+	}
+	errb.Reset()
+	run(context.Background(), []string{"config", "check", "--config", "/nonexistent/flag.yaml"}, strings.NewReader(""), &out, &errb, env)
+	if !strings.Contains(errb.String(), "/nonexistent/flag.yaml") {
+		t.Fatalf("--config must win over MYHA_CONFIG: %s", errb.String())
 	}
 }

@@ -36,6 +36,9 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("config") && a.getenv != nil && a.getenv("MYHA_CONFIG") != "" {
+				a.configPath = a.getenv("MYHA_CONFIG")
+			}
 			level := a.logLevel
 			if !cmd.Flags().Changed("log-level") && (cmd.Name() == "daemon" || cmd.Name() == "agent") {
 				// Services say what they are doing; one-shot commands print
@@ -52,11 +55,12 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.Version = version
 	root.SetVersionTemplate("myha {{.Version}}\n")
-	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default ./myha.yaml, then /etc/myha/myha.yaml)")
+	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $MYHA_CONFIG, then ./myha.yaml, then /etc/myha/myha.yaml)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (default info for daemon and agent)")
 	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand(), a.checkCommand(),
-		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.certsCommand())
+		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.certsCommand(), a.rejoinCommand())
+	a.completeNames(root)
 	return root
 }
 

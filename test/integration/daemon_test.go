@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +42,9 @@ type monitorsLab struct {
 	// monEnv is added to the environment of monitors (re)started after it
 	// is set (MYHA_CRASH_AT).
 	monEnv []string
+	// apiPort is each monitor's API port: 8080 on hosts of their own, free
+	// ports when the monitors share 127.0.0.1 (a loopback lab, not root).
+	apiPort map[string]int
 }
 
 func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
@@ -51,8 +56,7 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 	t.Helper()
 	opts.Hosts = append(opts.Hosts, "mon1", "mon2", "mon3")
 	l := lab.New(t, opts)
-	l.RequireNetns(t)
-	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir()}
+	m := &monitorsLab{Lab: l, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, dir: t.TempDir(), apiPort: map[string]int{}}
 	ips := map[string]string{}
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		ips[n] = l.Host(n).IP
@@ -68,6 +72,17 @@ func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYA
 		h := l.Host(n)
 		m.mons = append(m.mons, h)
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
+		m.apiPort[n] = 8080
+		if !l.Netns {
+			var p [3]int
+			for i := range p {
+				if p[i], err = lab.FreePort(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fmt.Fprintf(&b, "    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", p[0], p[1], p[2])
+			m.apiPort[n] = p[2]
+		}
 	}
 	y := b.String() + l.ConfigYAML()
 	y = strings.Replace(y, "    servers:\n", "    failover:\n"+failoverYAML+clusterYAML+"    servers:\n", 1)
@@ -150,7 +165,9 @@ func getJSON(url string, v any) (int, error) {
 	return resp.StatusCode, json.Unmarshal(b, v)
 }
 
-func (m *monitorsLab) api(h *lab.Host, path string) string { return "http://" + h.IP + ":8080" + path }
+func (m *monitorsLab) api(h *lab.Host, path string) string {
+	return "http://" + net.JoinHostPort(h.IP, strconv.Itoa(m.apiPort[h.Name])) + path
+}
 
 // leader returns the monitor that answers 200 on /leader, waiting for one.
 func (m *monitorsLab) leader(t *testing.T, among ...*lab.Host) *lab.Host {
@@ -298,6 +315,7 @@ func TestDaemonKillPrimary(t *testing.T) {
 func TestDaemonCutPrimaryNetwork(t *testing.T) {
 	ctx := context.Background()
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, bestEffort)
+	m.RequireNetns(t) // cuts and packet drops need hosts of their own
 	must(t, m.CreateWriteTable(ctx, "w"))
 	m.waitHealthy(t)
 	start := time.Now()
@@ -312,6 +330,7 @@ func TestDaemonCutPrimaryNetwork(t *testing.T) {
 func TestDaemonNoFailoverWhenOnlyMonitorsLoseThePrimary(t *testing.T) {
 	ctx := context.Background()
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.RequireNetns(t) // cuts and packet drops need hosts of their own
 	m.waitHealthy(t)
 	db1 := m.Server("db1")
 	must(t, db1.Isolate(ctx, m.mons...))
@@ -325,6 +344,7 @@ func TestDaemonNoFailoverWhenOnlyMonitorsLoseThePrimary(t *testing.T) {
 func TestDaemonMonitorLossCausesNoFailover(t *testing.T) {
 	ctx := context.Background()
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.RequireNetns(t) // cuts and packet drops need hosts of their own
 	m.waitHealthy(t)
 	leader := m.leader(t)
 	var rest []*lab.Host
@@ -450,7 +470,7 @@ func TestDaemonSwitchoverThroughAPI(t *testing.T) {
 		t.Fatalf("no token: %v %v", resp.StatusCode, err)
 	}
 	db2 := m.Server("db2")
-	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--daemon", "http://"+follower.IP+":8080", "--config", m.cfg)
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--daemon", m.api(follower, ""), "--config", m.cfg)
 	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") {
 		t.Fatalf("switchover via %s (exit %d):\n%s\n%s", follower.Name, r.code, r.stdout, r.stderr)
 	}
@@ -458,7 +478,7 @@ func TestDaemonSwitchoverThroughAPI(t *testing.T) {
 	if rep.NewPrimary != db2.Addr() {
 		t.Fatalf("recorded %+v", rep)
 	}
-	h := myha(t, "history", "--daemon", "http://"+leader.IP+":8080")
+	h := myha(t, "history", "--daemon", m.api(leader, ""))
 	if h.code != 0 || !strings.Contains(h.stdout, "Switchover") || !strings.Contains(h.stdout, "writes were blocked for") {
 		t.Fatalf("history:\n%s%s", h.stdout, h.stderr)
 	}
@@ -629,6 +649,7 @@ func TestDaemonFastRestartWritableAgain(t *testing.T) {
 // over, and the verdict says why.
 func TestDaemonFencingRequireRefuses(t *testing.T) {
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "")
+	m.RequireNetns(t) // cuts and packet drops need hosts of their own
 	m.RequireNetns(t)
 	m.waitHealthy(t)
 	// The primary's host drops every packet from the others: it may well

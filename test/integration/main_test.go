@@ -26,12 +26,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	myhaBin = filepath.Join(dir, "myha")
-	// Build with the race detector so the binary under test is checked too.
-	build := exec.Command("go", "build", "-race", "-o", myhaBin, "github.com/myha/myha/cmd/myha")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building myha:", err)
-		os.Exit(1)
+	if prebuilt := os.Getenv("MYHA_TEST_BIN"); prebuilt != "" {
+		// A binary built beforehand, for a user without the Go toolchain
+		// (go test -c, then run the test binary as that user).
+		myhaBin = prebuilt
+	} else {
+		// Build with the race detector so the binary under test is checked too.
+		build := exec.Command("go", "build", "-race", "-o", myhaBin, "github.com/myha/myha/cmd/myha")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building myha:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -34,6 +34,7 @@ func startVIPLabEnv(t *testing.T, opts lab.Options, monEnv []string) *vipLab {
 	opts.Hosts = append(opts.Hosts, "client")
 	// The lab's subnet is only known once it is up: take the id from a probe.
 	m := startMonitorsLabVIP(t, opts, "", "    vip:\n      address: VIPADDR/24\n      interface: eth0\n      garp_delay: 1s\n")
+	m.RequireNetns(t) // a VIP needs hosts (and interfaces) of their own
 	vipIP := fmt.Sprintf("198.18.%d.200", m.ID)
 	b, _ := readFile(m.cfg)
 	writeFile(m.cfg, strings.Replace(b, "VIPADDR", vipIP, 1))

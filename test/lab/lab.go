@@ -183,7 +183,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			}
 		} else {
 			s.Host = Host{Name: s.Name, IP: "127.0.0.1"}
-			if s.Port, err = freePort(); err != nil {
+			if s.Port, err = FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -460,8 +460,9 @@ func quote(s string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
 }
 
-func freePort() (int, error) {
-	// Ask the kernel for a free port, then release it for mariadbd.
+// FreePort asks the kernel for a free TCP port on loopback and releases
+// it for the caller's server (mariadbd, or a monitor on a loopback lab).
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("lab: no free port: %w", err)

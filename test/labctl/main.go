@@ -150,11 +150,21 @@ func monitorsYAML(l *lab.Lab) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(l.Dir, "state"), sec)
-	for i, n := range []string{"mon1", "mon2", "mon3"} {
+	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		h := l.Host(n)
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n, h.IP)
 		if !l.Netns {
-			fmt.Fprintf(&b, "    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", 17946+10*i, 17947+10*i, 18080+10*i)
+			// Monitors share 127.0.0.1: free ports of their own, so two
+			// users' loopback labs never collide.
+			var p [3]int
+			for j := range p {
+				var err error
+				if p[j], err = lab.FreePort(); err != nil {
+					fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+					os.Exit(1)
+				}
+			}
+			fmt.Fprintf(&b, "    gossip_port: %d\n    raft_port: %d\n    api_port: %d\n", p[0], p[1], p[2])
 		}
 	}
 	return b.String()
