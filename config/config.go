@@ -189,6 +189,8 @@ type Cluster struct {
 	Servers  []Server `mapstructure:"servers"`
 	VIP      *VIP     `mapstructure:"vip"`
 	Failover Failover `mapstructure:"failover"`
+	// Capture makes the monitors durable binlog captures of the primary.
+	Capture Capture `mapstructure:"capture"`
 }
 
 // Failover is a cluster's failover policy.

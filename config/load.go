@@ -254,6 +254,7 @@ func (c *Config) resolve(opt Options) Errors {
 		if cl.Failover.DownAfter == 0 {
 			cl.Failover.DownAfter = DefaultDownAfter
 		}
+		c.captureDefaults(cl)
 		if v := cl.VIP; v != nil {
 			if v.Method == "" {
 				v.Method = "agent"

@@ -234,6 +234,7 @@ func (c *Config) Validate() Errors {
 				bad(fmt.Sprintf("%s.servers[%d]", key, j), "candidate and no_master both set; choose one")
 			}
 		}
+		c.validateCapture(key, cl, bad)
 		if cl.VIP != nil {
 			vkey := key + ".vip"
 			if p, err := netip.ParsePrefix(cl.VIP.Address); err != nil {

@@ -163,6 +163,9 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 		snap = topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
 	}
 	snap = cm.recalled(snap)
+	if req.Kind == failover.KindFailover {
+		req.Captures = cm.capturePositions(ctx)
+	}
 	plan := failover.Build(&snap, cm.cfg.Policy, req)
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
@@ -270,7 +273,10 @@ func (cm *clusterMon) resume(ctx context.Context, dec Decision) error {
 		_, err := cm.execute(ctx, &snap, &plan, &dec)
 		return err
 	}
-	_, err := cm.failover(ctx, failover.Request{Kind: dec.Kind, ReplicasConfirmed: cm.confirmedDead()}, dec.Epoch, dec.Auto)
+	// The decision's new primary may have been pointed at a catch-up
+	// source or a capture before the run stopped: plan it as a replica of
+	// the old primary again (as myha failover does from its journal).
+	_, err := cm.failover(ctx, failover.Request{Kind: dec.Kind, ReplicasConfirmed: cm.confirmedDead(), PreviousAttempt: dec.NewPrimary}, dec.Epoch, dec.Auto)
 	if err != nil && strings.HasPrefix(err.Error(), "blocked") {
 		// The old primary answers again, or nothing can be promoted:
 		// close the decision with that outcome.

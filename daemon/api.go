@@ -100,6 +100,9 @@ func (d *Daemon) handler() http.Handler {
 			hb.Status, hb.Message, hb.Fix = failover.Warn, strings.Join(verdict.Warnings, "; "), "CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1 on each replica named"
 		}
 		checks = append(checks, hb, ServerMajorityCheck(len(cm.cfg.Spec.Servers)))
+		if cm.cfg.Capture != nil {
+			checks = append(checks, failover.CaptureCheck(&snap, cm.capturePositions(r.Context()))...)
+		}
 		if n := len(d.cfg.Monitors); n < 3 {
 			checks = append(checks, failover.Check{Name: "monitors", Status: failover.Warn,
 				Message: fmt.Sprintf("%d monitor(s) configured: with fewer than 3, losing one stops automatic failover or leaves no quorum", n),

@@ -61,6 +61,10 @@ type clusterMon struct {
 	// gateOpens (under mu) is when the last refusal's time-bound
 	// conditions hold (zero: not by time alone).
 	gateOpens time.Time
+	// capt is this monitor's capture of the cluster (nil when
+	// capture.enabled is off or it could not start: captureErr says why).
+	capt       *captureRunner
+	captureErr string
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -117,6 +121,7 @@ func (cm *clusterMon) start(ctx context.Context) {
 		defer cm.done.Done()
 		supervise(ctx, cm.d.log, "primary watch", time.Second, cm.watch, "cluster", name)
 	}()
+	cm.startCapture(ctx)
 }
 
 // stopTimeout bounds how long stopping a cluster monitor waits for its
@@ -209,6 +214,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	}
 	failures, downSince := cm.failures, cm.downSince
 	cm.mu.Unlock()
+	cm.followPrimary(&snap)
 
 	var obs []Observation
 	for _, v := range snap.Servers {
@@ -356,6 +362,12 @@ func (cm *clusterMon) status() map[string]any {
 		}
 	}
 	out["auto_failover"] = cm.cfg.Auto
+	if v := cm.captureView(&snap); v != nil {
+		out["capture"] = v
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		out["captures"] = cm.capturePositions(ctx)
+		cancel()
+	}
 	return out
 }
 

@@ -48,6 +48,9 @@ type ClusterConfig struct {
 	// Fencing is failover.fencing: FencingRequire (default when empty)
 	// or FencingBestEffort.
 	Fencing string
+	// Capture, when set, makes this monitor a durable binlog capture of
+	// the cluster's primary (capture.enabled).
+	Capture *CaptureConfig
 }
 
 // Config is the daemon's whole configuration.
@@ -154,6 +157,7 @@ func New(cfg Config) (*Daemon, error) {
 	if len(cfg.Etcd.Endpoints) > 0 {
 		d.pub = newPublisher(cfg.Etcd, d.log, d.now)
 	}
+	d.met.reg.MustRegister(captureCollector{d})
 	return d, nil
 }
 

@@ -29,6 +29,8 @@ func (r *run) runStep(ctx context.Context, s Step) (string, error) {
 		return r.waitApplied(ctx, s)
 	case StepCatchUp:
 		return r.catchUp(ctx, s)
+	case StepReplayCapture:
+		return r.replayCapture(ctx, s)
 	case StepPromote:
 		return r.promote(ctx, s)
 	case StepRepoint:

@@ -65,6 +65,10 @@ type Request struct {
 	// received would be lost (an operator's explicit decision; the daemon
 	// never sets it).
 	AcceptLoss bool
+	// Captures are what the monitors' binlog captures hold (failover
+	// only): transactions in them beyond the replicas are replayed to the
+	// new primary before it is promoted.
+	Captures []CaptureHold
 	// PreviousAttempt is the server an earlier run of this failover chose
 	// and stopped before promoting (from the journal): it may have been
 	// pointed at a catch-up source, so it is planned as a replica of the

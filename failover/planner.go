@@ -120,6 +120,14 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 		p.CatchUpFrom = sources[0].v.Spec.Address
 		p.Why += fmt.Sprintf("; it catches up first (%s), so nothing received is lost", strings.Join(from, ", "))
 	}
+	var rec captureReplay
+	if req.Kind == KindFailover {
+		rec = planCaptures(&p, chosen, final, req.Captures, pol.CatchupTimeout.Seconds())
+		if rec.recovered > 0 {
+			p.Why += fmt.Sprintf("; then it replays what only the monitors' captures hold (%s)", strings.Join(rec.from, ", "))
+		}
+		final = rec.final
+	}
 	p.Final = final.String()
 
 	// Who cannot follow, and what is lost.
@@ -151,6 +159,9 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 	}
 	p.LostTransactions = lossEstimate(old, final, extra, req)
 	p.LostTransactions.Received = received
+	if !old.Reachable {
+		p.LostTransactions = captureLoss(old, rec, p.LostTransactions)
+	}
 	if len(received) > 0 && req.Kind == KindFailover {
 		msg := "transactions that replicas received would be lost: " + strings.Join(received, "; ")
 		if req.AcceptLoss {
@@ -159,7 +170,7 @@ func Build(snap *topology.Snapshot, pol Policy, req Request) Plan {
 			p.Blockers = append(p.Blockers, msg+": fix the cause, or run myha failover --accept-loss to accept the loss (the daemon never does)")
 		}
 	}
-	p.Steps = steps(snap, old, chosen, sources, reps, pol, req)
+	p.Steps = steps(snap, old, chosen, sources, reps, pol, req, rec.steps)
 	return p
 }
 
@@ -300,11 +311,14 @@ func replicasOf(snap *topology.Snapshot, old *topology.ServerView, previous stri
 }
 
 // interruptedCatchUp recognizes the chosen server of an interrupted run: it
-// replicates, threads stopped, from another replica of the old primary.
+// replicates, threads stopped, from another replica of the old primary or
+// from a capture.
 func interruptedCatchUp(snap *topology.Snapshot, v, old *topology.ServerView) bool {
 	src, ok := snap.Server(v.Source)
 	c, has := v.PrimaryConn()
-	return ok && has && src.Source == old.Spec.Address && !c.IORunning() && !c.SQLRunning
+	// A source that is no server of the cluster is a monitor's capture
+	// (replay_from_capture): the run stopped during or after the replay.
+	return has && (!ok || src.Source == old.Spec.Address) && !c.IORunning() && !c.SQLRunning
 }
 
 // judge records why each replica cannot be promoted, and why it cannot

@@ -3,12 +3,14 @@ package failover
 import (
 	"fmt"
 
+	"github.com/myha/myha/binlog"
+
 	"github.com/myha/myha/topology"
 )
 
 // steps lays out what the executor will do, in order. Parallel steps share a
 // group number.
-func steps(snap *topology.Snapshot, old *topology.ServerView, chosen *replicaInfo, sources, reps []*replicaInfo, pol Policy, req Request) []Step {
+func steps(snap *topology.Snapshot, old *topology.ServerView, chosen *replicaInfo, sources, reps []*replicaInfo, pol Policy, req Request, replays []Step) []Step {
 	var out []Step
 	timeout := pol.CatchupTimeout.Seconds()
 	newP := chosen.v.Spec.Address
@@ -85,6 +87,12 @@ func steps(snap *topology.Snapshot, old *topology.ServerView, chosen *replicaInf
 		target = target.Merge(src.received)
 		add(Step{Kind: StepCatchUp, Server: newP, Source: src.v.Spec.Address, Target: target.String(), Timeout: timeout,
 			Description: fmt.Sprintf("replicate from %s until it has everything that one received", src.v.Spec.Address)})
+	}
+	for _, rs := range replays {
+		add(rs)
+		if t, err := binlog.ParsePosition(target.Flavor, rs.Target); err == nil {
+			target = target.Merge(t)
+		}
 	}
 	add(Step{Kind: StepPromote, Server: newP, Target: target.String(), Description: "check it holds " + orNone(target.String()) + ", then " + promoteText(chosen.v, old, false)})
 	for _, r := range followers {

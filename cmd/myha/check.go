@@ -48,7 +48,7 @@ func (a *app) checkCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				r := runCheck(cmd.Context(), c, store, a.log)
+				r := runCheck(cmd.Context(), c, store, a.log, captureHolds(cmd.Context(), cfg, c))
 				r.Checks = append(r.Checks, daemon.ServerMajorityCheck(len(c.Servers)))
 				r.Status = failover.Summarize(r.Checks)
 				if n := len(cfg.Monitors); n < 3 {
@@ -92,7 +92,7 @@ func recall(store failover.Store, snap topology.Snapshot, log *slog.Logger) topo
 }
 
 // runCheck gathers what the checks need (the imperative part) and judges it.
-func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *slog.Logger) checkReport {
+func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *slog.Logger, holds []failover.CaptureHold) checkReport {
 	spec := clusterSpec(c)
 	snap := recall(store, topology.Discover(ctx, spec, dialerFor(spec)), log)
 	pol := policyFor(c)
@@ -102,6 +102,9 @@ func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *
 		Accounts: []string{c.User, c.ReplicationUser}, ReadOnlyOrigin: facts.readOnlyOrigin,
 		TLS: spec.TLS.Mode, SessionTLS: facts.sessionTLS, LockHolders: facts.lockHolder, LockAccount: c.User})
 	checks = append(checks, failover.CandidateCheck(&plan))
+	if c.Capture.Enabled {
+		checks = append(checks, failover.CaptureCheck(&snap, holds)...)
+	}
 	return checkReport{Name: c.Name, Status: failover.Summarize(checks), Checks: checks, Plan: plan}
 }
 

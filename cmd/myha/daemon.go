@@ -3,14 +3,17 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/myha/myha/capture"
 	"github.com/myha/myha/config"
 	"github.com/myha/myha/daemon"
 	"github.com/myha/myha/topology"
@@ -135,7 +138,7 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 			Repl:     topology.Credentials{User: c.ReplicationUser, Password: c.ReplicationPassword.Value()},
 			Interval: c.CheckInterval, DownAfter: c.Failover.DownAfter, BlockPeriod: c.Failover.BlockPeriod,
 			Auto: c.Failover.AutoEnabled(), AutoRejoin: c.Failover.AutoRejoin, VIPLease: vipLease(c), WriteProbe: c.Probe == "write",
-			Fencing: c.Failover.Fencing,
+			Fencing: c.Failover.Fencing, Capture: captureFor(cfg, c, name),
 		})
 	}
 	return dc, nil
@@ -147,4 +150,23 @@ func vipLease(c config.Cluster) time.Duration {
 		return 0
 	}
 	return c.VIP.Lease
+}
+
+// captureFor is the cluster's capture on monitor self (nil when off): its
+// server_id is capture.server_id_base + the monitor's place in monitors.
+func captureFor(cfg *config.Config, c config.Cluster, self string) *daemon.CaptureConfig {
+	cp := c.Capture
+	if !cp.Enabled {
+		return nil
+	}
+	out := &daemon.CaptureConfig{Dir: cp.ClusterDir(self, c.Name), Port: cp.Port, SemiSync: cp.SemiSyncAck(),
+		Store:     capture.StoreOptions{SegmentBytes: cp.SegmentBytes, RetainBytes: cp.RetainBytes, RetainAge: cp.Retain},
+		Endpoints: map[string]string{}}
+	for i, m := range cfg.Monitors {
+		out.Endpoints[m.Name] = net.JoinHostPort(m.Address, strconv.Itoa(cp.Port))
+		if m.Name == self {
+			out.ServerID = uint32(cp.ServerIDBase) + uint32(i) + 1
+		}
+	}
+	return out
 }

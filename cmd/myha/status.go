@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/myha/myha/config"
+	"github.com/myha/myha/failover"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -56,6 +57,10 @@ func (a *app) statusCommand() *cobra.Command {
 					// healthy is not whole (servers down, replication
 					// stopped); empty when it is.
 					Degraded []string `json:"degraded,omitempty"`
+					// Capture is the asked monitor's own capture;
+					// Captures what every monitor's capture holds.
+					Capture  *captureStatus         `json:"capture,omitempty"`
+					Captures []failover.CaptureHold `json:"captures,omitempty"`
 				} `json:"clusters"`
 			}
 			if resp.StatusCode == http.StatusUnauthorized {
@@ -88,6 +93,7 @@ func (a *app) statusCommand() *cobra.Command {
 				for _, r := range c.Verdict.Reasons {
 					fmt.Fprintf(a.stdout, "    %s\n", r)
 				}
+				writeCaptures(a, c.Capture, c.Captures)
 			}
 			return nil
 		},
@@ -176,4 +182,49 @@ func (a *app) apiDo(req *http.Request) (*http.Response, error) {
 		req.Header.Set("Authorization", "Bearer "+tok.Value())
 	}
 	return client.Do(req)
+}
+
+// captureStatus is a monitor's own capture as its API reports it.
+type captureStatus struct {
+	Monitor         string `json:"monitor"`
+	Primary         string `json:"primary"`
+	Position        string `json:"position"`
+	Connected       bool   `json:"connected"`
+	SemiSync        bool   `json:"semi_sync"`
+	Acks            uint64 `json:"acks"`
+	Gaps            uint64 `json:"gaps"`
+	LagTransactions *int64 `json:"lag_transactions"`
+	LastError       string `json:"last_error"`
+}
+
+// writeCaptures prints each monitor's captured position, and the asked
+// monitor's own capture in detail.
+func writeCaptures(a *app, own *captureStatus, all []failover.CaptureHold) {
+	for _, h := range all {
+		if h.Error != "" {
+			fmt.Fprintf(a.stdout, "    capture on %s: NOT ANSWERING: %s\n", h.Monitor, h.Error)
+			continue
+		}
+		fmt.Fprintf(a.stdout, "    capture on %s: captured %s\n", h.Monitor, orNone(h.Position))
+	}
+	if own == nil {
+		return
+	}
+	state := "not connected"
+	if own.Connected {
+		state = "streaming from " + own.Primary
+		if own.SemiSync {
+			state += ", acknowledging semi-sync after fsync"
+		} else {
+			state += ", NOT asked for semi-sync ACKs"
+		}
+	}
+	lag := "unknown"
+	if own.LagTransactions != nil {
+		lag = fmt.Sprintf("%d transaction(s)", *own.LagTransactions)
+	}
+	fmt.Fprintf(a.stdout, "    this monitor's capture: %s; %d ACKs, %s behind, %d gap(s)\n", state, own.Acks, lag, own.Gaps)
+	if own.LastError != "" && !own.Connected {
+		fmt.Fprintf(a.stdout, "      last error: %s\n", own.LastError)
+	}
 }
