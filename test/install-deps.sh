@@ -3,7 +3,8 @@
 #   install-deps.sh demo   MariaDB 10.11 server and client, iproute2 (network namespaces)
 #   install-deps.sh test   the same, plus gcc (go test -race), haproxy (the health-check
 #                          tests), nftables (packet-drop partitions) and prometheus
-#                          (promtool checks the shipped alert rules)
+#                          (promtool checks the shipped alert rules) and chromium (the
+#                          web page's tests drive a headless browser)
 # Safe to run repeatedly; does nothing when all is present.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ if [ "$target" = test ]; then
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
