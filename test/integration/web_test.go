@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -393,4 +395,119 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("on a 390 px screen the page is %d px wide", widths.Page)
 	}
 	b.shot(shots, "web-phone.png")
+}
+
+// TestWebPageTreeShapes loads the page's files (daemon/web, the files the
+// binary embeds) in Chromium against a FAKE API: scripted answers, so the
+// shapes a three-server lab does not have are drawn too. A co-primary pair
+// with an intermediate below: the co-primary beside the primary, each
+// replica under its source; a server outside the tree, an unreachable one
+// and an unlisted replica set apart; errant GTIDs shown; markup a server
+// sends shown as text. Then the stream
+// breaks and the page says the connection is lost, until it is back.
+func TestWebPageTreeShapes(t *testing.T) {
+	chromiumPath(t)
+	srv, cut := fakePageAPI(t)
+	b := newBrowser(t, 1100, 900)
+	b.do("opening the page", chromedp.Navigate(srv.URL+"/#/cluster/shapes"))
+	b.waitFor("the tree", 10*time.Second, func() bool { return len(b.tree()) == 5 })
+	want := map[string]pageNode{
+		"10.0.0.1:3306": {"10.0.0.1:3306", "primary", ""},
+		"10.0.0.2:3306": {"10.0.0.2:3306", "co-primary", ""},
+		"10.0.0.3:3306": {"10.0.0.3:3306", "intermediate", "10.0.0.1:3306"},
+		"10.0.0.4:3306": {"10.0.0.4:3306", "replica", "10.0.0.3:3306"},
+		"10.0.0.5:3306": {"10.0.0.5:3306", "replica", "10.0.0.2:3306"},
+	}
+	if got := b.tree(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("tree drawn:\n%v\nwant:\n%v", got, want)
+	}
+	var apart struct{ Outside, Down []string }
+	b.js(`({outside: [...document.querySelectorAll('[data-tree=outside] li[data-addr]')].map((e) => e.dataset.addr),
+		down: [...document.querySelectorAll('[data-tree=unreachable] li[data-addr]')].map((e) => e.dataset.addr)})`, &apart)
+	if fmt.Sprint(apart.Outside) != "[10.0.0.6:3306]" || fmt.Sprint(apart.Down) != "[10.0.0.7:3306]" {
+		t.Fatalf("set apart: %+v", apart)
+	}
+	body := b.text(`document.getElementById('main')`)
+	for _, s := range []string{"10.0.0.8:3306 (server_id 8) replicates from 10.0.0.1:3306, but is not in the config", "0-9-5", "co-primary of 10.0.0.2:3306"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("the page does not show %q", s)
+		}
+	}
+	// What a server says is text, never markup.
+	var injected bool
+	b.js(`document.getElementById('injected') !== null`, &injected)
+	if injected || !strings.Contains(body, `10.11<img id="injected" src="x">`) {
+		t.Errorf("a server's version was put in the page as markup")
+	}
+	if b.text(`document.querySelector('li[data-addr="10.0.0.4:3306"] dd.bad')`) != "0-9-5" {
+		t.Error("the errant GTIDs are not on 10.0.0.4's card")
+	}
+	close(cut)
+	b.waitFor("the connection lost", 10*time.Second, func() bool {
+		return strings.Contains(b.text(`document.querySelector('#stale:not([hidden])')`), "lost")
+	})
+}
+
+// fakePageAPI serves daemon/web and a FAKE API: one cluster of every
+// shape, open reads, no writes. Closing cut ends the live stream and
+// refuses new ones.
+func fakePageAPI(t *testing.T) (*httptest.Server, chan struct{}) {
+	t.Helper()
+	cut := make(chan struct{})
+	srv := func(addr, role, source string, extra map[string]any) map[string]any {
+		s := map[string]any{"address": addr, "role": role, "reachable": true, "version": "10.11.19-MariaDB", "read_only": true,
+			"gtid_position": "0-1-100", "errant_gtids": []string{}, "errors": []string{}, "io_running": true, "sql_running": true, "lag_seconds": 0}
+		if source != "" {
+			s["source"] = source
+		}
+		for k, v := range extra {
+			s[k] = v
+		}
+		return s
+	}
+	cluster := map[string]any{"name": "shapes", "primary": "10.0.0.1:3306", "agreed_primary": "10.0.0.1:3306", "state": "healthy",
+		"verdict": map[string]any{"state": "healthy"}, "auto_failover": true, "epoch": 3, "problems": []string{},
+		"vip": map[string]any{"agents": 0, "holders": []string{}},
+		"unlisted_replicas": []map[string]any{{"source": "10.0.0.1:3306", "host": "10.0.0.8", "port": 3306, "server_id": 8}},
+		"servers": []map[string]any{
+			srv("10.0.0.1:3306", "primary", "10.0.0.2:3306", map[string]any{"read_only": false, "co_primary_of": "10.0.0.2:3306"}),
+			srv("10.0.0.2:3306", "co-primary", "10.0.0.1:3306", map[string]any{"co_primary_of": "10.0.0.1:3306"}),
+			srv("10.0.0.3:3306", "intermediate", "10.0.0.1:3306", nil),
+			srv("10.0.0.4:3306", "replica", "10.0.0.3:3306", map[string]any{"errant_gtids": []string{"0-9-5"}}),
+			srv("10.0.0.5:3306", "replica", "10.0.0.2:3306", map[string]any{"version": `10.11<img id="injected" src="x">`}),
+			srv("10.0.0.6:3306", "replica", "10.9.9.9:3306", nil),
+			{"address": "10.0.0.7:3306", "role": "unknown", "reachable": false, "read_only": false, "errant_gtids": []string{}, "errors": []string{"unreachable: connect: connection refused"}},
+		}}
+	overview, _ := json.Marshal(map[string]any{"monitor": "mon1", "leader": "mon1", "clusters": []any{cluster},
+		"monitors": []map[string]any{{"name": "mon1", "address": "10.0.0.100", "self": true, "leader": true}}})
+	mux := http.NewServeMux()
+	files := os.DirFS("../../daemon/web")
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, files, "index.html") })
+	mux.HandleFunc("GET /ui/{file}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, files, r.PathValue("file")) })
+	mux.HandleFunc("GET /api/access", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"monitor":"mon1","read":true,"write":false,"read_token_required":false,"writes_enabled":false}`))
+	})
+	mux.HandleFunc("GET /api/clusters/{name}/check", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok","checks":[{"name":"topology","status":"ok","message":"fake"}]}`))
+	})
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-cut:
+			http.Error(w, "gone", http.StatusServiceUnavailable)
+			return
+		default:
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: overview\ndata: %s\n\nevent: failovers\ndata: {\"failovers\":[],\"in_progress\":{}}\n\n", overview)
+		w.(http.Flusher).Flush()
+		select {
+		case <-cut:
+		case <-r.Context().Done():
+		}
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s, cut
 }
