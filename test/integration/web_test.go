@@ -467,7 +467,7 @@ func fakePageAPI(t *testing.T) (*httptest.Server, chan struct{}) {
 	}
 	cluster := map[string]any{"name": "shapes", "primary": "10.0.0.1:3306", "agreed_primary": "10.0.0.1:3306", "state": "healthy",
 		"verdict": map[string]any{"state": "healthy"}, "auto_failover": true, "epoch": 3, "problems": []string{},
-		"vip": map[string]any{"agents": 0, "holders": []string{}},
+		"vip":               map[string]any{"agents": 0, "holders": []string{}},
 		"unlisted_replicas": []map[string]any{{"source": "10.0.0.1:3306", "host": "10.0.0.8", "port": 3306, "server_id": 8}},
 		"servers": []map[string]any{
 			srv("10.0.0.1:3306", "primary", "10.0.0.2:3306", map[string]any{"read_only": false, "co_primary_of": "10.0.0.2:3306"}),
