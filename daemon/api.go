@@ -115,6 +115,7 @@ func (d *Daemon) handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "failovers": nonNilReports(st.History), "in_progress": st.Open, "journal": st.Journal})
 	})
 	mux.HandleFunc("POST /api/clusters/{name}/{action}", d.mutate)
+	d.webRoutes(open, mux)
 	open.Handle("/", readers)
 	return open
 }

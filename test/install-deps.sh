@@ -2,9 +2,10 @@
 # Installs what a make target needs on Debian 12, only when missing.
 #   install-deps.sh demo   MariaDB 10.11 server and client, iproute2 (network namespaces)
 #   install-deps.sh test   the same, plus gcc (go test -race), haproxy (the health-check
-#                          tests), nftables (packet-drop partitions) prometheus
-#                          (promtool checks the shipped alert rules) and systemd (systemd-analyze
-#                          checks the units)
+#                          tests), nftables (packet-drop partitions), prometheus
+#                          (promtool checks the shipped alert rules), systemd (systemd-analyze
+#                          checks the units), etcd (topology publishing) and chromium (the web
+#                          page's tests drive a headless browser)
 # Safe to run repeatedly; does nothing when all is present.
 set -euo pipefail
 
@@ -21,6 +22,7 @@ if [ "$target" = test ]; then
   command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
   command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
