@@ -314,7 +314,38 @@ func (h handler) HandleStmtExecute(_ any, q string, args []any) (*mysql.Result, 
 		}
 		b.WriteString(part)
 	}
-	return h.HandleQuery(b.String())
+	res, err := h.HandleQuery(b.String())
+	if err != nil || res == nil || res.Resultset == nil || len(res.RowDatas) == 0 {
+		return res, err
+	}
+	return binaryResult(res.Resultset)
+}
+
+// binaryResult re-encodes a text resultset in the binary protocol, which
+// clients expect after COM_STMT_EXECUTE (a text row there is a malformed
+// packet to them). Values stay strings, as the fake's answers are.
+func binaryResult(rs *mysql.Resultset) (*mysql.Result, error) {
+	names := make([]string, len(rs.Fields))
+	for i, f := range rs.Fields {
+		names[i] = string(f.Name)
+	}
+	values := make([][]any, 0, len(rs.RowDatas))
+	for _, rd := range rs.RowDatas {
+		fvs, err := rd.ParseText(rs.Fields, nil)
+		if err != nil {
+			return nil, err
+		}
+		row := make([]any, len(fvs))
+		for i := range fvs {
+			row[i] = argValue(&fvs[i])
+		}
+		values = append(values, row)
+	}
+	brs, err := mysql.BuildSimpleBinaryResultset(names, values)
+	if err != nil {
+		return nil, err
+	}
+	return mysql.NewResult(brs), nil
 }
 
 func argValue(a any) any {
@@ -322,8 +353,14 @@ func argValue(a any) any {
 	case []byte:
 		return string(v)
 	case mysql.FieldValue:
-		return v.String()
+		return argValue(&v)
 	case *mysql.FieldValue:
+		switch v.Type {
+		case mysql.FieldValueTypeNull:
+			return nil
+		case mysql.FieldValueTypeString:
+			return string(v.AsString()) // String() would quote it
+		}
 		return v.String()
 	}
 	return a
