@@ -77,7 +77,7 @@ func (p *publisher) offer(cluster string, pub Published) {
 	slices.Sort(pub.Replicas)
 	p.mu.Lock()
 	p.fedAt = p.now()
-	changed := !p.want[cluster].same(pub) || p.want[cluster].Primary == "" && pub.Primary != ""
+	changed := !p.want[cluster].same(pub)
 	p.want[cluster] = pub
 	p.mu.Unlock()
 	if changed {

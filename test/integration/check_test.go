@@ -162,7 +162,7 @@ func TestCheckFindsRealProblems(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func behind(t *testing.T, l *lab.Lab, s *lab.Server) {
 	must(t, l.Server("db2").Exec(ctx, fmt.Sprintf("SELECT MASTER_GTID_WAIT('%s', 10)", mustQ(t, l.Server("db1"), "SELECT @@gtid_binlog_pos"))))
 }
 
-func mustQ(t *testing.T, s *lab.Server, q string) string {
+func mustQ(t testing.TB, s *lab.Server, q string) string {
 	t.Helper()
 	v, err := s.QueryString(context.Background(), q)
 	if err != nil {

@@ -49,12 +49,12 @@ type monitorsLab struct {
 	listed []*lab.Server
 }
 
-func startMonitorsLab(t *testing.T, opts lab.Options, failoverYAML string) *monitorsLab {
+func startMonitorsLab(t testing.TB, opts lab.Options, failoverYAML string) *monitorsLab {
 	return startMonitorsLabVIP(t, opts, failoverYAML, "")
 }
 
 // startMonitorsLabVIP also adds cluster-level YAML (a vip: section).
-func startMonitorsLabVIP(t *testing.T, opts lab.Options, failoverYAML, clusterYAML string) *monitorsLab {
+func startMonitorsLabVIP(t testing.TB, opts lab.Options, failoverYAML, clusterYAML string) *monitorsLab {
 	t.Helper()
 	return startMonitorsLabWith(t, opts, monLabOptions{failoverYAML: failoverYAML, clusterYAML: clusterYAML})
 }
@@ -75,7 +75,7 @@ type monLabOptions struct {
 func vipAddr(l *lab.Lab) string { return fmt.Sprintf("198.18.%d.200", l.ID) }
 
 // startMonitorsLabWith starts three monitors on their final config.
-func startMonitorsLabWith(t *testing.T, opts lab.Options, o monLabOptions) *monitorsLab {
+func startMonitorsLabWith(t testing.TB, opts lab.Options, o monLabOptions) *monitorsLab {
 	t.Helper()
 	opts.Hosts = append(opts.Hosts, "mon1", "mon2", "mon3")
 	l := lab.New(t, opts)
@@ -159,7 +159,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func (m *monitorsLab) start(t *testing.T, h *lab.Host, args ...string) {
+func (m *monitorsLab) start(t testing.TB, h *lab.Host, args ...string) {
 	t.Helper()
 	f, _ := os.OpenFile(filepath.Join(m.dir, h.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if len(args) == 0 {
@@ -206,7 +206,7 @@ func (m *monitorsLab) api(h *lab.Host, path string) string {
 }
 
 // leader returns the monitor that answers 200 on /leader, waiting for one.
-func (m *monitorsLab) leader(t *testing.T, among ...*lab.Host) *lab.Host {
+func (m *monitorsLab) leader(t testing.TB, among ...*lab.Host) *lab.Host {
 	t.Helper()
 	if len(among) == 0 {
 		among = m.mons
@@ -251,7 +251,7 @@ func (m *monitorsLab) state(h *lab.Host) string {
 	return c.Clusters[0].State
 }
 
-func (m *monitorsLab) waitHealthy(t *testing.T) {
+func (m *monitorsLab) waitHealthy(t testing.TB) {
 	t.Helper()
 	waitFor(t, "every monitor to see a healthy primary", 30*time.Second, func() bool {
 		for _, h := range m.mons {
@@ -263,7 +263,7 @@ func (m *monitorsLab) waitHealthy(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -275,7 +275,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 // noFailoverFor asserts that no monitor records a failover for a while.
-func (m *monitorsLab) noFailoverFor(t *testing.T, d time.Duration, among ...*lab.Host) {
+func (m *monitorsLab) noFailoverFor(t testing.TB, d time.Duration, among ...*lab.Host) {
 	t.Helper()
 	if len(among) == 0 {
 		among = m.mons
@@ -293,7 +293,7 @@ func (m *monitorsLab) noFailoverFor(t *testing.T, d time.Duration, among ...*lab
 
 // oneFailoverEverywhere waits until every listed monitor records exactly
 // one failover, the same one, and returns it.
-func (m *monitorsLab) oneFailoverEverywhere(t *testing.T, among ...*lab.Host) ReportJSON {
+func (m *monitorsLab) oneFailoverEverywhere(t testing.TB, among ...*lab.Host) ReportJSON {
 	t.Helper()
 	if len(among) == 0 {
 		among = m.mons

@@ -49,7 +49,7 @@ type brainSampler struct {
 
 // splitBrainSampler starts the sampler; writes turns the probe writes on
 // (off for an idle primary: they would make it busy).
-func (v *vipLab) splitBrainSampler(t *testing.T, writes bool) *brainSampler {
+func (v *vipLab) splitBrainSampler(t testing.TB, writes bool) *brainSampler {
 	t.Helper()
 	s := &brainSampler{v: v, writes: writes, apps: map[string]*sql.DB{}, stop: make(chan struct{}), firstAcc: map[string]time.Time{}, firstVIP: map[string]time.Time{}}
 	if writes {
@@ -190,7 +190,7 @@ func (s *brainSampler) firstHeldVIP(name string) time.Time {
 // finish stops the sampler and fails the test, with the timeline around
 // the first overlaps, if any sample had two writers or two VIP holders.
 // It reports samples, overlaps and the longest write outage.
-func (s *brainSampler) finish(t *testing.T) {
+func (s *brainSampler) finish(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
 	done := s.finished
@@ -246,7 +246,7 @@ func (v *vipLab) hostsExcept(skip ...*lab.Host) []*lab.Host {
 }
 
 // signal sends sig to the process the lab started under name.
-func (m *monitorsLab) signal(t *testing.T, name string, sig syscall.Signal) {
+func (m *monitorsLab) signal(t testing.TB, name string, sig syscall.Signal) {
 	t.Helper()
 	m.mu.Lock()
 	p := m.procs[name]
@@ -259,7 +259,7 @@ func (m *monitorsLab) signal(t *testing.T, name string, sig syscall.Signal) {
 
 // pause stops a process (SIGSTOP) and makes sure it is continued when the
 // test ends, pass or fail.
-func (m *monitorsLab) pause(t *testing.T, name string) {
+func (m *monitorsLab) pause(t testing.TB, name string) {
 	t.Helper()
 	m.signal(t, name, syscall.SIGSTOP)
 	t.Cleanup(func() {
@@ -288,13 +288,13 @@ func (m *monitorsLab) verdictOf(h *lab.Host) Verdict {
 
 // startFaultLab is a VIP lab whose primary db1 holds the VIP, healthy,
 // with the sampler running.
-func startFaultLab(t *testing.T, writes bool) (*vipLab, *brainSampler) {
+func startFaultLab(t testing.TB, writes bool) (*vipLab, *brainSampler) {
 	t.Helper()
 	return startFaultLabOpts(t, lab.Options{Servers: 3}, writes)
 }
 
 // startFaultLabOpts is startFaultLab on a lab built with opts.
-func startFaultLabOpts(t *testing.T, opts lab.Options, writes bool) (*vipLab, *brainSampler) {
+func startFaultLabOpts(t testing.TB, opts lab.Options, writes bool) (*vipLab, *brainSampler) {
 	t.Helper()
 	v := startVIPLab(t, opts)
 	v.waitHealthy(t)
@@ -303,7 +303,7 @@ func startFaultLabOpts(t *testing.T, opts lab.Options, writes bool) (*vipLab, *b
 }
 
 // newPrimaryOf returns the server a failover report promoted.
-func (v *vipLab) newPrimaryOf(t *testing.T, rep ReportJSON) *lab.Server {
+func (v *vipLab) newPrimaryOf(t testing.TB, rep ReportJSON) *lab.Server {
 	t.Helper()
 	for _, s := range v.Servers {
 		if s.Addr() == rep.NewPrimary {

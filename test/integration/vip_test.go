@@ -23,21 +23,21 @@ type vipLab struct {
 	client *lab.Host
 }
 
-func startVIPLab(t *testing.T, opts lab.Options) *vipLab {
+func startVIPLab(t testing.TB, opts lab.Options) *vipLab {
 	t.Helper()
 	return startVIPLabWith(t, opts, monLabOptions{})
 }
 
 // startVIPLabEnv also gives the monitors extra environment (MYHA_CRASH_AT)
 // from their start on, before the agents join them.
-func startVIPLabEnv(t *testing.T, opts lab.Options, monEnv []string) *vipLab {
+func startVIPLabEnv(t testing.TB, opts lab.Options, monEnv []string) *vipLab {
 	t.Helper()
 	return startVIPLabWith(t, opts, monLabOptions{monEnv: monEnv})
 }
 
 // startVIPLabWith starts the monitors with a VIP on the final config, then
 // an agent on the host of every server the config lists.
-func startVIPLabWith(t *testing.T, opts lab.Options, o monLabOptions) *vipLab {
+func startVIPLabWith(t testing.TB, opts lab.Options, o monLabOptions) *vipLab {
 	t.Helper()
 	opts.Hosts = append(opts.Hosts, "client")
 	o.clusterYAML += "    vip:\n      address: VIPADDR/24\n      interface: eth0\n      garp_delay: 1s\n"
@@ -72,7 +72,7 @@ type sampler struct {
 	n    int
 }
 
-func (v *vipLab) sample(t *testing.T) *sampler {
+func (v *vipLab) sample(t testing.TB) *sampler {
 	s := &sampler{stop: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
@@ -112,7 +112,7 @@ func (v *vipLab) sample(t *testing.T) *sampler {
 	return s
 }
 
-func (s *sampler) finish(t *testing.T) {
+func (s *sampler) finish(t testing.TB) {
 	select {
 	case <-s.stop:
 		return
@@ -128,7 +128,7 @@ func (s *sampler) finish(t *testing.T) {
 	t.Logf("%d samples at 50 ms: never two VIP holders, never two writable servers", s.n)
 }
 
-func (v *vipLab) waitHolder(t *testing.T, name string, timeout time.Duration) time.Time {
+func (v *vipLab) waitHolder(t testing.TB, name string, timeout time.Duration) time.Time {
 	t.Helper()
 	waitFor(t, "the VIP on "+name, timeout, func() bool {
 		h := v.holders()
