@@ -41,6 +41,9 @@ type clusterMon struct {
 	// lockNoted (under mu) is, per server, the foreign session last
 	// reported holding the failover lock, so it is logged once.
 	lockNoted map[string]int64
+	// watchCancel (under mu) ends the primary watch's SLEEP when the
+	// primary changes, so the watch follows the new one at once.
+	watchCancel context.CancelFunc
 	// memory is what the primary told while it answered (under mu), kept
 	// in state_dir too: a dead primary's dialect, semi-sync, pair.
 	memory topology.Memory
@@ -178,6 +181,9 @@ func (cm *clusterMon) probe(ctx context.Context) {
 
 	cm.mu.Lock()
 	if snap.Primary != "" {
+		if cm.primary != snap.Primary && cm.watchCancel != nil {
+			cm.watchCancel()
+		}
 		cm.primary = snap.Primary
 	}
 	primary := cm.primary
@@ -308,16 +314,25 @@ func (cm *clusterMon) watch(ctx context.Context) {
 		}
 		for ctx.Err() == nil {
 			qctx, cancel := context.WithTimeout(ctx, 35*time.Second)
+			cm.mu.Lock()
+			moved := cm.primary != primary
+			cm.watchCancel = cancel
+			cm.mu.Unlock()
+			if moved {
+				cancel()
+				break
+			}
 			_, err := q.Query(qctx, "SELECT SLEEP(30)")
 			cancel()
 			cm.mu.Lock()
-			moved := cm.primary != primary
+			moved = cm.primary != primary
+			cm.watchCancel = nil
 			cm.mu.Unlock()
+			if moved {
+				break // woken by the change, not by a failure
+			}
 			if err != nil && ctx.Err() == nil {
 				cm.poke()
-				break
-			}
-			if moved {
 				break
 			}
 		}
