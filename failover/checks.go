@@ -246,7 +246,7 @@ func RunChecks(in CheckInput) []Check {
 		}
 		return []Check{{Name: "errant_transactions", Status: Fail, Server: v.Spec.Address,
 			Message: fmt.Sprintf("has transactions its source %s never had: %s", v.Source, strings.Join(v.Errant, ",")),
-			Fix:     "find what wrote them (mysqlbinlog on its binlog); apply them on the primary if they are wanted, else rebuild this replica"}}
+			Fix:     ErrantRemedy(v.Spec.Address, v.Source)}}
 	})
 	each("replica_read_only", func(v *topology.ServerView) []Check {
 		if !v.Reachable || !isReplica(v) {

@@ -68,11 +68,17 @@ func PlanRejoin(snap *topology.Snapshot, server string) RejoinPlan {
 	}
 	p.Errant = ErrantAgainst(v, pv)
 	if len(p.Errant) > 0 {
-		p.Blockers = append(p.Blockers, fmt.Sprintf("%s has transactions %s never had: %s. Replicating would fail or lose them. "+
-			"Look at them first (mariadb-binlog --start-position on %s's binlogs, or SHOW BINLOG EVENTS); then either apply what must be kept on %s by hand, "+
-			"or rebuild %s from a backup of %s", server, p.Primary, strings.Join(p.Errant, ", "), server, p.Primary, server, p.Primary))
+		p.Blockers = append(p.Blockers, fmt.Sprintf("%s has transactions %s never had: %s. Replicating would fail or lose them. %s",
+			server, p.Primary, strings.Join(p.Errant, ", "), ErrantRemedy(server, p.Primary)))
 	}
 	return p
+}
+
+// ErrantRemedy is what to do about a server holding transactions its
+// primary never had: said the same way by check, rejoin and the daemon.
+func ErrantRemedy(server, primary string) string {
+	return fmt.Sprintf("Look at them first (mariadb-binlog --start-position on %s's binlogs, or SHOW BINLOG EVENTS); then either apply what must be kept on %s by hand, "+
+		"or rebuild %s from a backup of %s", server, primary, server, primary)
 }
 
 // ErrantAgainst lists the transactions v has that p lacks: by GTID domain
