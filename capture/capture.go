@@ -31,6 +31,12 @@ type Config struct {
 	// SyncEvery bounds how long a transaction the primary did not ask to
 	// acknowledge waits for its fsync.
 	SyncEvery time.Duration
+	// OnBreak, if set, is called when an established stream from addr
+	// ends on its own (EOF, reset, silence past the heartbeat), not when
+	// the capture moves to another primary or stops: the primary may be
+	// down, and the monitor re-probes it at once. A hint only, never a
+	// verdict (the quorum and the replicas decide).
+	OnBreak func(addr string, err error)
 }
 
 // Capture streams the current primary's binlog into a Store.
@@ -205,6 +211,9 @@ func (c *Capture) stream(ctx context.Context, addr string) error {
 	}
 	defer d.Close()
 	err = c.consume(ctx, d, pos)
+	if err != nil && ctx.Err() == nil && c.cfg.OnBreak != nil {
+		c.cfg.OnBreak(addr, err)
+	}
 	var se *ServerError
 	if errors.As(err, &se) && se.Code == errPositionGone && c.cfg.StartPosition != nil {
 		// The primary's binlog does not hold what follows our position.

@@ -106,7 +106,7 @@ type dumpConn struct {
 	crc     bool
 	once    sync.Once
 	stop    func() bool
-	mu      sync.Mutex // serializes writes (ACKs) with Close
+	mu      sync.Mutex // serializes ACK writes
 }
 
 // DumpOptions configure a dump connection.
@@ -151,7 +151,9 @@ func dial(ctx context.Context, o DumpOptions, pos binlog.MariaDBPos) (*dumpConn,
 		return nil, fmt.Errorf("connect to %s: %s", o.Addr, firstLine(err))
 	}
 	d := &dumpConn{c: c}
-	d.stop = context.AfterFunc(ctx, func() { d.Close() })
+	// Cancellation closes only the socket (safe from any goroutine); the
+	// owner's Close stops this and does the same.
+	d.stop = context.AfterFunc(ctx, d.closeConn)
 	fail := func(err error) (*dumpConn, error) {
 		d.Close()
 		return nil, err
@@ -274,14 +276,23 @@ func firstLine(err error) string {
 	return s
 }
 
-// Close ends the connection; safe to call more than once and concurrently.
+// Close ends the connection; safe to call more than once. Only the
+// connection's owner calls it; cancellation uses closeConn.
 func (d *dumpConn) Close() {
+	if d.stop != nil {
+		d.stop()
+	}
+	d.closeConn()
+}
+
+// closeConn closes the socket under the packet reader and writer, which
+// then fail: safe beside them from any goroutine, where go-mysql's own
+// Close (it resets the packet sequence) is not.
+func (d *dumpConn) closeConn() {
 	d.once.Do(func() {
-		if d.stop != nil {
-			d.stop()
+		// No d.mu: closing the socket is what unblocks a stuck ACK write.
+		if d.c != nil && d.c.Conn != nil && d.c.Conn.Conn != nil {
+			_ = d.c.Conn.Conn.Close()
 		}
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		_ = d.c.Close()
 	})
 }

@@ -50,7 +50,18 @@ func (cm *clusterMon) startCapture(ctx context.Context) {
 	c, err := capture.New(capture.Config{Cluster: name, Dir: cc.Dir, Store: cc.Store,
 		Dump: capture.DumpOptions{User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, ServerID: cc.ServerID, SemiSync: cc.SemiSync,
 			Heartbeat: time.Second, ConnectTimeout: cm.cfg.Spec.ConnectTimeout},
-		StartPosition: cm.primaryBinlogPos}, log)
+		StartPosition: cm.primaryBinlogPos,
+		// The stream breaking is the earliest sign the primary may be gone:
+		// probe it now rather than at the next tick.
+		OnBreak: func(addr string, err error) {
+			cm.mu.Lock()
+			current := cm.primary == addr
+			cm.mu.Unlock()
+			if current {
+				log.Info("capture: the stream from the primary broke; probing it now", "primary", addr, "err", err)
+				cm.poke()
+			}
+		}}, log)
 	if err != nil {
 		log.Error("capture: cannot open the store; this monitor does not capture", "dir", cc.Dir, "err", err)
 		cm.mu.Lock()
