@@ -74,6 +74,7 @@ package:
 # Benchmarks print figures; targets are goals, never test assertions.
 bench: deps build
 	$(GO) run ./test/bench
+	$(GO) test -run '^$$' -bench . -benchtime 3x -cpu 1 ./capture
 	$(GO) test -run '^$$' -bench '^BenchmarkFault' -benchtime 1x -count 5 -timeout 30m ./test/integration
 
 demo: demo-deps build
