@@ -75,7 +75,7 @@ package:
 bench: deps build
 	$(GO) run ./test/bench
 	$(GO) test -run '^$$' -bench . -benchtime 3x -cpu 1 ./capture
-	$(GO) test -run '^$$' -bench '^BenchmarkFault' -benchtime 1x -count 5 -timeout 30m ./test/integration
+	$(GO) test -run '^$$' -bench '^Benchmark(Fault|CaptureReplay)' -benchtime 1x -count 5 -timeout 30m ./test/integration
 
 demo: demo-deps build
 	@test/demo.sh

@@ -23,7 +23,7 @@ const captureYAML = "    capture:\n      enabled: true\n"
 // replicas are the three monitors' captures (the lab's replicas stay
 // asynchronous), and waits until the primary counts all three and has
 // semi-sync on.
-func semiSyncOnlyCaptures(t *testing.T, m *monitorsLab) {
+func semiSyncOnlyCaptures(t testing.TB, m *monitorsLab) {
 	t.Helper()
 	ctx := context.Background()
 	p := m.Server("db1")
@@ -58,7 +58,7 @@ func captureRuns() int {
 // replicates from it.
 func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 	for i := 1; i <= captureRuns(); i++ {
-		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false) })
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false, 150) })
 	}
 }
 
@@ -66,10 +66,19 @@ func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 // db1): the passive side, its IO thread stopped, is promoted and replays
 // what only the captures hold.
 func TestCaptureZeroLossCoPrimary(t *testing.T) {
-	captureProofRun(t, 1, true)
+	captureProofRun(t, 1, true, 150)
 }
 
-func captureProofRun(t *testing.T, run int, coPrimary bool) {
+// captureFigures are one proof run's measurements.
+type captureFigures struct {
+	Outage          time.Duration // kill → first acknowledged write on the new primary
+	WritableAfterMS float64       // the failover report's kill-independent figure
+	ReplayMS        float64       // the replay_from_capture steps
+}
+
+// captureProofRun runs the proof once; held transactions are committed
+// (and acknowledged only by the captures) after db3 stops receiving.
+func captureProofRun(t testing.TB, run int, coPrimary bool, held int) captureFigures {
 	ctx := context.Background()
 	m := startMonitorsLabVIP(t, lab.Options{Servers: 3, CoPrimary: coPrimary}, "", captureYAML)
 	must(t, m.CreateWriteTable(ctx, "w"))
@@ -86,7 +95,7 @@ func captureProofRun(t *testing.T, run int, coPrimary bool) {
 	// primary's transactions.
 	must(t, db3.Host.DropIncomingFrom(ctx, &db1.Host))
 	n := len(w.Acked())
-	must(t, w.WaitAcked(n+150, 20*time.Second))
+	must(t, w.WaitAcked(n+held, time.Duration(held)*100*time.Millisecond+20*time.Second))
 
 	killAt := time.Now()
 	must(t, db1.Kill())
@@ -106,9 +115,11 @@ func captureProofRun(t *testing.T, run int, coPrimary bool) {
 		t.Fatalf("the passive co-primary db2 was not promoted: %s", rep.NewPrimary)
 	}
 	var replayed []string
+	var fig captureFigures
 	for _, s := range rep.Steps {
 		if s.Kind == "replay_from_capture" {
 			replayed = append(replayed, fmt.Sprintf("%s (%.0f ms)", s.Note, s.DurationMS))
+			fig.ReplayMS += s.DurationMS
 		}
 	}
 	if len(replayed) == 0 {
@@ -131,6 +142,24 @@ func captureProofRun(t *testing.T, run int, coPrimary bool) {
 		t.Fatalf("%d acknowledged inserts are not on the new primary %s: %v", len(missing), newP.Name, first(missing, 10))
 	}
 	assertSurvivors(t, m.Lab, m.cfg, w, newP, newP, other)
+	fig.Outage = outage
+	if rep.WritableAfterMS != nil {
+		fig.WritableAfterMS = *rep.WritableAfterMS
+	}
+	return fig
+}
+
+// BenchmarkCaptureReplay1000: the proof's setting with 1,000 transactions
+// that only the captures hold when the primary's host goes; figures: kill
+// → the first acknowledged write on the new primary (goal 1.5 s), the
+// report's writable_after_ms, and the replay's own duration. Each run
+// builds a lab (-benchtime=1x -count=K).
+func BenchmarkCaptureReplay1000(b *testing.B) {
+	oneLabPerRun(b)
+	fig := captureProofRun(b, 1, false, 1000)
+	b.ReportMetric(fig.Outage.Seconds(), "s_outage")
+	b.ReportMetric(fig.WritableAfterMS/1000, "s_writable_after")
+	b.ReportMetric(fig.ReplayMS/1000, "s_replay")
 }
 
 // captureJSON is a monitor's own capture in /api/clusters.

@@ -74,7 +74,7 @@ func runFailover(t *testing.T, args ...string) (ReportJSON, result) {
 // writable server (the new primary), every acknowledged row on every
 // survivor, equal checksums, and every other survivor replicating from the
 // new primary with no errant transactions.
-func assertSurvivors(t *testing.T, l *lab.Lab, cfg string, w *lab.Writer, newPrimary *lab.Server, survivors ...*lab.Server) {
+func assertSurvivors(t testing.TB, l *lab.Lab, cfg string, w *lab.Writer, newPrimary *lab.Server, survivors ...*lab.Server) {
 	t.Helper()
 	ctx := context.Background()
 	if err := l.WaitReplicatedFrom(ctx, newPrimary, 20*time.Second); err != nil {

@@ -50,13 +50,13 @@ type result struct {
 }
 
 // myha runs the binary with a timeout and returns its exit code and output.
-func myha(t *testing.T, args ...string) result {
+func myha(t testing.TB, args ...string) result {
 	t.Helper()
 	return myhaEnv(t, nil, args...)
 }
 
 // myhaEnv is myha with extra environment variables (MYHA_CRASH_AT=...).
-func myhaEnv(t *testing.T, env []string, args ...string) result {
+func myhaEnv(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	r, err := runMyha(env, args...)
 	if err != nil {
@@ -153,7 +153,7 @@ func writeConfigWith(t *testing.T, l *lab.Lab, servers []*lab.Server, extra map[
 	return p
 }
 
-func topology(t *testing.T, cfg string) Topology {
+func topology(t testing.TB, cfg string) Topology {
 	t.Helper()
 	r := myha(t, "topology", "--json", "--config", cfg)
 	if r.code > 1 { // 1: no primary in service
@@ -169,7 +169,7 @@ func topology(t *testing.T, cfg string) Topology {
 	return top
 }
 
-func (tp Topology) server(t *testing.T, addr string) ServerJSON {
+func (tp Topology) server(t testing.TB, addr string) ServerJSON {
 	t.Helper()
 	for _, s := range tp.Clusters[0].Servers {
 		if s.Address == addr {
