@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -23,32 +22,7 @@ import (
 // Goal (issue 12): at least 20,000 events/s on one core.
 func BenchmarkCaptureThroughput(b *testing.B) {
 	const txns = 20000
-	src, err := OpenStore(b.TempDir(), StoreOptions{SegmentBytes: 1 << 30}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := src.Begin(fakeFDE(1), binlog.MustParseMariaDBPos("0-1-0")); err != nil {
-		b.Fatal(err)
-	}
-	for i := uint64(1); i <= txns; i++ {
-		g := binlog.GTID{Domain: 0, ServerID: 1, Seq: i}
-		if err := src.Append(fakeTxn(g), g); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := src.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	srv := NewServer(src, ServerOptions{ServerID: 1, User: "repl", Password: "pw",
-		AllowDump: func(string) bool { return true }, AllowQuery: func(string) bool { return true }}, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { defer close(served); srv.Serve(sctx, ln) }()
-	defer func() { stop(); <-served }()
+	addr, _ := fakeSource(b, txns)
 	want := fmt.Sprintf("0-1-%d", txns)
 	b.ResetTimer()
 	var total time.Duration
@@ -65,7 +39,7 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 		ran := make(chan struct{})
 		start := time.Now()
 		go func() { defer close(ran); c.Run(ctx) }()
-		c.SetPrimary(ln.Addr().String())
+		c.SetPrimary(addr)
 		deadline := time.Now().Add(time.Minute)
 		for c.Store().Position().String() != want {
 			if time.Now().After(deadline) {

@@ -2,13 +2,8 @@ package integration
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
-
-	"github.com/myha/myha/test/lab"
 )
 
 // The fault matrix's figures at default settings (check_interval 1 s,
@@ -81,12 +76,8 @@ func BenchmarkFaultRestartBlip(b *testing.B) {
 	ctx := context.Background()
 	v, smp := startFaultLab(b, true)
 	db1 := v.Server("db1")
-	c := mysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr = lab.AppUser, lab.AppPass, "unix", db1.Socket
-	c.Timeout, c.ReadTimeout, c.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-	conn, err := mysql.NewConnector(c)
+	app, err := appDB(db1)
 	must(b, err)
-	app := sql.OpenDB(conn)
 	defer app.Close()
 	start := time.Now()
 	must(b, db1.Restart(ctx))

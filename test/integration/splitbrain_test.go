@@ -58,13 +58,8 @@ func (v *vipLab) splitBrainSampler(t testing.TB, writes bool) *brainSampler {
 		for _, srv := range v.Servers {
 			// Over the server's own socket: the sampler sees every server
 			// whatever the partition, as a client on its host would.
-			c := mysql.NewConfig()
-			c.User, c.Passwd, c.Net, c.Addr = lab.AppUser, lab.AppPass, "unix", srv.Socket
-			c.Timeout, c.ReadTimeout, c.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-			conn, err := mysql.NewConnector(c)
+			db, err := appDB(srv)
 			must(t, err)
-			db := sql.OpenDB(conn)
-			db.SetMaxIdleConns(1)
 			s.apps[srv.Name] = db
 		}
 	}
@@ -73,6 +68,21 @@ func (v *vipLab) splitBrainSampler(t testing.TB, writes bool) *brainSampler {
 	go s.loop()
 	t.Cleanup(func() { s.finish(t) })
 	return s
+}
+
+// appDB connects as the application account (lab.AppUser, which
+// read_only stops) over srv's own socket, every call bounded by 300 ms.
+func appDB(srv *lab.Server) (*sql.DB, error) {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = lab.AppUser, lab.AppPass, "unix", srv.Socket
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	conn, err := mysql.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(1)
+	return db, nil
 }
 
 type serverSample struct {
