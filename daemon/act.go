@@ -169,7 +169,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	plan := failover.Build(&snap, cm.cfg.Policy, req)
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
-		return nil, fmt.Errorf("blocked: %s", strings.Join(plan.Blockers, "; "))
+		return nil, &blockedError{blockers: plan.Blockers}
 	}
 	if req.Kind == failover.KindFailover {
 		if ok, why := cm.fenced(ctx, &snap, plan.OldPrimary); !ok {

@@ -110,6 +110,10 @@ type Daemon struct {
 	met   *metrics
 	now   func() time.Time
 	pub   *publisher // nil without etcd endpoints
+	// ops are the API's asynchronous operations (failover, switchover).
+	ops *opStore
+	// loaded is set once the clusters of the config run (readiness).
+	loaded atomic.Bool
 
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
@@ -131,7 +135,7 @@ type Daemon struct {
 
 // New checks the configuration and finds this monitor in it.
 func New(cfg Config) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}}
+	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, ops: newOpStore(maxOperations)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -219,6 +223,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()
 	d.Reload(d.cfg.Clusters)
+	d.loaded.Store(true)
 	if d.cfg.Insecure {
 		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
 	}
