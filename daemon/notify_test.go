@@ -229,7 +229,10 @@ func TestReportScriptArguments(t *testing.T) {
 		Result: failover.ResultSuccess, FinalState: []failover.ServerSummary{{Address: "10.0.0.2:3306"}, {Address: "10.0.0.3:3306", Source: "10.0.0.2:3306"}, {Address: "10.0.0.4:3307", Source: "10.0.0.2:3306"}}}
 	var got []string
 	n := newNotifier(NotifyConfig{ReportScript: "/usr/local/bin/report", ReportTimeout: time.Second}, slog.New(slog.DiscardHandler), nil)
-	n.script = func(_ context.Context, path string, args []string) error { got = append([]string{path}, args...); return nil }
+	n.script = func(_ context.Context, path string, args []string) error {
+		got = append([]string{path}, args...)
+		return nil
+	}
 	n.deliver(context.Background(), Event{Kind: EventPrimaryDead}) // not a report event
 	if got != nil {
 		t.Fatalf("report script ran for primary_dead: %v", got)
