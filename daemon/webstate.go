@@ -79,7 +79,11 @@ func (d *Daemon) webEvents() []sseEvent {
 	fos, _ := json.Marshal(map[string]any{"failovers": nonNilReports(st.History), "in_progress": st.Open})
 	// "events": the state changes this monitor emitted as leader (the
 	// ones notify.webhook receives), newest last.
-	evs, _ := json.Marshal(map[string]any{"events": d.recentEventsCopy()})
+	recent := d.recentEventsCopy()
+	for i := range recent {
+		recent[i].Report = nil // in "failovers" already; kept out to keep the stream small
+	}
+	evs, _ := json.Marshal(map[string]any{"events": recent})
 	return []sseEvent{{"overview", overview}, {"failovers", fos}, {"events", evs}}
 }
 
