@@ -242,3 +242,26 @@ func TestHealthLiveAndReady(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseAction: any body and query either parse or give an error, never
+// a panic; what parses is what the body said.
+func FuzzParseAction(f *testing.F) {
+	for _, s := range []struct{ q, body string }{
+		{"", ""}, {"new_primary=a:1&force=true", ""}, {"", `{"new_primary":"a:1","force":true,"async":true}`},
+		{"force=true", `{"force":false}`}, {"", `{"x":1}`}, {"", `{} {}`}, {"async=maybe", ""}, {"", `[1,2]`}, {"", `{"new_primary":null}`},
+	} {
+		f.Add(s.q, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, q string, body []byte) {
+		r := httptest.NewRequest("POST", "/api/v1/clusters/c/switchover", nil)
+		r.URL.RawQuery = q
+		p, err := parseAction(r, body)
+		if err != nil {
+			return
+		}
+		var b actionBody
+		if json.Unmarshal(body, &b) == nil && b.NewPrimary != nil && *b.NewPrimary != p.NewPrimary {
+			t.Fatalf("body said new_primary %q, parsed %q", *b.NewPrimary, p.NewPrimary)
+		}
+	})
+}

@@ -147,3 +147,19 @@ func TestMemberlistWarningReachesSlog(t *testing.T) {
 // memberlistHasCrcMsg is memberlist's message type for a checksummed
 // packet (part of its wire protocol).
 const memberlistHasCrcMsg = 12
+
+// FuzzLibLog: any bytes written by a library become records without a
+// panic, and a partial line stays bounded.
+func FuzzLibLog(f *testing.F) {
+	for _, s := range []string{"[WARN] memberlist: x\n", "[DEBUG]\n", "no newline", "[ERR] [WARN] both\n\n\n", "raft: [INFO]  raft: y\n", "[TRACE]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w := newLibLog(slog.New(&recordHandler{}), "memberlist")
+		w.Write(b)
+		w.Write(b)
+		if len(w.buf) > libLogMax {
+			t.Fatalf("partial line of %d bytes kept", len(w.buf))
+		}
+	})
+}
