@@ -184,7 +184,9 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	if req.Kind == failover.KindFailover {
 		if ok, why := cm.fenced(ctx, &snap, plan.OldPrimary); !ok {
 			cm.setFenceRefusal(why)
-			cm.d.emitOnce("blocked", why, Event{Kind: blockedKind, Cluster: name, OldPrimary: plan.OldPrimary, Auto: auto,
+			// Keyed by the old primary, not the words: the reason
+			// counts down ("... for 1.2s more") at every probe.
+			cm.d.emitOnce("blocked", "fencing "+plan.OldPrimary, Event{Kind: blockedKind, Cluster: name, OldPrimary: plan.OldPrimary, Auto: auto,
 				Message: fmt.Sprintf("failover of %s refused until the old primary is fenced: %s", name, why)})
 			return nil, fmt.Errorf("refused: %s", why)
 		}
