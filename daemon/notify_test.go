@@ -312,3 +312,25 @@ func TestLeaderNotifiesAFailoverInOrder(t *testing.T) {
 	}
 	t.Logf("notified: %v", kinds)
 }
+
+// A refusal repeated at every probe is one event; after a reset (the
+// primary healthy again, or a failover started) it is notified again.
+func TestBlockedEventsAreNotifiedOnce(t *testing.T) {
+	d, err := New(Config{Self: "m1", Monitors: []MonitorAddr{{Name: "m1", Address: "127.0.0.1"}}, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		d.emitOnce("blocked", "fencing 10.0.0.1:3306", Event{Kind: EventFailoverBlocked, Cluster: "c"})
+	}
+	d.emitOnce("blocked", "fencing 10.0.0.1:3306", Event{Kind: EventFailoverBlocked, Cluster: "other"})
+	if n := len(d.recentEventsCopy()); n != 2 {
+		t.Fatalf("%d events for one repeated refusal on each of two clusters", n)
+	}
+	d.resetOnce("c", "blocked")
+	d.emitOnce("blocked", "fencing 10.0.0.1:3306", Event{Kind: EventFailoverBlocked, Cluster: "c"})
+	evs := d.recentEventsCopy()
+	if len(evs) != 3 || evs[2].Seq != 3 || evs[2].Monitor != "m1" || evs[2].At.IsZero() {
+		t.Fatalf("after a reset: %+v", evs)
+	}
+}
