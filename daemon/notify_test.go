@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,5 +333,31 @@ func TestBlockedEventsAreNotifiedOnce(t *testing.T) {
 	evs := d.recentEventsCopy()
 	if len(evs) != 3 || evs[2].Seq != 3 || evs[2].Monitor != "m1" || evs[2].At.IsZero() {
 		t.Fatalf("after a reset: %+v", evs)
+	}
+}
+
+// The real report script runs with MHA's arguments and only PATH in its
+// environment: the daemon's may hold passwords.
+func TestReportScriptRunsWithOnlyPath(t *testing.T) {
+	dir := t.TempDir()
+	out := dir + "/out"
+	script := dir + "/report.sh"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nenv > "+out+".env\nprintf '%s\\n' \"$@\" > "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MYHA_APP1_PASSWORD", "db-s3cr3t")
+	n := newNotifier(NotifyConfig{ReportScript: script, ReportTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler), nil)
+	rep := &failover.Report{Cluster: "app1", Kind: failover.KindSwitchover, OldPrimary: "10.0.0.1:3306", NewPrimary: "10.0.0.2:3306", Result: failover.ResultSuccess}
+	n.deliver(context.Background(), finishedEvent(rep, false))
+	args, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := os.ReadFile(out + ".env")
+	if !strings.HasPrefix(string(args), "--orig_master_host=10.0.0.1\n--new_master_host=10.0.0.2\n--new_slave_hosts=\n--subject=Master switchover to 10.0.0.2:3306 succeeded") {
+		t.Fatalf("args:\n%s", args)
+	}
+	if strings.Contains(string(env), "s3cr3t") || !strings.Contains(string(env), "PATH=") {
+		t.Fatalf("environment:\n%s", env)
 	}
 }
