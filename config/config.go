@@ -51,7 +51,10 @@ type Config struct {
 	// Etcd, when it has endpoints, makes the raft leader publish each
 	// cluster's primary and healthy replicas there (for confd rewriting
 	// HAProxy's config, the usual seed deployment).
-	Etcd     Etcd      `mapstructure:"etcd"`
+	Etcd Etcd `mapstructure:"etcd"`
+	// Notify sends the leader's state changes to a webhook and an
+	// MHA-style report_script.
+	Notify   Notify    `mapstructure:"notify"`
 	Clusters []Cluster `mapstructure:"clusters"`
 }
 

@@ -211,6 +211,7 @@ func (c *Config) resolve(opt Options) Errors {
 		}
 		*f.dst = Secret(strings.TrimSpace(string(b)))
 	}
+	errs = append(errs, c.resolveNotify(opt)...)
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		key := fmt.Sprintf("clusters[%d]", i)

@@ -29,7 +29,7 @@ var mhaLater = map[string]string{
 	"master_ip_failover_script":      "",
 	"master_ip_online_change_script": "",
 	"shutdown_script":                "",
-	"report_script":                  "use myha's post_failover hook or its Prometheus metrics",
+	"report_script":                  "",
 	"secondary_check_script":         "myha confirms a dead primary through its other monitors and the replicas instead",
 	"ssh_user":                       "myha uses no SSH: MariaDB GTID replication needs no relay-log copying",
 	"ssh_port":                       "myha uses no SSH",
@@ -75,6 +75,7 @@ func ImportMHA(text, clusterName string) (*Config, []ImportNote, error) {
 	}
 	var notes []ImportNote
 	cl := Cluster{Name: clusterName}
+	report := ""
 	var def *iniSection
 	for i := range secs {
 		if secs[i].Name == "server default" {
@@ -102,6 +103,9 @@ func ImportMHA(text, clusterName string) (*Config, []ImportNote, error) {
 			cl.Failover.MasterIPOnlineChangeScript = kv.Value
 		case "shutdown_script":
 			cl.Failover.ShutdownScript = kv.Value
+		case "report_script":
+			report = kv.Value
+			notes = append(notes, ImportNote{kv.Line, "report_script became notify.report_script: run after each failover and switchover with MHA's arguments (--orig_master_host, --new_master_host, --new_slave_hosts, --subject, --body); notify.webhook can also POST every state change as JSON"})
 		case "ping_type":
 			switch strings.ToUpper(kv.Value) {
 			case "INSERT":
@@ -189,7 +193,7 @@ func ImportMHA(text, clusterName string) (*Config, []ImportNote, error) {
 	if cl.ReplicationUser == "" {
 		notes = append(notes, ImportNote{0, "no repl_user= set: set replication_user in the output"})
 	}
-	return &Config{Clusters: []Cluster{cl}}, notes, nil
+	return &Config{Clusters: []Cluster{cl}, Notify: Notify{ReportScript: report}}, notes, nil
 }
 
 func noteKey(notes *[]ImportNote, kv iniKey) {

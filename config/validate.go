@@ -122,6 +122,7 @@ func (c *Config) Validate() Errors {
 			bad("security.gossip_key_file", "%v", err)
 		}
 	}
+	c.validateNotify(bad)
 	for i, e := range c.Etcd.Endpoints {
 		u, err := url.Parse(e)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {

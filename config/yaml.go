@@ -66,6 +66,11 @@ func WriteYAML(w io.Writer, c *Config, withSecrets bool) error {
 		clusters = append(clusters, m)
 	}
 	root := mapping()
+	if c.Notify.ReportScript != "" {
+		nm := mapping()
+		add(nm, "report_script", str(c.Notify.ReportScript))
+		add(root, "notify", nm)
+	}
 	add(root, "clusters", &yaml.Node{Kind: yaml.SequenceNode, Content: clusters})
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)

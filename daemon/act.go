@@ -60,10 +60,14 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 	}
 	if !cm.cfg.Auto {
 		cm.d.log.Warn("primary is dead; failover.auto is off: not failing over", "cluster", name)
+		cm.d.emitOnce("blocked", "auto off", Event{Kind: EventFailoverBlocked, Cluster: name, Primary: cm.primaryNow(),
+			Message: "the primary is dead; failover.auto is off: not failing over (myha failover)"})
 		return
 	}
 	if until, ok := st.Blocked[name]; ok && cm.d.now().Before(until) {
 		cm.d.log.Warn("primary is dead, but automatic failovers are blocked; run myha ack", "cluster", name, "until", until, "why", st.BlockedWhy[name])
+		cm.d.emitOnce("blocked", "anti-flapping "+until.String(), Event{Kind: EventFailoverBlocked, Cluster: name, Primary: cm.primaryNow(),
+			Message: fmt.Sprintf("the primary is dead, but automatic failovers are blocked until %s (%s): run myha ack", until.Format(time.RFC3339), st.BlockedWhy[name])})
 		return
 	}
 	go guard(cm.d.log, "automatic failover (the decision stays open; a leader change resumes it)", func() {
@@ -167,13 +171,23 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 		req.Captures = cm.capturePositions(ctx)
 	}
 	plan := failover.Build(&snap, cm.cfg.Policy, req)
+	blockedKind := EventFailoverBlocked
+	if req.Kind == failover.KindSwitchover {
+		blockedKind = EventSwitchoverBlocked
+	}
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
-		return nil, fmt.Errorf("blocked: %s", strings.Join(plan.Blockers, "; "))
+		cm.d.emitOnce("blocked", strings.Join(plan.Blockers, "\n"), Event{Kind: blockedKind, Cluster: name, OldPrimary: plan.OldPrimary, Auto: auto,
+			Blockers: plan.Blockers, Message: fmt.Sprintf("%s of %s blocked: %s", req.Kind, name, strings.Join(plan.Blockers, "; "))})
+		return nil, &blockedError{blockers: plan.Blockers}
 	}
 	if req.Kind == failover.KindFailover {
 		if ok, why := cm.fenced(ctx, &snap, plan.OldPrimary); !ok {
 			cm.setFenceRefusal(why)
+			// Keyed by the old primary, not the words: the reason
+			// counts down ("... for 1.2s more") at every probe.
+			cm.d.emitOnce("blocked", "fencing "+plan.OldPrimary, Event{Kind: blockedKind, Cluster: name, OldPrimary: plan.OldPrimary, Auto: auto,
+				Message: fmt.Sprintf("failover of %s refused until the old primary is fenced: %s", name, why)})
 			return nil, fmt.Errorf("refused: %s", why)
 		}
 		cm.setFenceRefusal("")
@@ -189,6 +203,13 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 		return nil, fmt.Errorf("could not commit the decision: %w", err)
 	}
 	cm.d.log.Warn("failing over", "cluster", name, "epoch", epoch, "old", plan.OldPrimary, "new", plan.NewPrimary, "why", plan.Why)
+	started := EventFailoverStarted
+	if req.Kind == failover.KindSwitchover {
+		started = EventSwitchoverStarted
+	}
+	cm.d.resetOnce(name, "blocked")
+	cm.d.emit(Event{Kind: started, Cluster: name, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary, Epoch: epoch, Auto: auto,
+		Reasons: []string{plan.Why}, Message: fmt.Sprintf("%s of %s started: %s → %s", req.Kind, name, plan.OldPrimary, plan.NewPrimary)})
 	return cm.execute(ctx, &snap, &plan, dec)
 }
 
@@ -239,6 +260,7 @@ func (cm *clusterMon) execute(ctx context.Context, snap *topology.Snapshot, plan
 		cm.d.log.Error("could not commit the failover result", "cluster", dec.Cluster, "epoch", dec.Epoch, "err", err)
 	}
 	cm.d.met.failovers.WithLabelValues(dec.Cluster, string(rep.Result)).Inc()
+	cm.d.emit(finishedEvent(rep, dec.Auto))
 	cm.d.log.Warn("failover finished", "cluster", dec.Cluster, "epoch", dec.Epoch, "result", rep.Result, "new", rep.NewPrimary,
 		"writable_after_ms", msOrNone(rep.WritableAfterMS), "error", rep.Error)
 	cm.poke()
@@ -285,6 +307,13 @@ func (cm *clusterMon) resume(ctx context.Context, dec Decision) error {
 		return cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now()})
 	}
 	return err
+}
+
+// primaryNow is the primary this monitor follows.
+func (cm *clusterMon) primaryNow() string {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.primary
 }
 
 // confirmedDead reports whether this monitor's detector judges the primary dead.
@@ -408,6 +437,7 @@ func (cm *clusterMon) sendLease(agreed string, epoch int64) {
 		return
 	}
 	cm.leaseMu.Lock()
+	prev := cm.lease.holder
 	l := cm.lease.next(cm.cfg.Spec.Name, agreed, epoch, cm.cfg.VIPLease, cm.d.now(), func(server string, since time.Time) bool {
 		a, at, ok := g.agent(server)
 		return ok && !a.Holding && at.After(since)
@@ -415,6 +445,10 @@ func (cm *clusterMon) sendLease(agreed string, epoch int64) {
 	cm.leaseMu.Unlock()
 	l.Leader, l.Term, l.Ack = cm.d.self.Name, r.CurrentTerm(), ack
 	g.publishLease(l)
+	if prev != agreed && prev != "" {
+		cm.d.emit(Event{Kind: EventLeaseMoved, Cluster: cm.cfg.Spec.Name, From: prev, To: agreed, Epoch: epoch, Primary: agreed,
+			Message: fmt.Sprintf("the VIP lease of %s moved from %s to %s (the new holder waits %dms for the old one)", cm.cfg.Spec.Name, prev, agreed, l.WaitMS)})
+	}
 }
 
 // leaseVerifyTimeout bounds the leadership check before a lease renewal.

@@ -54,7 +54,7 @@ func (g *apiGate) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.allowed(r.RemoteAddr) {
 			g.refused(r)
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "this address may not use the API (security.api_allow)"})
+			writeError(w, http.StatusForbidden, codeForbidden, "this address may not use the API (security.api_allow)", nil, nil)
 			return
 		}
 		h.ServeHTTP(w, r)

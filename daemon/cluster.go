@@ -273,6 +273,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	cm.d.met.observeCluster(cm.cfg.Spec.Name, verdict.State, writers)
 	cm.mu.Lock()
 	changed := verdict.State != cm.verdict.State
+	first := cm.verdict.State == ""
 	cm.verdict = verdict
 	if verdict.State == StateDead && cm.lastDead.IsZero() {
 		cm.lastDead = now
@@ -288,6 +289,12 @@ func (cm *clusterMon) probe(ctx context.Context) {
 			lvl = cm.d.log.Warn
 		}
 		lvl("primary state", "cluster", cm.cfg.Spec.Name, "primary", primary, "state", verdict.State, "reasons", verdict.Reasons)
+		if !first && cm.d.isLeader() {
+			cm.d.emit(verdictEvent(cm.cfg.Spec.Name, primary, verdict))
+		}
+		if verdict.State == StateHealthy {
+			cm.d.resetOnce(cm.cfg.Spec.Name, "blocked")
+		}
 	}
 	if cm.d.isLeader() {
 		cm.lead(ctx, &snap, verdict)

@@ -85,6 +85,9 @@ type Config struct {
 	// Etcd, when it has endpoints, makes the leader publish each cluster's
 	// primary and healthy replicas there.
 	Etcd EtcdConfig
+	// Notify, when it has a webhook or a report script, receives every
+	// event the leader emits.
+	Notify NotifyConfig
 	// Crash, when set, is handed to the failover executor
 	// (failover.Executor.Crash): called at every step boundary, it lets
 	// tests stop the leader exactly there. The caller decides (the daemon
@@ -110,6 +113,14 @@ type Daemon struct {
 	met   *metrics
 	now   func() time.Time
 	pub   *publisher // nil without etcd endpoints
+	// ops are the API's asynchronous operations (failover, switchover).
+	ops *opStore
+	// loaded is set once the clusters of the config run (readiness).
+	loaded atomic.Bool
+	// events numbers the leader's state changes; notify (nil when
+	// nothing is configured) delivers them.
+	events eventLog
+	notify *notifier
 
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
@@ -131,7 +142,7 @@ type Daemon struct {
 
 // New checks the configuration and finds this monitor in it.
 func New(cfg Config) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}}
+	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, ops: newOpStore(maxOperations)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -158,6 +169,9 @@ func New(cfg Config) (*Daemon, error) {
 		d.pub = newPublisher(cfg.Etcd, d.log, d.now)
 	}
 	d.met.reg.MustRegister(captureCollector{d})
+	if cfg.Notify.Webhook != nil || cfg.Notify.ReportScript != "" {
+		d.notify = newNotifier(cfg.Notify, d.log, d.met.reg)
+	}
 	return d, nil
 }
 
@@ -211,6 +225,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer api.Close()
 	}
 
+	if d.notify != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); supervise(ctx, d.log, "notifier", time.Second, d.notify.run) }()
+	}
 	if d.pub != nil {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); supervise(ctx, d.log, "etcd publisher", time.Second, d.pub.run) }()
@@ -219,6 +237,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()
 	d.Reload(d.cfg.Clusters)
+	d.loaded.Store(true)
 	if d.cfg.Insecure {
 		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
 	}

@@ -181,7 +181,7 @@ func (h *eventHub) serve(w http.ResponseWriter, r *http.Request) {
 	c, ok := h.join()
 	if !ok {
 		w.Header().Set("Retry-After", "10")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": fmt.Sprintf("too many live pages on this monitor (%d): close one, or read GET /api/clusters", h.maxClients)})
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("too many live pages on this monitor (%d): close one, or read GET /api/v1/clusters", h.maxClients), nil, nil)
 		return
 	}
 	defer h.leave(c)

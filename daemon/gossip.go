@@ -234,10 +234,7 @@ func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
 	if len(c.Key) > 0 {
 		mc.SecretKey = c.Key
 	}
-	if c.LogOutput == nil {
-		c.LogOutput = io.Discard
-	}
-	mc.LogOutput, mc.Logger = nil, log.New(c.LogOutput, "memberlist: ", 0)
+	mc.LogOutput, mc.Logger = nil, log.New(libOutput(c.LogOutput, c.Log, "memberlist"), "", 0)
 	if c.Transport != nil {
 		mc.Transport = c.Transport
 	} else if c.Allow != nil {

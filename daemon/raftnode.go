@@ -42,11 +42,12 @@ func startRaft(c RaftConfig, f *fsm) (*raft.Raft, func(), error) {
 	rc.CommitTimeout = 20 * time.Millisecond
 	rc.SnapshotThreshold = 64
 	rc.TrailingLogs = 64 // the store rewrites its file on every write: keep it small
-	out := c.LogOutput
-	if out == nil {
-		out = io.Discard
+	out := libOutput(c.LogOutput, c.Log, "raft")
+	level := hclog.Info
+	if l, ok := out.(*libLog); ok {
+		level = l.level()
 	}
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Warn})
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: level, DisableTime: true})
 	var closers []func()
 	if c.Transport == nil && c.TLS != nil {
 		stream, err := newTLSStream(c.BindAddr, *c.TLS, c.Monitors, c.Log)

@@ -54,7 +54,7 @@ func recoverHandler(log *slog.Logger, h http.Handler) http.Handler {
 					panic(p)
 				}
 				log.Error("recovered from a panic in an HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error (logged)"})
+				writeError(w, http.StatusInternalServerError, codeInternal, "internal error (logged)", nil, nil)
 			}
 		}()
 		h.ServeHTTP(w, r)

@@ -95,9 +95,9 @@ func (d *Daemon) webRoutes(open, reads *http.ServeMux) {
 		serveAsset(w, r, a)
 	})
 	hub := newEventHub(d.log, d.webKey, d.webEvents)
-	reads.HandleFunc("GET /api/events", hub.serve)
-	reads.HandleFunc("GET /api/access", d.access)
-	reads.HandleFunc("GET /api/clusters/{name}/plan", d.plan)
+	apiRoute(reads, "GET", "/events", hub.serve)
+	apiRoute(reads, "GET", "/access", d.access)
+	apiRoute(reads, "GET", "/clusters/{name}/plan", d.plan)
 }
 
 // access tells the page what the token it holds allows: reads (it got
@@ -116,7 +116,7 @@ func (d *Daemon) access(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) plan(w http.ResponseWriter, r *http.Request) {
 	cm := d.cluster(r.PathValue("name"))
 	if cm == nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such cluster"})
+		noCluster(w, r.PathValue("name"))
 		return
 	}
 	kind := failover.Kind(r.URL.Query().Get("kind"))
@@ -125,17 +125,17 @@ func (d *Daemon) plan(w http.ResponseWriter, r *http.Request) {
 		kind = failover.KindSwitchover
 	case failover.KindSwitchover, failover.KindFailover:
 	default:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("kind %q: use switchover or failover", kind)})
+		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("kind %q: use switchover or failover", kind), nil, nil)
 		return
 	}
 	np := r.URL.Query().Get("new_primary")
 	if np != "" && !hasServer(cm, np) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("new_primary %s is not a server of cluster %s (use host:port as in the config)", np, cm.cfg.Spec.Name)})
+		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("new_primary %s is not a server of cluster %s (use host:port as in the config)", np, cm.cfg.Spec.Name), nil, nil)
 		return
 	}
 	p, age, ok := cm.planPreview(kind, np)
 	if !ok {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this monitor has not probed the cluster yet; try again in a second"})
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "this monitor has not probed the cluster yet; try again in a second", nil, nil)
 		return
 	}
 	var text bytes.Buffer

@@ -24,6 +24,7 @@ func (d *Daemon) webKey() string {
 		_, id := r.LeaderWithID()
 		fmt.Fprintf(&b, "%d|%s|%s;", r.AppliedIndex(), id, r.State())
 	}
+	fmt.Fprintf(&b, "e%d;", d.eventsSeq())
 	for _, cm := range d.sortedClusters() {
 		cm.mu.Lock()
 		fmt.Fprintf(&b, "%s|%d|%s|%s;", cm.cfg.Spec.Name, cm.snapAt.UnixNano(), cm.verdict.State, cm.fenceRefusal)
@@ -46,7 +47,8 @@ func (d *Daemon) sortedClusters() []*clusterMon {
 // webEvents are the live payloads: "overview" is the GET /api/clusters
 // body plus the monitors and each cluster's VIP holder as agents report
 // it; "failovers" is the replicated history and the open decisions (GET
-// /api/failovers without the corrections journal).
+// /api/failovers without the corrections journal); "events" the recent
+// state changes this monitor notified as leader.
 func (d *Daemon) webEvents() []sseEvent {
 	leader := ""
 	if d.raft() != nil {
@@ -75,7 +77,14 @@ func (d *Daemon) webEvents() []sseEvent {
 	overview, _ := json.Marshal(map[string]any{"monitor": d.self.Name, "leader": leader, "is_leader": d.isLeader(),
 		"insecure": d.cfg.Insecure, "clusters": clusters, "monitors": mons, "at": now})
 	fos, _ := json.Marshal(map[string]any{"failovers": nonNilReports(st.History), "in_progress": st.Open})
-	return []sseEvent{{"overview", overview}, {"failovers", fos}}
+	// "events": the state changes this monitor emitted as leader (the
+	// ones notify.webhook receives), newest last.
+	recent := d.recentEventsCopy()
+	for i := range recent {
+		recent[i].Report = nil // in "failovers" already; kept out to keep the stream small
+	}
+	evs, _ := json.Marshal(map[string]any{"events": recent})
+	return []sseEvent{{"overview", overview}, {"failovers", fos}, {"events", evs}}
 }
 
 // vipView names the servers whose agent reported holding the cluster's

@@ -129,6 +129,11 @@ func daemonConfig(cfg *config.Config, name string, log *slog.Logger) (daemon.Con
 	if e := cfg.Etcd; len(e.Endpoints) > 0 {
 		dc.Etcd = daemon.EtcdConfig{Endpoints: e.Endpoints, Prefix: e.Prefix, TTL: *e.TTL, Timeout: e.Timeout}
 	}
+	dc.Notify = daemon.NotifyConfig{ReportScript: cfg.Notify.ReportScript, ReportTimeout: cfg.Notify.ReportTimeout}
+	if w := cfg.Notify.Webhook; w != nil {
+		dc.Notify.Webhook = &daemon.WebhookConfig{URL: w.URL, AuthHeader: w.AuthHeader, AuthValue: w.AuthValue.Value(),
+			Timeout: w.Timeout, Retries: *w.Retries, Queue: w.Queue}
+	}
 	for _, m := range cfg.Monitors {
 		dc.Monitors = append(dc.Monitors, daemon.MonitorAddr{Name: m.Name, Address: m.Address, GossipPort: m.GossipPort, RaftPort: m.RaftPort, APIPort: m.APIPort})
 	}

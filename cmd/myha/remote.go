@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,16 +24,14 @@ func (a *app) remote(ctx context.Context, cfg *config.Config, base, cluster, act
 	if cfg.Security.APIToken == "" {
 		return withCode(exitProblem, fmt.Errorf("--daemon needs security.api_token_file in the config (the API refuses changes without a token)"))
 	}
-	u := strings.TrimRight(base, "/") + "/api/clusters/" + url.PathEscape(cluster) + "/" + action
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
+	u := strings.TrimRight(base, "/") + "/api/v1/clusters/" + url.PathEscape(cluster) + "/" + action
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(actionJSON(q)))
 	if err != nil {
 		return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", base, err))
 	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+cfg.Security.APIToken.Value())
 	resp, err := a.apiDo(req)
 	if err != nil {
@@ -41,21 +41,86 @@ func (a *app) remote(ctx context.Context, cfg *config.Config, base, cluster, act
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if a.jsonOut {
 		a.stdout.Write(body)
-	} else {
+	}
+	if resp.StatusCode == http.StatusOK {
 		var rep failover.Report
-		if json.Unmarshal(body, &rep) == nil && rep.Result != "" {
+		if !a.jsonOut && json.Unmarshal(body, &rep) == nil && rep.Result != "" {
 			rep.WriteTimeline(a.stdout)
-		} else {
+		} else if !a.jsonOut {
 			a.stdout.Write(body)
 		}
-	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
 		return nil
-	case resp.StatusCode == http.StatusUnauthorized:
+	}
+	e, ok := parseAPIError(body)
+	if !ok {
+		if !a.jsonOut {
+			a.stdout.Write(body)
+		}
+		return withCode(exitProblem, fmt.Errorf("the daemon answered %s", resp.Status))
+	}
+	if !a.jsonOut && e.Report != nil && e.Report.Result != "" {
+		e.Report.WriteTimeline(a.stdout)
+	}
+	if e.Error.Code == "unauthorized" {
 		return withCode(exitProblem, fmt.Errorf("the daemon refused the token"))
 	}
-	return withCode(exitProblem, fmt.Errorf("the daemon answered %s", resp.Status))
+	return withCode(exitProblem, e.err())
+}
+
+// actionJSON is a change's parameters as the API's JSON body.
+func actionJSON(q url.Values) []byte {
+	body := map[string]any{}
+	if v := q.Get("new_primary"); v != "" {
+		body["new_primary"] = v
+	}
+	if q.Get("force") == "true" {
+		body["force"] = true
+	}
+	b, _ := json.Marshal(body)
+	return b
+}
+
+// apiErrorBody is the API's error answer:
+// {"error": {"code", "message", "blockers"}}, with a failover's report
+// beside it when the change ran.
+type apiErrorBody struct {
+	Error struct {
+		Code     string   `json:"code"`
+		Message  string   `json:"message"`
+		Blockers []string `json:"blockers"`
+	} `json:"error"`
+	Report *failover.Report `json:"report"`
+}
+
+func parseAPIError(body []byte) (apiErrorBody, bool) {
+	var e apiErrorBody
+	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+		return e, false
+	}
+	return e, true
+}
+
+// readAPIError turns an answer other than 200 into an error (the API's
+// code and message when the body has them); nil for 200.
+func readAPIError(resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if e, ok := parseAPIError(body); ok {
+		return e.err()
+	}
+	return fmt.Errorf("the monitor answered %s", resp.Status)
+}
+
+// err renders the API's error for the terminal: the code, the message and
+// each blocker on its own line.
+func (e apiErrorBody) err() error {
+	msg := fmt.Sprintf("the daemon refused (%s): %s", e.Error.Code, e.Error.Message)
+	for _, b := range e.Error.Blockers {
+		msg += "\n  - " + b
+	}
+	return errors.New(msg)
 }
 
 func (a *app) historyCommand() *cobra.Command {
@@ -70,7 +135,7 @@ func (a *app) historyCommand() *cobra.Command {
 			if daemonURL != "" {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 				defer cancel()
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/failovers", nil)
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/v1/failovers", nil)
 				if err != nil {
 					return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 				}
@@ -79,6 +144,9 @@ func (a *app) historyCommand() *cobra.Command {
 					return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 				}
 				defer resp.Body.Close()
+				if err := readAPIError(resp); err != nil {
+					return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+				}
 				var v struct {
 					Failovers []failover.Report `json:"failovers"`
 				}

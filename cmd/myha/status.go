@@ -31,7 +31,7 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/clusters", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/v1/clusters", nil)
 			if err != nil {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 			}
@@ -40,6 +40,9 @@ func (a *app) statusCommand() *cobra.Command {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
 			}
 			defer resp.Body.Close()
+			if err := readAPIError(resp); err != nil {
+				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+			}
 			var v struct {
 				Monitor  string `json:"monitor"`
 				Leader   string `json:"leader"`

@@ -59,6 +59,15 @@
   function authHeaders() {
     return S.token ? { Authorization: `Bearer ${S.token}` } : {};
   }
+  // errText is an API error answer in words: {"error": {"code", "message",
+  // "blockers"}} gives the message and each blocker; anything else its
+  // HTTP status.
+  function errText(body, status) {
+    const e = body && body.error;
+    if (e && typeof e === 'object') return [e.message || e.code, ...(e.blockers || [])].join(' — ');
+    return (typeof e === 'string' && e) || `HTTP ${status}`;
+  }
+
   async function api(path, opts = {}) {
     const res = await fetch(path, { method: opts.method || 'GET', headers: authHeaders(), cache: 'no-store', signal: opts.signal });
     let body = null;
@@ -499,7 +508,7 @@
     S.checks[name] = { ...(cur || {}), loading: true, at: Date.now() };
     try {
       const r = await api(`/api/clusters/${encodeURIComponent(name)}/check`);
-      S.checks[name] = r.ok ? { at: Date.now(), data: r.body } : { at: Date.now(), error: (r.body && r.body.error) || `HTTP ${r.status}` };
+      S.checks[name] = r.ok ? { at: Date.now(), data: r.body } : { at: Date.now(), error: errText(r.body, r.status) };
     } catch (e) {
       S.checks[name] = { at: Date.now(), error: String(e) };
     }
@@ -598,7 +607,7 @@
     if (target) q.set('new_primary', target);
     let r;
     try { r = await api(`/api/clusters/${encodeURIComponent(name)}/plan?${q}`); } catch (e) { r = { ok: false, body: { error: String(e) } }; }
-    if (!r.ok) { $('acterr').textContent = (r.body && r.body.error) || `HTTP ${r.status}`; return; }
+    if (!r.ok) { $('acterr').textContent = errText(r.body, r.status); return; }
     const p = r.body.plan;
     $('actbody').replaceChildren(
       r.body.ok
@@ -613,9 +622,11 @@
     act = {
       run: () => api(`/api/clusters/${encodeURIComponent(name)}/switchover?${new URLSearchParams({ new_primary: p.new_primary })}`, { method: 'POST' }),
       done: (res) => {
-        const rep = res.body || {};
+        // A change that ran answers its report (beside the error when it
+        // failed); one refused before running answers only the error.
+        const rep = (res.body && res.body.report) || res.body || {};
         if (rep.result) return [h('p', { 'data-outcome': rep.result }, `${rep.result.toUpperCase()}: ${rep.old_primary} → ${rep.new_primary} in ${fmtMS(rep.duration_ms)}`), timeline(rep)];
-        return [h('p', { class: 'err', 'data-outcome': 'error' }, (rep && rep.error) || `HTTP ${res.status}`)];
+        return [h('p', { class: 'err', 'data-outcome': 'error' }, errText(res.body, res.status))];
       },
     };
     go.focus();
@@ -632,7 +643,7 @@
     act = {
       run: () => api(`/api/clusters/${encodeURIComponent(name)}/ack`, { method: 'POST' }),
       done: (res) => res.ok ? [h('p', { 'data-outcome': 'acknowledged' }, 'Acknowledged: automatic failover is armed again.')]
-        : [h('p', { class: 'err', 'data-outcome': 'error' }, (res.body && res.body.error) || `HTTP ${res.status}`)],
+        : [h('p', { class: 'err', 'data-outcome': 'error' }, errText(res.body, res.status))],
     };
     go.focus();
   }
