@@ -441,6 +441,18 @@ func TestDaemonLeaderKilledMidFailover(t *testing.T) {
 	}
 }
 
+// waitAgreedPrimary waits until the monitors have recorded p as the
+// agreed primary (raft): before that a restarted, read-only primary has
+// no agreement to be re-opened by.
+func (m *monitorsLab) waitAgreedPrimary(t testing.TB, p *lab.Server) {
+	t.Helper()
+	waitFor(t, "the monitors to agree on "+p.Name, 15*time.Second, func() bool {
+		var c clustersJSON
+		getJSON(m.api(m.mons[0], "/api/clusters"), &c)
+		return len(c.Clusters) == 1 && c.Clusters[0].Primary == p.Addr()
+	})
+}
+
 // A crash restart of the primary (kill -9, started again: it comes back
 // read_only=1) shorter than down_after causes no failover, and the leader
 // makes it writable again: the test does not set read_only itself.
@@ -451,6 +463,7 @@ func TestDaemonPrimaryRestartCausesNoFailover(t *testing.T) {
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      down_after: 10s\n")
 	m.waitHealthy(t)
 	db1 := m.Server("db1")
+	m.waitAgreedPrimary(t, db1)
 	start := time.Now()
 	must(t, db1.Kill())
 	must(t, db1.Start(ctx))
@@ -645,11 +658,7 @@ func TestDaemonFastRestartWritableAgain(t *testing.T) {
 	m := startMonitorsLab(t, lab.Options{Servers: 3}, "      down_after: 10s\n")
 	m.waitHealthy(t)
 	db1 := m.Server("db1")
-	waitFor(t, "the monitors to agree on db1", 15*time.Second, func() bool {
-		var c clustersJSON
-		getJSON(m.api(m.mons[0], "/api/clusters"), &c)
-		return len(c.Clusters) == 1 && c.Clusters[0].Primary == db1.Addr()
-	})
+	m.waitAgreedPrimary(t, db1)
 	// It comes back read_only=1 (--read-only=1): the journal entry checked
 	// below shows the leader found it so and corrected it.
 	must(t, db1.Restart(ctx))
