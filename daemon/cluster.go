@@ -46,8 +46,10 @@ type clusterMon struct {
 	memory topology.Memory
 
 	probeDialer topology.Dialer
-	leaseMu     sync.Mutex // lease is used by the probe loop and the fencing gate
-	lease       leaseTracker
+	// pool keeps the prober's connections between probes (probeDialer).
+	pool    *poolDialer
+	leaseMu sync.Mutex // lease is used by the probe loop and the fencing gate
+	lease   leaseTracker
 	// heartbeatReady is set once the write probe's table exists.
 	heartbeatReady atomic.Bool
 	// resuming is set while an attempt to resume an open decision runs;
@@ -65,6 +67,9 @@ type clusterMon struct {
 	// capture.enabled is off or it could not start: captureErr says why).
 	capt       *captureRunner
 	captureErr string
+	// startDelay postpones the first probe (set by Reload when there are
+	// several clusters; read only by the probe loop).
+	startDelay time.Duration
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -75,7 +80,8 @@ func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
 		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout, TLS: c.Spec.TLS}
 	}
 	cm.dialer = recoverDialer{inner: cm.dialer, log: d.log}
-	cm.probeDialer = fastFailDialer{inner: cm.dialer, failing: cm.isFailing}
+	cm.pool = newPoolDialer(fastFailDialer{inner: cm.dialer, failing: cm.isFailing}, cm.isFailing, c.Spec.ConnectTimeout, d.now)
+	cm.probeDialer = cm.pool
 	return cm
 }
 
@@ -136,6 +142,7 @@ func (cm *clusterMon) stop() {
 	if !bounded(stopTimeout, cm.done.Wait) {
 		cm.d.log.Error("cluster monitor did not stop in time; leaving it behind", "cluster", cm.cfg.Spec.Name, "waited", stopTimeout)
 	}
+	cm.pool.closeAll()
 }
 
 func (cm *clusterMon) poke() {
@@ -146,6 +153,18 @@ func (cm *clusterMon) poke() {
 }
 
 func (cm *clusterMon) loop(ctx context.Context) {
+	if d := cm.startDelay; d > 0 {
+		// Clusters start at random points of the interval, so their
+		// probes (and the leader's work after each) spread across it
+		// rather than all landing at once every interval.
+		cm.startDelay = 0
+		select {
+		case <-ctx.Done():
+			return
+		case <-cm.kick:
+		case <-time.After(d):
+		}
+	}
 	for {
 		cm.probe(ctx)
 		wait := cm.cfg.Interval
@@ -239,7 +258,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	if !reachable {
 		in.OwnDownFor = now.Sub(downSince)
 	}
-	for _, p := range cm.d.gossip().views()[cm.cfg.Spec.Name+"|"+primary] {
+	for _, p := range cm.d.gossip().viewsOf(cm.cfg.Spec.Name, primary) {
 		in.Peers = append(in.Peers, PeerView{Monitor: p.Monitor, Reachable: p.Reachable, DownFor: time.Duration(p.DownForMS) * time.Millisecond, Age: p.Age})
 	}
 	// Every other configured server counts for the server-majority rule;
@@ -286,6 +305,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	if cm.d.isLeader() {
 		cm.lead(ctx, &snap, verdict)
 	}
+	cm.d.smet.round.WithLabelValues().Observe(cm.d.now().Sub(started).Seconds())
 }
 
 // watch keeps a session open on the primary running a long SLEEP: when the
@@ -338,7 +358,7 @@ func (cm *clusterMon) status() map[string]any {
 	cm.mu.Lock()
 	snap, verdict := cm.snap, cm.verdict
 	cm.mu.Unlock()
-	st := cm.d.fsm.snapshot()
+	st := cm.d.fsm.view(cm.cfg.Spec.Name)
 	out := map[string]any{}
 	b, _ := json.Marshal(snap.Report())
 	json.Unmarshal(b, &out)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -108,6 +109,7 @@ type Daemon struct {
 	raftp atomic.Pointer[raft.Raft]
 	gossp atomic.Pointer[gossip]
 	met   *metrics
+	smet  *scaleMetrics
 	now   func() time.Time
 	pub   *publisher // nil without etcd endpoints
 
@@ -154,6 +156,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d.met = newMetrics(cfg.Version)
+	d.smet = newScaleMetrics(d)
 	if len(cfg.Etcd.Endpoints) > 0 {
 		d.pub = newPublisher(cfg.Etcd, d.log, d.now)
 	}
@@ -263,6 +266,9 @@ func (d *Daemon) Reload(clusters []ClusterConfig) {
 			old.stop()
 		}
 		cm := newClusterMon(d, c)
+		if len(want) > 1 && c.Interval > 0 {
+			cm.startDelay = rand.N(c.Interval)
+		}
 		d.clusters[name] = cm
 		cm.start(d.ctx)
 	}

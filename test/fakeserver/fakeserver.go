@@ -104,11 +104,13 @@ func StartWith(user, pass string, st State, opt Options) (*Server, error) {
 // Addr is host:port.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops listening, ends sessions waiting in SELECT SLEEP, and waits
-// for connections to end.
+// Close stops the server: it stops listening, closes every session (a
+// client keeping its connection between queries would otherwise hold
+// Close forever) and waits for their handlers to end.
 func (s *Server) Close() error {
 	s.killOnce.Do(func() { close(s.killed) })
 	err := s.ln.Close()
+	s.DropConnections()
 	s.wg.Wait()
 	return err
 }
