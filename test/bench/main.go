@@ -28,6 +28,7 @@ func main() {
 	scaleN := flag.String("scale-n", "10,100,300,1000", "scale: cluster counts (3 FAKE servers each)")
 	scaleMons := flag.Int("scale-monitors", 1, "scale: monitors (1 or 3)")
 	scaleWindow := flag.Duration("scale-window", 20*time.Second, "scale: steady state measured per N")
+	scaleBin := flag.String("scale-bin", "", "scale: a myha binary to run (default: build ./cmd/myha)")
 	flag.Parse()
 	// The driver logs broken connections to stderr: expected noise when
 	// servers are killed on purpose.
@@ -55,7 +56,7 @@ func main() {
 		{name: "daemon", fn: benchDaemon},
 		{name: "vip", fn: benchVIP},
 		{name: "scale", fn: func(ctx context.Context, _ int) error {
-			return benchScale(ctx, scaleOpts{ns: ns, monitors: *scaleMons, window: *scaleWindow})
+			return benchScale(ctx, scaleOpts{ns: ns, monitors: *scaleMons, window: *scaleWindow, bin: *scaleBin})
 		}, optIn: true},
 	}
 	for _, b := range benches {

@@ -31,6 +31,7 @@ type scaleOpts struct {
 	ns       []int
 	monitors int
 	window   time.Duration
+	bin      string // a prebuilt myha, or "" to build one
 }
 
 // benchScale is the sizing simulation. The servers are FAKES
@@ -49,11 +50,15 @@ func benchScale(ctx context.Context, o scaleOpts) error {
 		lim.Cur = lim.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	bin, cleanup, err := buildMyha()
-	if err != nil {
-		return err
+	bin := o.bin
+	if bin == "" {
+		b, cleanup, err := buildMyha()
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		bin = b
 	}
-	defer cleanup()
 	fmt.Printf("scale: %d monitor(s) (real myha daemon processes, memberlist + raft on loopback) against N clusters × 3 FAKE servers\n", o.monitors)
 	fmt.Printf("  (fakes: test/fakeserver on 127.0.0.1 in the bench process; check_interval 1s, down_after 1s, fencing best_effort; steady state %s)\n", o.window)
 	fmt.Printf("  %-5s %-17s %-13s %-9s %-7s %-7s %-11s %-9s %-12s %-16s %-10s %s\n", "N", "round p50/p99", "CPU s/s/mon", "RSS MB", "gorout", "sockets", "gossip KB/s", "raft e/h", "api ms", "kill→dead ms", "→write ms", "fakes CPU")
