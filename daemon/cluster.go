@@ -165,8 +165,9 @@ func (cm *clusterMon) loop(ctx context.Context) {
 		case <-time.After(d):
 		}
 	}
+	urgent := false
 	for {
-		cm.probe(ctx)
+		cm.probeOnce(ctx, urgent)
 		wait := cm.cfg.Interval
 		cm.mu.Lock()
 		if cm.failures > 0 {
@@ -177,8 +178,43 @@ func (cm *clusterMon) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-cm.kick:
+			urgent = true
 		case <-time.After(wait):
+			urgent = false
 		}
+	}
+}
+
+// probeOnce runs one probe, in its turn when it is routine.
+func (cm *clusterMon) probeOnce(ctx context.Context, urgent bool) {
+	if cm.probeTurn(ctx, urgent) {
+		defer cm.d.probeSlots.release() // also when the probe panics
+	}
+	if ctx.Err() == nil {
+		cm.probe(ctx)
+	}
+}
+
+// probeTurn waits for one of the monitor's probe slots when this probe is
+// routine: the cluster looks healthy and nothing woke it. A probe of a
+// primary that is failing or not judged healthy, or one woken by the
+// primary watch or an agent, goes at once: with thousands of clusters on a
+// busy host, detection must not queue behind healthy clusters. It reports
+// whether it took a slot (the caller releases it).
+func (cm *clusterMon) probeTurn(ctx context.Context, urgent bool) bool {
+	cm.mu.Lock()
+	routine := cm.failures == 0 && (cm.verdict.State == StateHealthy || cm.verdict.State == "")
+	cm.mu.Unlock()
+	if urgent || !routine {
+		return false
+	}
+	select {
+	case cm.d.probeSlots <- struct{}{}:
+		return true
+	case <-cm.kick: // woken while waiting its turn: goes at once
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }
 

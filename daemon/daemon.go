@@ -110,8 +110,10 @@ type Daemon struct {
 	gossp atomic.Pointer[gossip]
 	met   *metrics
 	smet  *scaleMetrics
-	now   func() time.Time
-	pub   *publisher // nil without etcd endpoints
+	// probeSlots bounds the routine probes running at once.
+	probeSlots probeSlots
+	now        func() time.Time
+	pub        *publisher // nil without etcd endpoints
 
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
@@ -133,7 +135,7 @@ type Daemon struct {
 
 // New checks the configuration and finds this monitor in it.
 func New(cfg Config) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}}
+	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, probeSlots: newProbeSlots()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

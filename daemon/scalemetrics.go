@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"context"
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,3 +36,25 @@ func newScaleMetrics(d *Daemon) *scaleMetrics {
 			}))
 	return m
 }
+
+// probeSlots bounds how many routine probes run at once on a monitor, so a
+// host short of CPU queues healthy clusters' probes instead of slowing all
+// of them, the failing cluster's included (see clusterMon.probeTurn).
+type probeSlots chan struct{}
+
+// probeSlotsPerCPU: a probe mostly waits on the network, so several per
+// core keep the cores busy.
+const probeSlotsPerCPU = 16
+
+func newProbeSlots() probeSlots { return make(probeSlots, probeSlotsPerCPU*runtime.GOMAXPROCS(0)) }
+
+func (s probeSlots) acquire(ctx context.Context) bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s probeSlots) release() { <-s }
