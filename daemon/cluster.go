@@ -395,9 +395,7 @@ func (cm *clusterMon) status() map[string]any {
 	snap, verdict := cm.snap, cm.verdict
 	cm.mu.Unlock()
 	st := cm.d.fsm.view(cm.cfg.Spec.Name)
-	out := map[string]any{}
-	b, _ := json.Marshal(snap.Report())
-	json.Unmarshal(b, &out)
+	out := reportMap(snap.Report())
 	cm.mu.Lock()
 	if cm.fenceRefusal != "" && verdict.State == StateDead {
 		verdict.Reasons = append(append([]string{}, verdict.Reasons...), "failover refused: "+cm.fenceRefusal)
