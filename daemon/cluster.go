@@ -185,37 +185,42 @@ func (cm *clusterMon) loop(ctx context.Context) {
 	}
 }
 
-// probeOnce runs one probe, in its turn when it is routine.
+// probeOnce runs one probe, in its turn.
 func (cm *clusterMon) probeOnce(ctx context.Context, urgent bool) {
-	if cm.probeTurn(ctx, urgent) {
-		defer cm.d.probeSlots.release() // also when the probe panics
+	if slots := cm.probeTurn(ctx, urgent); slots != nil {
+		defer slots.release() // also when the probe panics
 	}
 	if ctx.Err() == nil {
 		cm.probe(ctx)
 	}
 }
 
-// probeTurn waits for one of the monitor's probe slots when this probe is
-// routine: the cluster looks healthy and nothing woke it. A probe of a
-// primary that is failing or not judged healthy, or one woken by the
-// primary watch or an agent, goes at once: with thousands of clusters on a
-// busy host, detection must not queue behind healthy clusters. It reports
-// whether it took a slot (the caller releases it).
-func (cm *clusterMon) probeTurn(ctx context.Context, urgent bool) bool {
+// probeTurn waits for a probe slot and returns the pool to give it back
+// to (nil when the context ended). Routine probes (the cluster looks
+// healthy and nothing woke it) share one pool; a probe of a primary that
+// is failing or not judged healthy, or one woken by the primary watch or
+// an agent, takes a slot of a second pool, so with thousands of clusters
+// on a busy host detection never queues behind healthy clusters, and a
+// storm of failing clusters (a host starved of CPU, where every probe
+// times out) stays bounded too. A routine probe woken while it waits
+// becomes urgent.
+func (cm *clusterMon) probeTurn(ctx context.Context, urgent bool) probeSlots {
 	cm.mu.Lock()
 	routine := cm.failures == 0 && (cm.verdict.State == StateHealthy || cm.verdict.State == "")
 	cm.mu.Unlock()
-	if urgent || !routine {
-		return false
+	if !urgent && routine {
+		select {
+		case cm.d.probeSlots <- struct{}{}:
+			return cm.d.probeSlots
+		case <-cm.kick:
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	select {
-	case cm.d.probeSlots <- struct{}{}:
-		return true
-	case <-cm.kick: // woken while waiting its turn: goes at once
-		return false
-	case <-ctx.Done():
-		return false
+	if cm.d.urgentSlots.acquire(ctx) {
+		return cm.d.urgentSlots
 	}
+	return nil
 }
 
 // probe discovers the cluster, updates what this monitor believes, gossips

@@ -110,10 +110,11 @@ type Daemon struct {
 	gossp atomic.Pointer[gossip]
 	met   *metrics
 	smet  *scaleMetrics
-	// probeSlots bounds the routine probes running at once.
-	probeSlots probeSlots
-	now        func() time.Time
-	pub        *publisher // nil without etcd endpoints
+	// probeSlots bounds the routine probes running at once, urgentSlots
+	// the others (clusterMon.probeTurn).
+	probeSlots, urgentSlots probeSlots
+	now                     func() time.Time
+	pub                     *publisher // nil without etcd endpoints
 
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
@@ -135,7 +136,7 @@ type Daemon struct {
 
 // New checks the configuration and finds this monitor in it.
 func New(cfg Config) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, probeSlots: newProbeSlots()}
+	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, probeSlots: newProbeSlots(), urgentSlots: newProbeSlots()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

@@ -12,9 +12,10 @@ import (
 	"github.com/myha/myha/topology"
 )
 
-// With every probe slot taken (a host short of CPU, thousands of healthy
-// clusters queued), routine probes wait, but a probe woken by the primary
-// watch, and every probe of a failing primary, runs at once.
+// With every routine probe slot taken (a host short of CPU, thousands of
+// healthy clusters queued), routine probes wait, but a probe woken by the
+// primary watch, and every probe of a failing primary, runs at once (in a
+// slot of the other pool).
 func TestFailingClusterSkipsTheProbeQueue(t *testing.T) {
 	primary, err := fakeserver.Start("myha", "pw", fakeMaria(1, nil, ""))
 	if err != nil {

@@ -37,9 +37,9 @@ func newScaleMetrics(d *Daemon) *scaleMetrics {
 	return m
 }
 
-// probeSlots bounds how many routine probes run at once on a monitor, so a
-// host short of CPU queues healthy clusters' probes instead of slowing all
-// of them, the failing cluster's included (see clusterMon.probeTurn).
+// probeSlots bound how many probes run at once on a monitor, so a host
+// short of CPU queues probes instead of slowing all of them down to their
+// timeouts (see clusterMon.probeTurn).
 type probeSlots chan struct{}
 
 // probeSlotsPerCPU: a probe mostly waits on the network, so several per
