@@ -61,18 +61,18 @@ func benchScale(ctx context.Context, o scaleOpts) error {
 	}
 	fmt.Printf("scale: %d monitor(s) (real myha daemon processes, memberlist + raft on loopback) against N clusters × 3 FAKE servers\n", o.monitors)
 	fmt.Printf("  (fakes: test/fakeserver on 127.0.0.1 in the bench process; check_interval 1s, down_after 1s, fencing best_effort; steady state %s)\n", o.window)
-	fmt.Printf("  %-5s %-17s %-13s %-9s %-7s %-7s %-11s %-9s %-12s %-16s %-10s %s\n", "N", "round p50/p99", "CPU s/s/mon", "RSS MB", "gorout", "sockets", "gossip KB/s", "raft e/h", "api ms", "kill→dead ms", "→write ms", "fakes CPU")
+	fmt.Printf("  %-5s %-8s %-17s %-13s %-9s %-7s %-7s %-11s %-9s %-12s %-16s %-10s %s\n", "N", "rounds/s", "round p50/p99", "CPU s/s/mon", "RSS MB", "gorout", "sockets", "gossip KB/s", "raft e/h", "api ms", "kill→dead ms", "→write ms", "fakes CPU")
 	for _, n := range o.ns {
 		r, err := scaleRun(ctx, bin, n, o)
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
-		fmt.Printf("  %-5d %-17s %-13s %-9s %-7s %-7s %-11s %-9s %-12s %-16s %-10s %.2f\n", n,
+		fmt.Printf("  %-5d %-8.0f %-17s %-13s %-9s %-7s %-7s %-11s %-9s %-12s %-16s %-10s %.2f\n", n, r.rounds,
 			fmt.Sprintf("%.1f/%.1f ms", r.p50*1000, r.p99*1000), maxMean(r.cpu, "%.2f"), maxMean(r.rss, "%.0f"), maxMean(r.gor, "%.0f"),
 			maxMean(r.socks, "%.0f"), maxMean(r.gossip, "%.0f"), fmt.Sprintf("%.0f", r.raftPerHour),
 			fmt.Sprintf("%.0f/%.0f", r.api[len(r.api)/2], r.api[len(r.api)-1]), msOr(r.dead), msOr(r.writable), r.fakesCPU)
 	}
-	fmt.Println("  (per monitor: max/mean over monitors; api = GET /api/clusters median/max of 5; raft e/h = log entries per hour in steady state)")
+	fmt.Println("  (rounds/s: probe rounds of clusters per second per monitor, N at full rate; per monitor: max/mean over monitors; api = GET /api/clusters median/max of 5; raft e/h = log entries per hour in steady state)")
 	return nil
 }
 
@@ -100,6 +100,7 @@ func msOr(d time.Duration) string {
 
 type scaleResult struct {
 	p50, p99                     float64
+	rounds                       float64 // probe rounds per second per monitor
 	cpu, rss, gor, socks, gossip []float64
 	raftPerHour                  float64
 	api                          []float64
@@ -292,6 +293,7 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 		}
 	}
 	res.p50, res.p99 = quantile(total, 0.5), quantile(total, 0.99)
+	res.rounds = total[math.Inf(1)] / el / float64(len(mons))
 	for k := 0; k < 5; k++ {
 		t := time.Now()
 		if c := healthyClusters(apis[0]); c < 0 {
