@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Whole suite, unit and integration, with the race detector.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build deps demo-deps test test-nonroot package unit integration chaos capture-proof fuzz bench demo lab-up lab-down clean
+.PHONY: all build deps demo-deps test test-nonroot package unit integration chaos capture-proof fuzz bench scale demo lab-up lab-down clean
 
 all: build
 
@@ -76,6 +76,15 @@ bench: deps build
 	$(GO) run ./test/bench
 	$(GO) test -run '^$$' -bench . -benchtime 3x -cpu 1 ./capture
 	$(GO) test -run '^$$' -bench '^Benchmark(Fault|CaptureReplay)' -benchtime 1x -count 5 -timeout 30m ./test/integration
+
+# Sizing: monitors (real daemon processes, memberlist and raft on loopback)
+# against N clusters × 3 FAKE servers; prints one row per N. Figures, not
+# tests. Run it alone on the machine: it measures CPU.
+SCALE_N ?= 10,100,300,1000
+SCALE_MONITORS ?= 3
+SCALE_WINDOW ?= 20s
+scale:
+	$(GO) run ./test/bench -only scale -scale-n $(SCALE_N) -scale-monitors $(SCALE_MONITORS) -scale-window $(SCALE_WINDOW)
 
 demo: demo-deps build
 	@test/demo.sh

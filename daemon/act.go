@@ -32,14 +32,14 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		// But once it has promoted (committed before read_only=0), the new
 		// primary gets its lease now, not after the repoints and the
 		// final report.
-		st := cm.d.fsm.snapshot()
+		st := cm.d.fsm.view(cm.cfg.Spec.Name)
 		if agreed := st.Primary[name]; agreed != "" {
 			cm.renewLease(snap, agreed, st.PrimEpoc[name])
 		}
 		return
 	}
-	cm.correct(ctx, snap, v, cm.d.fsm.snapshot())
-	st := cm.d.fsm.snapshot()
+	cm.correct(ctx, snap, v, cm.d.fsm.view(cm.cfg.Spec.Name))
+	st := cm.d.fsm.view(cm.cfg.Spec.Name)
 	agreed := st.Primary[name]
 	if agreed != "" {
 		cm.renewLease(snap, agreed, st.PrimEpoc[name])
@@ -196,7 +196,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 		return nil, fmt.Errorf("not the leader")
 	}
 	if epoch == 0 {
-		epoch = cm.d.fsm.snapshot().Epoch + 1
+		epoch = cm.d.fsm.view(cm.cfg.Spec.Name).Epoch + 1
 	}
 	dec := &Decision{Epoch: epoch, Cluster: name, Kind: req.Kind, OldPrimary: plan.OldPrimary, NewPrimary: plan.NewPrimary, Leader: cm.d.self.Name, Started: cm.d.now(), Auto: auto}
 	if err := cm.d.apply(command{Op: "decide", Decision: dec, At: cm.d.now()}); err != nil {
@@ -277,7 +277,7 @@ func (cm *clusterMon) resume(ctx context.Context, dec Decision) error {
 	}
 	// The decision as committed now, not as it was when this attempt was
 	// scheduled: the promotion may have been recorded since.
-	if cur, ok := cm.d.fsm.snapshot().Open[dec.Cluster]; ok && cur.Epoch == dec.Epoch {
+	if cur, ok := cm.d.fsm.view(cm.cfg.Spec.Name).Open[dec.Cluster]; ok && cur.Epoch == dec.Epoch {
 		dec = *cur
 	}
 	cm.d.log.Warn("resuming an interrupted failover", "cluster", dec.Cluster, "epoch", dec.Epoch, "promoted", dec.Promoted, "new", dec.NewPrimary)
@@ -414,7 +414,7 @@ func (cm *clusterMon) leaseNow(server string) {
 	if cm.cfg.VIPLease <= 0 {
 		return
 	}
-	st := cm.d.fsm.snapshot()
+	st := cm.d.fsm.view(cm.cfg.Spec.Name)
 	if st.Primary[cm.cfg.Spec.Name] == server {
 		cm.sendLease(server, st.PrimEpoc[cm.cfg.Spec.Name])
 	}

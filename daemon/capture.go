@@ -146,7 +146,7 @@ func (cm *clusterMon) followPrimary(snap *topology.Snapshot) {
 	if cm.capt == nil {
 		return
 	}
-	p := cm.d.fsm.snapshot().Primary[cm.cfg.Spec.Name]
+	p := cm.d.fsm.view(cm.cfg.Spec.Name).Primary[cm.cfg.Spec.Name]
 	if p == "" {
 		p = snap.Primary
 	}

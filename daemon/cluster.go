@@ -49,8 +49,10 @@ type clusterMon struct {
 	memory topology.Memory
 
 	probeDialer topology.Dialer
-	leaseMu     sync.Mutex // lease is used by the probe loop and the fencing gate
-	lease       leaseTracker
+	// pool keeps the prober's connections between probes (probeDialer).
+	pool    *poolDialer
+	leaseMu sync.Mutex // lease is used by the probe loop and the fencing gate
+	lease   leaseTracker
 	// heartbeatReady is set once the write probe's table exists.
 	heartbeatReady atomic.Bool
 	// resuming is set while an attempt to resume an open decision runs;
@@ -68,6 +70,9 @@ type clusterMon struct {
 	// capture.enabled is off or it could not start: captureErr says why).
 	capt       *captureRunner
 	captureErr string
+	// startDelay postpones the first probe (set by Reload when there are
+	// several clusters; read only by the probe loop).
+	startDelay time.Duration
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -78,7 +83,8 @@ func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
 		cm.dialer = topology.SQLDialer{Credentials: c.Spec.Credentials, ConnectTimeout: c.Spec.ConnectTimeout, ReadTimeout: c.Spec.ReadTimeout, TLS: c.Spec.TLS}
 	}
 	cm.dialer = recoverDialer{inner: cm.dialer, log: d.log}
-	cm.probeDialer = fastFailDialer{inner: cm.dialer, failing: cm.isFailing}
+	cm.pool = newPoolDialer(fastFailDialer{inner: cm.dialer, failing: cm.isFailing}, cm.isFailing, c.Spec.ConnectTimeout, d.now)
+	cm.probeDialer = cm.pool
 	return cm
 }
 
@@ -139,6 +145,7 @@ func (cm *clusterMon) stop() {
 	if !bounded(stopTimeout, cm.done.Wait) {
 		cm.d.log.Error("cluster monitor did not stop in time; leaving it behind", "cluster", cm.cfg.Spec.Name, "waited", stopTimeout)
 	}
+	cm.pool.closeAll()
 }
 
 func (cm *clusterMon) poke() {
@@ -149,8 +156,21 @@ func (cm *clusterMon) poke() {
 }
 
 func (cm *clusterMon) loop(ctx context.Context) {
+	if d := cm.startDelay; d > 0 {
+		// Clusters start at random points of the interval, so their
+		// probes (and the leader's work after each) spread across it
+		// rather than all landing at once every interval.
+		cm.startDelay = 0
+		select {
+		case <-ctx.Done():
+			return
+		case <-cm.kick:
+		case <-time.After(d):
+		}
+	}
+	urgent := false
 	for {
-		cm.probe(ctx)
+		cm.probeOnce(ctx, urgent)
 		wait := cm.cfg.Interval
 		cm.mu.Lock()
 		if cm.failures > 0 {
@@ -161,9 +181,49 @@ func (cm *clusterMon) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-cm.kick:
+			urgent = true
 		case <-time.After(wait):
+			urgent = false
 		}
 	}
+}
+
+// probeOnce runs one probe, in its turn.
+func (cm *clusterMon) probeOnce(ctx context.Context, urgent bool) {
+	if slots := cm.probeTurn(ctx, urgent); slots != nil {
+		defer slots.release() // also when the probe panics
+	}
+	if ctx.Err() == nil {
+		cm.probe(ctx)
+	}
+}
+
+// probeTurn waits for a probe slot and returns the pool to give it back
+// to (nil when the context ended). Routine probes (the cluster looks
+// healthy and nothing woke it) share one pool; a probe of a primary that
+// is failing or not judged healthy, or one woken by the primary watch or
+// an agent, takes a slot of a second pool, so with thousands of clusters
+// on a busy host detection never queues behind healthy clusters, and a
+// storm of failing clusters (a host starved of CPU, where every probe
+// times out) stays bounded too. A routine probe woken while it waits
+// becomes urgent.
+func (cm *clusterMon) probeTurn(ctx context.Context, urgent bool) probeSlots {
+	cm.mu.Lock()
+	routine := cm.failures == 0 && (cm.verdict.State == StateHealthy || cm.verdict.State == "")
+	cm.mu.Unlock()
+	if !urgent && routine {
+		select {
+		case cm.d.probeSlots <- struct{}{}:
+			return cm.d.probeSlots
+		case <-cm.kick:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if cm.d.urgentSlots.acquire(ctx) {
+		return cm.d.urgentSlots
+	}
+	return nil
 }
 
 // probe discovers the cluster, updates what this monitor believes, gossips
@@ -245,7 +305,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	if !reachable {
 		in.OwnDownFor = now.Sub(downSince)
 	}
-	for _, p := range cm.d.gossip().views()[cm.cfg.Spec.Name+"|"+primary] {
+	for _, p := range cm.d.gossip().viewsOf(cm.cfg.Spec.Name, primary) {
 		in.Peers = append(in.Peers, PeerView{Monitor: p.Monitor, Reachable: p.Reachable, DownFor: time.Duration(p.DownForMS) * time.Millisecond, Age: p.Age})
 	}
 	// Every other configured server counts for the server-majority rule;
@@ -299,6 +359,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 	if cm.d.isLeader() {
 		cm.lead(ctx, &snap, verdict)
 	}
+	cm.d.smet.round.WithLabelValues().Observe(cm.d.now().Sub(started).Seconds())
 }
 
 // watch keeps a session open on the primary running a long SLEEP: when the
@@ -360,10 +421,8 @@ func (cm *clusterMon) status() map[string]any {
 	cm.mu.Lock()
 	snap, verdict := cm.snap, cm.verdict
 	cm.mu.Unlock()
-	st := cm.d.fsm.snapshot()
-	out := map[string]any{}
-	b, _ := json.Marshal(snap.Report())
-	json.Unmarshal(b, &out)
+	st := cm.d.fsm.view(cm.cfg.Spec.Name)
+	out := reportMap(snap.Report())
 	cm.mu.Lock()
 	if cm.fenceRefusal != "" && verdict.State == StateDead {
 		verdict.Reasons = append(append([]string{}, verdict.Reasons...), "failover refused: "+cm.fenceRefusal)

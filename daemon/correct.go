@@ -194,7 +194,7 @@ func (cm *clusterMon) perform(ctx context.Context, snap *topology.Snapshot, a Ac
 	case ActCloseSuperseded:
 		rep := &failover.Report{Epoch: a.Epoch, Cluster: name, Kind: failover.KindFailover, NewPrimary: a.Server,
 			Result: resultSuperseded, Error: a.Reason, Started: cm.d.now(), Steps: []failover.StepResult{}}
-		if open, ok := cm.d.fsm.snapshot().Open[name]; ok && open.Epoch == a.Epoch {
+		if open, ok := cm.d.fsm.view(cm.cfg.Spec.Name).Open[name]; ok && open.Epoch == a.Epoch {
 			rep.Kind, rep.OldPrimary = open.Kind, open.OldPrimary // history shows what was superseded
 		}
 		if err := cm.d.apply(command{Op: "result", Report: rep, At: cm.d.now()}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -121,6 +122,10 @@ type Daemon struct {
 	// nothing is configured) delivers them.
 	events eventLog
 	notify *notifier
+	smet   *scaleMetrics
+	// probeSlots bounds the routine probes running at once, urgentSlots
+	// the others (clusterMon.probeTurn).
+	probeSlots, urgentSlots probeSlots
 
 	// leadCtx lives while this monitor leads: it is cancelled the moment
 	// leadership is lost, which stops an in-flight failover at its next
@@ -142,7 +147,8 @@ type Daemon struct {
 
 // New checks the configuration and finds this monitor in it.
 func New(cfg Config) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, ops: newOpStore(maxOperations)}
+	d := &Daemon{cfg: cfg, log: cfg.Log, fsm: newFSM(), now: time.Now, clusters: map[string]*clusterMon{}, ops: newOpStore(maxOperations),
+		probeSlots: newProbeSlots(), urgentSlots: newProbeSlots()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -165,6 +171,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d.met = newMetrics(cfg.Version)
+	d.smet = newScaleMetrics(d)
 	if len(cfg.Etcd.Endpoints) > 0 {
 		d.pub = newPublisher(cfg.Etcd, d.log, d.now)
 	}
@@ -282,6 +289,9 @@ func (d *Daemon) Reload(clusters []ClusterConfig) {
 			old.stop()
 		}
 		cm := newClusterMon(d, c)
+		if len(want) > 1 && c.Interval > 0 {
+			cm.startDelay = rand.N(c.Interval)
+		}
 		d.clusters[name] = cm
 		cm.start(d.ctx)
 	}

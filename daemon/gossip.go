@@ -122,14 +122,28 @@ type peerState struct {
 	received time.Time
 }
 
+// peerClusterObs is a peer's latest observations of one cluster: each
+// cluster's entry is replaced only by a newer message about that cluster,
+// so a peer's messages about other clusters never hide it.
+type peerClusterObs struct {
+	sentAt   time.Time // the message's SentAt, on the peer's clock
+	received time.Time // on our clock
+	obs      []Observation
+}
+
 // gossip wraps memberlist: membership, and a delegate that keeps the peers'
 // latest observations.
 type gossip struct {
-	ml       *memberlist.Memberlist
-	self     string
-	mu       sync.Mutex
-	peers    map[string]peerState
-	local    []byte // our latest message, for push/pull
+	ml    *memberlist.Memberlist
+	self  string
+	mu    sync.Mutex
+	peers map[string]peerState // latest message of each peer (its Obs dropped)
+	// obs is every peer's latest observations, per cluster (monitor →
+	// cluster); obsN counts the entries.
+	obs  map[string]map[string]peerClusterObs
+	obsN int
+	// latest is our own latest observations per cluster, for push/pull.
+	latest   map[string][]Observation
 	now      func() time.Time
 	inflight sync.Map // peer name → struct{}: a reliable send under way
 	role     string
@@ -143,13 +157,22 @@ type gossip struct {
 	// never blocks its caller (the probe loop) on a slow or stuck
 	// transport; when the queue is full the oldest message is dropped
 	// (a newer one supersedes it).
-	outMu   sync.Mutex
-	out     [][]byte
-	wake    chan struct{}
-	stopped chan struct{}
-	sender  chan struct{} // closed when the sender goroutine exits
-	dropped int
-	stopOne sync.Once
+	outMu sync.Mutex
+	out   [][]byte
+	// pending holds each cluster's observations not yet sent (the newest
+	// replaces an unsent older one), in order of arrival; urgent is set
+	// when one reports a server unreachable.
+	pending      map[string][]Observation
+	pendingOrder []string
+	urgent       bool
+	urgentWake   chan struct{}
+	wake         chan struct{}
+	stopped      chan struct{}
+	sender       chan struct{} // closed when the sender goroutine exits
+	dropped      int
+	stopOne      sync.Once
+	// sentBytes counts what sendAll handed to memberlist, per peer.
+	sentBytes atomic.Int64
 
 	allow   atomic.Pointer[GossipAllow]
 	filter  *filterTransport
@@ -178,8 +201,9 @@ const (
 	maxClockSkew = 2 * time.Second
 	// maxGossipEntries caps each gossip map when no allowlist is given.
 	maxGossipEntries = 256
-	// maxObsPerMsg caps the observations one message may carry.
-	maxObsPerMsg = 4096
+	// maxObsPerMsg caps the observations one message may carry (a
+	// push/pull state carries every server's).
+	maxObsPerMsg = 1 << 16
 	// staleSender lets a sender whose clock stepped back be heard again.
 	staleSender = 5 * time.Second
 )
@@ -205,7 +229,8 @@ type GossipConfig struct {
 }
 
 func startGossip(c GossipConfig, now func() time.Time) (*gossip, error) {
-	g := &gossip{self: c.Name, peers: map[string]peerState{}, now: now, role: c.Role,
+	g := &gossip{self: c.Name, peers: map[string]peerState{}, obs: map[string]map[string]peerClusterObs{}, latest: map[string][]Observation{},
+		pending: map[string][]Observation{}, urgentWake: make(chan struct{}, 1), now: now, role: c.Role,
 		leases: map[string]leaseState{}, agents: map[string]agentState{}, onAgent: c.OnAgent, log: c.Log,
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}), sender: make(chan struct{}), monitors: map[string]bool{}}
 	for _, m := range c.Monitors {
@@ -265,11 +290,23 @@ func (g *gossip) enqueue(b []byte) {
 	}
 	g.out = append(g.out, b)
 	g.outMu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{g.wake, g.urgentWake} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
+
+// coalesceDelay is how long routine observations wait so one packet
+// carries several clusters' (probes of many clusters are spread across the
+// interval); observations of an unreachable server, leases and agent
+// reports go at once.
+const coalesceDelay = 20 * time.Millisecond
+
+// maxPacket is the size under which a message goes over UDP (best effort);
+// batches of observations are packed under it.
+const maxPacket = 1000
 
 // sendLoop sends queued messages until the gossip stops. A send that never
 // returns (memberlist's mock transport blocks on a peer that has shut
@@ -282,15 +319,19 @@ func (g *gossip) sendLoop() {
 			return
 		case <-g.wake:
 		}
+		if !g.hasUrgent() {
+			select {
+			case <-g.stopped:
+				return
+			case <-g.urgentWake:
+			case <-time.After(coalesceDelay):
+			}
+		}
 		for {
-			g.outMu.Lock()
-			if len(g.out) == 0 {
-				g.outMu.Unlock()
+			b := g.next()
+			if b == nil {
 				break
 			}
-			b := g.out[0]
-			g.out = g.out[1:]
-			g.outMu.Unlock()
 			select {
 			case <-g.stopped:
 				return
@@ -299,6 +340,52 @@ func (g *gossip) sendLoop() {
 			g.sendAll(b)
 		}
 	}
+}
+
+func (g *gossip) hasUrgent() bool {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	return g.urgent || len(g.out) > 0
+}
+
+// next is the next message to send: a queued lease or agent report, else
+// the pending observations of as many clusters as fit in one packet (a
+// cluster's observations are never split), else nil.
+func (g *gossip) next() []byte {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	if len(g.out) > 0 {
+		b := g.out[0]
+		g.out = g.out[1:]
+		return b
+	}
+	if len(g.pendingOrder) == 0 {
+		g.urgent = false
+		return nil
+	}
+	self, _ := json.Marshal(g.self)
+	at, _ := json.Marshal(g.now())
+	buf := append(append(append(append([]byte(`{"m":`), self...), `,"at":`...), at...), `,"o":[`...)
+	head, n := len(buf), 0
+	for n < len(g.pendingOrder) {
+		c := g.pendingOrder[n]
+		mark := len(buf)
+		for _, o := range g.pending[c] {
+			if len(buf) > head {
+				buf = append(buf, ',')
+			}
+			ob, _ := json.Marshal(o)
+			buf = append(buf, ob...)
+		}
+		if len(buf)+2 > maxPacket && mark > head {
+			buf = buf[:mark] // this cluster goes in the next packet
+			break
+		}
+		delete(g.pending, c)
+		n++
+	}
+	g.pendingOrder = g.pendingOrder[n:]
+	return append(buf, "]}"...)
 }
 
 // droppedMessages is how many queued messages were dropped for newer ones.
@@ -311,19 +398,39 @@ func (g *gossip) droppedMessages() int {
 // join contacts the other monitors; failures are retried by the caller's loop.
 func (g *gossip) join(addrs []string) (int, error) { return g.ml.Join(addrs) }
 
-// publish sends our observations to every other member now, and keeps them
-// for push/pull. Small messages go over UDP, large ones over TCP, each peer
-// in its own goroutine so a dead peer never delays the others.
+// publish hands one cluster's observations to the sender, and keeps them
+// for push/pull. The sender packs several clusters into one packet (see
+// next); a newer call for the same cluster replaces an unsent one, so what
+// waits is bounded by the number of clusters. It never blocks.
 func (g *gossip) publish(obs []Observation) {
-	msg := gossipMsg{Monitor: g.self, SentAt: g.now(), Obs: obs}
-	b, err := json.Marshal(msg)
-	if err != nil {
+	if len(obs) == 0 {
 		return
 	}
+	c := obs[0].Cluster
 	g.mu.Lock()
-	g.local = b
+	g.latest[c] = obs
 	g.mu.Unlock()
-	g.enqueue(b)
+	urgent := false
+	for _, o := range obs {
+		urgent = urgent || !o.Reachable
+	}
+	g.outMu.Lock()
+	if _, ok := g.pending[c]; !ok {
+		g.pendingOrder = append(g.pendingOrder, c)
+	}
+	g.pending[c] = obs
+	g.urgent = g.urgent || urgent
+	g.outMu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+	if urgent {
+		select {
+		case g.urgentWake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // publishLease sends the leader's VIP lease to every member.
@@ -363,6 +470,7 @@ func (g *gossip) sendAll(b []byte) {
 		if m.Name == g.self {
 			continue
 		}
+		g.sentBytes.Add(int64(len(b)))
 		if len(b) < 1000 {
 			g.ml.SendBestEffort(m, b)
 			continue
@@ -377,17 +485,41 @@ func (g *gossip) sendAll(b []byte) {
 	}
 }
 
-// views returns every peer's observations with their ages now.
+// views returns every peer's observations with their ages now, keyed
+// "cluster|server" (tests and fuzzing; the prober asks viewsOf).
 func (g *gossip) views() map[string][]PeerObs {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := map[string][]PeerObs{}
-	for name, p := range g.peers {
-		transit := now.Sub(p.received)
-		for _, o := range p.msg.Obs {
-			age := p.msg.SentAt.Sub(o.ObservedAt) + transit
-			out[o.Cluster+"|"+o.Server] = append(out[o.Cluster+"|"+o.Server], PeerObs{Monitor: name, Observation: o, Age: age})
+	for name, pc := range g.obs {
+		for _, e := range pc {
+			for _, o := range e.obs {
+				k := o.Cluster + "|" + o.Server
+				out[k] = append(out[k], PeerObs{Monitor: name, Observation: o, Age: e.sentAt.Sub(o.ObservedAt) + now.Sub(e.received)})
+			}
+		}
+	}
+	return out
+}
+
+// viewsOf returns the peers' observations of one server with their ages
+// now: the work is the peers × that cluster's servers, whatever the number
+// of clusters.
+func (g *gossip) viewsOf(cluster, server string) []PeerObs {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []PeerObs
+	for name, pc := range g.obs {
+		e, ok := pc[cluster]
+		if !ok {
+			continue
+		}
+		for _, o := range e.obs {
+			if o.Server == server {
+				out = append(out, PeerObs{Monitor: name, Observation: o, Age: e.sentAt.Sub(o.ObservedAt) + now.Sub(e.received)})
+			}
 		}
 	}
 	return out
@@ -578,17 +710,43 @@ func (g *gossip) store(b []byte) {
 		}
 		obs = append(obs, o)
 	}
-	m.Obs = obs
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old, ok := g.peers[m.Monitor]
-	if ok && old.msg.SentAt.After(m.SentAt) && now.Sub(old.received) < staleSender {
-		return // out of order
-	}
 	if !ok && g.full(len(g.peers)) {
 		return
 	}
-	g.peers[m.Monitor] = peerState{msg: m, received: now}
+	if !ok || !old.msg.SentAt.After(m.SentAt) || now.Sub(old.received) >= staleSender {
+		m.Obs = nil
+		g.peers[m.Monitor] = peerState{msg: m, received: now}
+	}
+	// Each cluster's observations replace that cluster's entry only, and
+	// only with a newer message (a batch sent earlier may arrive later).
+	if g.obs == nil {
+		g.obs = map[string]map[string]peerClusterObs{}
+	}
+	pc := g.obs[m.Monitor]
+	if pc == nil {
+		pc = map[string]peerClusterObs{}
+		g.obs[m.Monitor] = pc
+	}
+	byCluster := map[string][]Observation{}
+	for _, o := range obs {
+		byCluster[o.Cluster] = append(byCluster[o.Cluster], o)
+	}
+	for c, group := range byCluster {
+		prev, had := pc[c]
+		if had && prev.sentAt.After(m.SentAt) && now.Sub(prev.received) < staleSender {
+			continue // out of order
+		}
+		if !had {
+			if g.full(g.obsN) {
+				continue
+			}
+			g.obsN++
+		}
+		pc[c] = peerClusterObs{sentAt: m.SentAt, received: now, obs: group}
+	}
 }
 
 // NodeMeta implements memberlist.Delegate.
@@ -602,10 +760,22 @@ func (g *gossip) NotifyMsg(b []byte) { g.safeStore(append([]byte(nil), b...)) }
 func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 
 // LocalState implements memberlist.Delegate (push/pull).
+// It is our latest observations of every cluster in one message.
 func (g *gossip) LocalState(join bool) []byte {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]byte(nil), g.local...)
+	var obs []Observation
+	for _, o := range g.latest {
+		obs = append(obs, o...)
+	}
+	g.mu.Unlock()
+	if len(obs) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(gossipMsg{Monitor: g.self, SentAt: g.now(), Obs: obs})
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // MergeRemoteState implements memberlist.Delegate.

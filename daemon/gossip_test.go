@@ -104,11 +104,11 @@ func TestGossipFloodOfForgedNamesStaysBounded(t *testing.T) {
 			send(g, gossipMsg{Monitor: name, SentAt: now, Kind: "agent", Agent: &AgentMsg{Cluster: name, Server: name}})
 		}
 		g.mu.Lock()
-		n := len(g.peers) + len(g.leases) + len(g.agents)
+		n := len(g.peers) + g.obsN + len(g.leases) + len(g.agents)
 		g.mu.Unlock()
 		limit := 0
 		if allow == nil {
-			limit = 3 * maxGossipEntries
+			limit = 4 * maxGossipEntries
 		}
 		if n > limit {
 			t.Fatalf("allowlist %v: %d entries after the flood, want ≤ %d", allow != nil, n, limit)
@@ -216,4 +216,82 @@ func TestPublishNeverBlocksOnAStuckPeer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("leave hung on a stuck peer")
 	}
+}
+
+// With many clusters each monitor's messages are about a few clusters at a
+// time: a peer's later message about another cluster must not hide what
+// it said about this one (one entry per peer lost every other cluster's
+// votes, so at scale no dead primary reached a monitor quorum).
+func TestGossipPeerMessagesAboutOtherClustersKeepThisOne(t *testing.T) {
+	now := time.Now()
+	g := newTestGossip(func() time.Time { return now })
+	allow := testAllow()
+	allow.Servers["lab2"] = map[string]bool{"198.18.0.31:3306": true}
+	g.allow.Store(allow)
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now, Obs: []Observation{{Cluster: "lab", Server: "198.18.0.11:3306", Reachable: false, DownForMS: 900, ObservedAt: now}}})
+	now = now.Add(10 * time.Millisecond)
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now, Obs: []Observation{{Cluster: "lab2", Server: "198.18.0.31:3306", Reachable: true, ObservedAt: now}}})
+	v := g.viewsOf("lab", "198.18.0.11:3306")
+	if len(v) != 1 || v[0].Reachable || v[0].DownForMS != 900 {
+		t.Fatalf("mon2's vote on lab after its message about lab2: %+v", v)
+	}
+	if v := g.viewsOf("lab2", "198.18.0.31:3306"); len(v) != 1 || !v[0].Reachable {
+		t.Fatalf("mon2's view of lab2: %+v", v)
+	}
+	// An older batch arriving late does not roll a cluster back.
+	send(g, gossipMsg{Monitor: "mon2", SentAt: now.Add(-time.Second), Obs: []Observation{{Cluster: "lab", Server: "198.18.0.11:3306", Reachable: true, ObservedAt: now.Add(-time.Second)}}})
+	if v := g.viewsOf("lab", "198.18.0.11:3306"); len(v) != 1 || v[0].Reachable {
+		t.Fatalf("a late, older batch replaced the newer vote: %+v", v)
+	}
+}
+
+// Observations of many clusters are packed into packets under maxPacket,
+// a cluster's never split, and every cluster arrives.
+func TestGossipPacksClustersIntoPackets(t *testing.T) {
+	now := time.Now()
+	a := newTestGossip(func() time.Time { return now })
+	a.self, a.pending, a.urgentWake, a.wake, a.latest = "mon2", map[string][]Observation{}, make(chan struct{}, 1), make(chan struct{}, 1), map[string][]Observation{}
+	b := newTestGossip(func() time.Time { return now })
+	allow := &GossipAllow{Monitors: map[string]string{"mon2": "198.18.0.22"}, Servers: map[string]map[string]bool{}}
+	for i := range 100 {
+		c := fmt.Sprintf("cluster-%03d", i)
+		allow.Servers[c] = map[string]bool{}
+		var obs []Observation
+		for j := range 3 {
+			s := fmt.Sprintf("198.18.%d.%d:3306", i, j)
+			allow.Servers[c][s] = true
+			obs = append(obs, Observation{Cluster: c, Server: s, Reachable: true, ObservedAt: now})
+		}
+		a.publish(obs)
+		a.publish(obs) // a newer one replaces the unsent one
+	}
+	b.allow.Store(allow)
+	packets := 0
+	for p := a.next(); p != nil; p = a.next() {
+		packets++
+		if len(p) >= maxPacket {
+			t.Fatalf("packet of %d bytes", len(p))
+		}
+		var m gossipMsg
+		if err := json.Unmarshal(p, &m); err != nil || m.Monitor != "mon2" {
+			t.Fatalf("packet %s: %v", p, err)
+		}
+		per := map[string]int{}
+		for _, o := range m.Obs {
+			per[o.Cluster]++
+		}
+		for c, n := range per {
+			if n != 3 {
+				t.Fatalf("cluster %s split across packets (%d here)", c, n)
+			}
+		}
+		b.NotifyMsg(p)
+	}
+	for i := range 100 {
+		c := fmt.Sprintf("cluster-%03d", i)
+		if v := b.viewsOf(c, fmt.Sprintf("198.18.%d.1:3306", i)); len(v) != 1 {
+			t.Fatalf("%s did not arrive: %+v", c, v)
+		}
+	}
+	t.Logf("100 clusters × 3 servers in %d packets", packets)
 }

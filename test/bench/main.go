@@ -3,6 +3,7 @@
 // figures; nothing here passes or fails a build.
 //
 //	go run ./test/bench [-runs 50] [-only discovery]
+//	go run ./test/bench -only scale [-scale-n 10,100] [-scale-monitors 3]  (make scale)
 package main
 
 import (
@@ -24,24 +25,42 @@ import (
 func main() {
 	runs := flag.Int("runs", 50, "repetitions per measurement")
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
+	scaleN := flag.String("scale-n", "10,100,300,1000", "scale: cluster counts (3 FAKE servers each)")
+	scaleMons := flag.Int("scale-monitors", 1, "scale: monitors (1 or 3)")
+	scaleWindow := flag.Duration("scale-window", 20*time.Second, "scale: steady state measured per N")
+	scaleBin := flag.String("scale-bin", "", "scale: a myha binary to run (default: build ./cmd/myha)")
 	flag.Parse()
 	// The driver logs broken connections to stderr: expected noise when
 	// servers are killed on purpose.
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx := context.Background()
+	var ns []int
+	for _, f := range strings.Split(*scaleN, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "-scale-n %q: want cluster counts like 10,100,300\n", *scaleN)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
 	benches := []struct {
 		name string
 		fn   func(context.Context, int) error
+		// optIn benchmarks run only when -only names them.
+		optIn bool
 	}{
-		{"discovery", benchDiscovery},
-		{"check", benchCheck},
-		{"failover", benchFailover},
-		{"switchover", benchSwitchover},
-		{"daemon", benchDaemon},
-		{"vip", benchVIP},
+		{name: "discovery", fn: benchDiscovery},
+		{name: "check", fn: benchCheck},
+		{name: "failover", fn: benchFailover},
+		{name: "switchover", fn: benchSwitchover},
+		{name: "daemon", fn: benchDaemon},
+		{name: "vip", fn: benchVIP},
+		{name: "scale", fn: func(ctx context.Context, _ int) error {
+			return benchScale(ctx, scaleOpts{ns: ns, monitors: *scaleMons, window: *scaleWindow, bin: *scaleBin})
+		}, optIn: true},
 	}
 	for _, b := range benches {
-		if *only != "" && !strings.Contains(b.name, *only) {
+		if *only != "" && !strings.Contains(b.name, *only) || *only == "" && b.optIn {
 			continue
 		}
 		if err := b.fn(ctx, *runs); err != nil {

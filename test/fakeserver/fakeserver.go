@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
@@ -68,6 +69,15 @@ type Server struct {
 	// OnQuery, when set, may answer a statement itself (handled=true).
 	OnQuery func(q string) (res *mysql.Result, handled bool, err error)
 	wg      sync.WaitGroup
+	// conns are the open client connections (under mu), closed by Kill.
+	conns map[net.Conn]struct{}
+	// killed is closed by Kill: it ends SELECT SLEEP(n) at once, as a
+	// dying server ends every session.
+	killed   chan struct{}
+	killOnce sync.Once
+	// NoLog, set before Start returns to callers that never read
+	// Statements, keeps the statement log empty (scale runs send millions).
+	NoLog atomic.Bool
 }
 
 // Start listens on a free loopback port.
@@ -84,7 +94,7 @@ func StartWith(user, pass string, st State, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, user: user, pass: pass, state: st, auth: opt.AuthMethod,
+	s := &Server{ln: ln, user: user, pass: pass, state: st, auth: opt.AuthMethod, conns: map[net.Conn]struct{}{}, killed: make(chan struct{}),
 		srv: server.NewServer(st.Version, mysql.DEFAULT_COLLATION_ID, opt.AuthMethod, opt.RSAKey, opt.TLS)}
 	s.wg.Add(1)
 	go s.accept()
@@ -94,11 +104,38 @@ func StartWith(user, pass string, st State, opt Options) (*Server, error) {
 // Addr is host:port.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops listening and waits for connections to end.
+// Close stops the server: it stops listening, closes every session (a
+// client keeping its connection between queries would otherwise hold
+// Close forever) and waits for their handlers to end.
 func (s *Server) Close() error {
+	s.killOnce.Do(func() { close(s.killed) })
 	err := s.ln.Close()
+	s.DropConnections()
 	s.wg.Wait()
 	return err
+}
+
+// Kill is a crashed server: the listener and every open connection close
+// at once (clients see a reset or EOF), without waiting for sessions to
+// end as Close does.
+func (s *Server) Kill() {
+	s.killOnce.Do(func() { close(s.killed) })
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+// DropConnections closes every open session but keeps listening, as a
+// server restart or wait_timeout looks to a client holding a session.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
 }
 
 // SetState replaces the reported state.
@@ -122,10 +159,18 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer c.Close()
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
 			// Native-password auth: the in-memory default is caching_sha2,
 			// which go-sql-driver cannot complete without TLS or RSA keys.
 			auth := server.NewInMemoryAuthenticationHandler(s.auth)
@@ -177,7 +222,9 @@ var inList = regexp.MustCompile(`(?i)Variable_name IN \((.*)\)`)
 func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 	s := h.s
 	s.mu.Lock()
-	s.log = append(s.log, q)
+	if !s.NoLog.Load() {
+		s.log = append(s.log, q)
+	}
 	st := s.state
 	hook := s.OnQuery
 	s.mu.Unlock()
@@ -232,6 +279,17 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 			ro = "1"
 		}
 		return result([]string{"ro"}, []map[string]string{{"ro": ro}}, nil)
+	case strings.HasPrefix(up, "SELECT SLEEP("):
+		// A session that waits (myha's primary watch): it ends after n
+		// seconds, or at once when the server is killed.
+		var secs float64
+		fmt.Sscanf(up, "SELECT SLEEP(%g)", &secs)
+		select {
+		case <-s.killed:
+			return nil, errors.New("fakeserver: killed")
+		case <-time.After(time.Duration(secs * float64(time.Second))):
+		}
+		return result([]string{"r"}, []map[string]string{{"r": "0"}}, nil)
 	case strings.HasPrefix(up, "SELECT 1"):
 		return result([]string{"1"}, []map[string]string{{"1": "1"}}, nil)
 	case strings.HasPrefix(up, "SET ") || strings.HasPrefix(up, "STOP ") || strings.HasPrefix(up, "START ") ||

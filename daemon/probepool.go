@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/myha/myha/topology"
+)
+
+// poolDialer keeps each server's probe connection open between probes:
+// a fresh connection per server per interval (TCP, handshake, login,
+// session setup) was most of a probe's cost, and thousands of servers make
+// thousands of logins a second. It serves the prober only; failovers and
+// corrections dial their own sessions.
+//
+// Detection keeps its bounds: a reused connection must first answer a
+// SELECT 1 within the connect timeout, so a server cut off is reported as
+// fast as a connect that times out; one that closed the session (a
+// restart, wait_timeout) is redialled at once; a server that failed its
+// last probe is always dialled afresh (through the fast-fail dialer); and
+// a connection that saw an error other than the server's own answer to a
+// statement (a broken or timed-out session) is closed, never reused.
+type poolDialer struct {
+	inner   topology.Dialer
+	failing func(string) bool
+	check   time.Duration // the connect timeout
+	now     func() time.Time
+
+	mu   sync.Mutex
+	idle map[string]pooledConn
+}
+
+type pooledConn struct {
+	q     topology.Querier
+	since time.Time
+}
+
+// poolMaxAge recycles connections, so settings that apply at login (a
+// server's new certificate, a changed account) reach the prober in time.
+const poolMaxAge = time.Minute
+
+func newPoolDialer(inner topology.Dialer, failing func(string) bool, check time.Duration, now func() time.Time) *poolDialer {
+	if check <= 0 {
+		check = time.Second
+	}
+	return &poolDialer{inner: inner, failing: failing, check: check, now: now, idle: map[string]pooledConn{}}
+}
+
+// Dial implements topology.Dialer.
+func (p *poolDialer) Dial(ctx context.Context, addr string) (topology.Querier, error) {
+	p.mu.Lock()
+	c, ok := p.idle[addr]
+	delete(p.idle, addr)
+	p.mu.Unlock()
+	if ok && (p.failing(addr) || p.now().Sub(c.since) > poolMaxAge) {
+		c.q.Close()
+		ok = false
+	}
+	if ok {
+		cctx, cancel := context.WithTimeout(ctx, p.check)
+		_, err := c.q.Query(cctx, "SELECT 1")
+		timedOut := cctx.Err() != nil
+		cancel()
+		if err == nil {
+			return &pooled{Querier: c.q, p: p, addr: addr, since: c.since}, nil
+		}
+		c.q.Close()
+		if timedOut || ctx.Err() != nil {
+			// No answer within the connect timeout: what a fresh connect
+			// to a cut-off server reports too, in the same time.
+			return nil, &topology.ServerError{Addr: addr, Op: "connect", Err: err}
+		}
+		// The session was closed (a restart, wait_timeout): dial again.
+	}
+	q, err := p.inner.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &pooled{Querier: q, p: p, addr: addr, since: p.now()}, nil
+}
+
+// closeAll closes the idle connections (the cluster monitor stops).
+func (p *poolDialer) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = map[string]pooledConn{}
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.q.Close()
+	}
+}
+
+// idleCount is how many connections wait for the next probe.
+func (p *poolDialer) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// pooled is a connection lent to one probe: Close returns it to the pool
+// unless a statement failed on it.
+type pooled struct {
+	topology.Querier
+	p      *poolDialer
+	addr   string
+	since  time.Time
+	broken bool
+	closed bool
+}
+
+func (c *pooled) Query(ctx context.Context, q string, args ...any) ([]topology.Row, error) {
+	rows, err := c.Querier.Query(ctx, q, args...)
+	c.fail(err)
+	return rows, err
+}
+
+func (c *pooled) Exec(ctx context.Context, q string, args ...any) error {
+	err := c.Querier.Exec(ctx, q, args...)
+	c.fail(err)
+	return err
+}
+
+// fail marks the session broken unless the server itself answered with an
+// error (a statement it refused leaves the session usable).
+func (c *pooled) fail(err error) {
+	if err != nil && topology.MySQLErrorNumber(err) == 0 {
+		c.broken = true
+	}
+}
+
+func (c *pooled) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.broken {
+		return c.Querier.Close()
+	}
+	c.p.mu.Lock()
+	_, taken := c.p.idle[c.addr]
+	if !taken {
+		c.p.idle[c.addr] = pooledConn{q: c.Querier, since: c.since}
+	}
+	c.p.mu.Unlock()
+	if taken {
+		return c.Querier.Close()
+	}
+	return nil
+}
