@@ -163,7 +163,7 @@ func dial(ctx context.Context, o DumpOptions, pos binlog.MariaDBPos) (*dumpConn,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("capture: connect to the primary %s: %s", o.Addr, firstLine(err))
+		return nil, fmt.Errorf("capture: connect to the primary %s: %w", o.Addr, clean(err))
 	}
 	rawMu.Lock()
 	d := &dumpConn{c: c, raw: raw}
@@ -291,6 +291,15 @@ func firstLine(err error) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// clean keeps an error as it is (so errors.Is sees myha's own, such as a
+// refused login), unless its text carries go-mysql's stack trace.
+func clean(err error) error {
+	if strings.IndexByte(err.Error(), '\n') < 0 {
+		return err
+	}
+	return errors.New(firstLine(err))
 }
 
 // Close ends the connection; safe to call more than once. Only the

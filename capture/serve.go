@@ -347,7 +347,7 @@ func QueryPosition(ctx context.Context, addr, user, password string, t ClientTLS
 		return nil
 	})
 	if err != nil {
-		return binlog.MariaDBPos{}, fmt.Errorf("capture at %s: %s", addr, firstLine(err))
+		return binlog.MariaDBPos{}, fmt.Errorf("capture at %s: %w", addr, clean(err))
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })

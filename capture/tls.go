@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-mysql-org/go-mysql/client"
 )
@@ -23,6 +24,13 @@ type ClientTLS struct {
 	// certificate does not verify, is refused before the login packet:
 	// never a fallback to plain text.
 	Optional bool
+	// Guard wraps each new connection before the client reads the
+	// server's greeting (topology.GuardLogin): on a connection that does
+	// not verify the server it refuses logins that would hand over the
+	// password (a switch to mysql_clear_password, an RSA key exchange),
+	// which go-mysql's client would otherwise answer. It reports the
+	// refusal through onErr.
+	Guard func(c net.Conn, tlsNext bool, onErr func(error)) net.Conn
 }
 
 // errNoTLSOffered is go-mysql's refusal when the server's handshake lacks
@@ -42,6 +50,16 @@ func connect(ctx context.Context, addr, user, password string, t ClientTLS, dial
 			return nil, fmt.Errorf("TLS settings for %s: %w", addr, err)
 		}
 	}
+	var refusal atomic.Pointer[error]
+	guarded := func(tlsNext bool) client.Dialer {
+		return func(ctx context.Context, network, a string) (net.Conn, error) {
+			nc, err := dialer(ctx, network, a)
+			if err != nil || t.Guard == nil {
+				return nc, err
+			}
+			return t.Guard(nc, tlsNext, func(e error) { refusal.CompareAndSwap(nil, &e) }), nil
+		}
+	}
 	withTLS := func(cfg *tls.Config) func(*client.Conn) error {
 		return func(c *client.Conn) error {
 			if cfg != nil {
@@ -50,14 +68,19 @@ func connect(ctx context.Context, addr, user, password string, t ClientTLS, dial
 			return configure(c)
 		}
 	}
-	c, err := client.ConnectWithDialer(ctx, "tcp", addr, user, password, "", dialer, withTLS(cfg))
+	c, err := client.ConnectWithDialer(ctx, "tcp", addr, user, password, "", guarded(cfg != nil), withTLS(cfg))
 	if err != nil && cfg != nil && t.Optional && strings.Contains(err.Error(), errNoTLSOffered) {
 		// tls.mode preferred: the server offers no TLS, so plain text,
 		// as with myha's other connections in this mode.
-		c, err = client.ConnectWithDialer(ctx, "tcp", addr, user, password, "", dialer, withTLS(nil))
+		c, err = client.ConnectWithDialer(ctx, "tcp", addr, user, password, "", guarded(false), withTLS(nil))
 	}
-	if err != nil && cfg != nil && strings.Contains(err.Error(), errNoTLSOffered) {
-		return nil, errors.New("the server offers no TLS, which the cluster's tls.mode requires; nothing was sent")
+	if err != nil {
+		if r := refusal.Load(); r != nil {
+			return nil, *r // the client reports only the closed read
+		}
+		if cfg != nil && strings.Contains(err.Error(), errNoTLSOffered) {
+			return nil, errors.New("the server offers no TLS, which the cluster's tls.mode requires; nothing was sent")
+		}
 	}
 	return c, err
 }

@@ -39,7 +39,7 @@ type CaptureConfig struct {
 // builder and verification as every other connection to the servers, with
 // plain text allowed only where tls.mode preferred allows it.
 func CaptureClientTLS(t topology.TLSSpec) capture.ClientTLS {
-	return capture.ClientTLS{Config: t.ClientConfig, Optional: t.Mode == topology.TLSPreferred}
+	return capture.ClientTLS{Config: t.ClientConfig, Optional: t.Mode == topology.TLSPreferred, Guard: topology.GuardLogin}
 }
 
 func (cm *clusterMon) captureClientTLS() capture.ClientTLS { return CaptureClientTLS(cm.cfg.Spec.TLS) }
