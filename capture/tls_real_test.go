@@ -59,7 +59,7 @@ func TestCaptureOverTLS(t *testing.T) {
 	wrong := topology.TLSSpec{Mode: topology.TLSVerifyCA, CAFile: filepath.Join(otherCA, certs.CAFile)}
 	cw, err := New(Config{Cluster: "lab", Dir: t.TempDir(), StartPosition: startPos(l),
 		Dump: DumpOptions{User: lab.ReplUser, Password: lab.ReplPass, ServerID: 9003, SemiSync: true, Heartbeat: 500 * time.Millisecond,
-			TLS: ClientTLS{Config: wrong.ClientConfig}}}, logger)
+			TLS: ClientTLS{Config: wrong.ClientConfig, Guard: topology.GuardLogin}}}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestCaptureOverTLS(t *testing.T) {
 	}
 	c, err := New(Config{Cluster: "lab", Dir: t.TempDir(), StartPosition: startPos(l),
 		Dump: DumpOptions{User: lab.ReplUser, Password: lab.ReplPass, ServerID: 9001, SemiSync: true, Heartbeat: 500 * time.Millisecond,
-			TLS: ClientTLS{Config: verifyFull.ClientConfig}}}, logger)
+			TLS: ClientTLS{Config: verifyFull.ClientConfig, Guard: topology.GuardLogin}}}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
