@@ -153,7 +153,7 @@ func (c *Config) resolveCaptureTLS(key string, cl *Cluster, opt Options) Errors 
 		return errs
 	case verified && cp.CertFile == "":
 		bad(".cert_file", "missing: with tls.mode %s the server a failover promotes replicates from the capture with MASTER_SSL=1 and checks its certificate against %s; "+
-			"give each monitor a certificate and key from that CA (naming the monitor's address for verify-full; \"{name}\" stands for the monitor), e.g. myha certs issue --name NAME --ip ADDR with the CA that signs the servers'", cl.TLS.Mode, orSystemRoots(cl.TLS.CAFile))
+			"give each monitor a certificate and key from that CA (naming the monitor's address for verify-full; \"{name}\" stands for the monitor), e.g. myha certs issue --dir CADIR --name NAME --ip ADDR when that CA was made by myha certs init", cl.TLS.Mode, orSystemRoots(cl.TLS.CAFile))
 		return errs
 	case cp.CertFile == "":
 		return errs
