@@ -270,3 +270,32 @@ func TestCaptureStatusAndCheck(t *testing.T) {
 		t.Fatalf("myha check with every capture gone: exit %d, want 2 naming the async fallback:\n%s", r.code, r.stdout)
 	}
 }
+
+// The monitors capture from servers that refuse plain text
+// (require_secure_transport=ON, tls.mode verify-full): each capture streams
+// over TLS and acknowledges semi-sync, each capture server serves TLS with
+// its capture certificate, and myha status and check read every capture's
+// position over verified TLS.
+func TestCaptureThroughMonitorsOverTLS(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 2, TLS: true, RequireSecureTransport: true}, "",
+		captureYAML+"      cert_file: 'LABTLSDIR/capture-{name}.crt'\n      key_file: 'LABTLSDIR/capture-{name}.key'\n")
+	semiSyncOnlyCaptures(t, m)
+	db1 := m.Server("db1")
+	must(t, db1.Exec(ctx, "CREATE TABLE lab.c (id INT PRIMARY KEY)", "INSERT INTO lab.c VALUES (1)"))
+	if no, _ := db1.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='Rpl_semi_sync_master_no_tx'"); no != "0" {
+		t.Fatalf("%s commits without a capture's ACK", no)
+	}
+	pos, err := db1.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	must(t, err)
+	waitFor(t, "mon1's capture to hold "+pos, 10*time.Second, func() bool { return m.capturePos(m.Host("mon1")) == pos })
+	st := myha(t, "status", "--daemon", m.api(m.Host("mon1"), ""))
+	for _, want := range []string{"capture on mon1: captured " + pos, "capture on mon2: captured", "capture on mon3: captured"} {
+		if !strings.Contains(st.stdout, want) {
+			t.Fatalf("myha status lacks %q:\n%s", want, st.stdout)
+		}
+	}
+	if r := myha(t, "check", "--config", m.cfg); !strings.Contains(r.stdout, "3 capture(s) answer and follow the primary") {
+		t.Fatalf("myha check with three TLS captures:\n%s", r.stdout)
+	}
+}
