@@ -58,7 +58,7 @@ func captureRuns() int {
 // replicates from it.
 func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 	for i := 1; i <= captureRuns(); i++ {
-		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false, 150) })
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false, false, 150) })
 	}
 }
 
@@ -66,8 +66,20 @@ func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 // db1): the passive side, its IO thread stopped, is promoted and replays
 // what only the captures hold.
 func TestCaptureZeroLossCoPrimary(t *testing.T) {
-	captureProofRun(t, 1, true, 150)
+	captureProofRun(t, 1, true, false, 150)
 }
+
+// The same with TLS everywhere (require_secure_transport=ON, verify-full):
+// the captures stream over TLS, and the promoted server replays from a
+// capture server that accepts only TLS, verifying its certificate and
+// name with the cluster's MASTER_SSL settings.
+func TestCaptureZeroLossOverTLS(t *testing.T) {
+	captureProofRun(t, 1, false, true, 150)
+}
+
+// captureTLSYAML gives each monitor's capture server a certificate from
+// the lab CA naming the monitor's IP.
+const captureTLSYAML = captureYAML + "      cert_file: 'LABTLSDIR/capture-{name}.crt'\n      key_file: 'LABTLSDIR/capture-{name}.key'\n"
 
 // captureFigures are one proof run's measurements.
 type captureFigures struct {
@@ -78,9 +90,13 @@ type captureFigures struct {
 
 // captureProofRun runs the proof once; held transactions are committed
 // (and acknowledged only by the captures) after db3 stops receiving.
-func captureProofRun(t testing.TB, run int, coPrimary bool, held int) captureFigures {
+func captureProofRun(t testing.TB, run int, coPrimary, withTLS bool, held int) captureFigures {
 	ctx := context.Background()
-	m := startMonitorsLabVIP(t, lab.Options{Servers: 3, CoPrimary: coPrimary}, "", captureYAML)
+	yaml := captureYAML
+	if withTLS {
+		yaml = captureTLSYAML
+	}
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 3, CoPrimary: coPrimary, TLS: withTLS, RequireSecureTransport: withTLS}, "", yaml)
 	must(t, m.CreateWriteTable(ctx, "w"))
 	must(t, m.WaitReplicated(ctx, 20*time.Second))
 	db1, db2, db3 := m.Server("db1"), m.Server("db2"), m.Server("db3")
@@ -156,7 +172,7 @@ func captureProofRun(t testing.TB, run int, coPrimary bool, held int) captureFig
 // builds a lab (-benchtime=1x -count=K).
 func BenchmarkCaptureReplay1000(b *testing.B) {
 	oneLabPerRun(b)
-	fig := captureProofRun(b, 1, false, 1000)
+	fig := captureProofRun(b, 1, false, false, 1000)
 	b.ReportMetric(fig.Outage.Seconds(), "s_outage")
 	b.ReportMetric(fig.WritableAfterMS/1000, "s_writable_after")
 	b.ReportMetric(fig.ReplayMS/1000, "s_replay")
@@ -278,8 +294,7 @@ func TestCaptureStatusAndCheck(t *testing.T) {
 // position over verified TLS.
 func TestCaptureThroughMonitorsOverTLS(t *testing.T) {
 	ctx := context.Background()
-	m := startMonitorsLabVIP(t, lab.Options{Servers: 2, TLS: true, RequireSecureTransport: true}, "",
-		captureYAML+"      cert_file: 'LABTLSDIR/capture-{name}.crt'\n      key_file: 'LABTLSDIR/capture-{name}.key'\n")
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 2, TLS: true, RequireSecureTransport: true}, "", captureTLSYAML)
 	semiSyncOnlyCaptures(t, m)
 	db1 := m.Server("db1")
 	must(t, db1.Exec(ctx, "CREATE TABLE lab.c (id INT PRIMARY KEY)", "INSERT INTO lab.c VALUES (1)"))
