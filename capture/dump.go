@@ -100,7 +100,8 @@ func streamError(data []byte) error {
 // dumpConn is one binlog dump connection to a primary.
 type dumpConn struct {
 	c       *client.Conn
-	semi    bool // packets carry the semi-sync header
+	raw     net.Conn // the socket under c (and under TLS)
+	semi    bool     // packets carry the semi-sync header
 	started bool
 	file    string // the primary's binlog file, for ACKs
 	crc     bool
@@ -123,8 +124,11 @@ type DumpOptions struct {
 	// SemiSync registers as a semi-sync replica, so the primary asks for
 	// ACKs.
 	SemiSync bool
-	// Dial replaces the TCP dialer (tests, TLS).
+	// Dial replaces the TCP dialer (tests).
 	Dial client.Dialer
+	// TLS is the cluster's TLS to its servers: with a verified mode the
+	// primary must prove its identity before the login is sent.
+	TLS ClientTLS
 }
 
 // dial connects and starts the dump from pos (MariaDB GTID mode).
@@ -141,16 +145,29 @@ func dial(ctx context.Context, o DumpOptions, pos binlog.MariaDBPos) (*dumpConn,
 	if dialer == nil {
 		dialer = (&net.Dialer{}).DialContext
 	}
-	c, err := client.ConnectWithDialer(dctx, "tcp", o.Addr, o.User, o.Password, "", dialer, func(c *client.Conn) error {
+	// The raw socket is kept so cancellation can close it under a TLS
+	// session too.
+	var raw net.Conn
+	var rawMu sync.Mutex
+	record := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dialer(ctx, network, addr)
+		rawMu.Lock()
+		raw = nc
+		rawMu.Unlock()
+		return nc, err
+	}
+	c, err := connect(dctx, o.Addr, o.User, o.Password, o.TLS, record, func(c *client.Conn) error {
 		c.ReadTimeout = 3 * o.Heartbeat
 		c.WriteTimeout = o.ConnectTimeout
 		c.SetAttributes(map[string]string{"program_name": "myha-capture"})
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %s", o.Addr, firstLine(err))
+		return nil, fmt.Errorf("capture: connect to the primary %s: %w", o.Addr, clean(err))
 	}
-	d := &dumpConn{c: c}
+	rawMu.Lock()
+	d := &dumpConn{c: c, raw: raw}
+	rawMu.Unlock()
 	// Cancellation closes only the socket (safe from any goroutine); the
 	// owner's Close stops this and does the same.
 	d.stop = context.AfterFunc(ctx, d.closeConn)
@@ -276,6 +293,15 @@ func firstLine(err error) string {
 	return s
 }
 
+// clean keeps an error as it is (so errors.Is sees myha's own, such as a
+// refused login), unless its text carries go-mysql's stack trace.
+func clean(err error) error {
+	if strings.IndexByte(err.Error(), '\n') < 0 {
+		return err
+	}
+	return errors.New(firstLine(err))
+}
+
 // Close ends the connection; safe to call more than once. Only the
 // connection's owner calls it; cancellation uses closeConn.
 func (d *dumpConn) Close() {
@@ -291,8 +317,8 @@ func (d *dumpConn) Close() {
 func (d *dumpConn) closeConn() {
 	d.once.Do(func() {
 		// No d.mu: closing the socket is what unblocks a stuck ACK write.
-		if d.c != nil && d.c.Conn != nil && d.c.Conn.Conn != nil {
-			_ = d.c.Conn.Conn.Close()
+		if d.raw != nil {
+			_ = d.raw.Close()
 		}
 	})
 }

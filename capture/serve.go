@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,6 +55,15 @@ type ServerOptions struct {
 	// cluster's database servers); AllowQuery whether it may ask for the
 	// position (monitors too).
 	AllowDump, AllowQuery func(ip string) bool
+	// TLS, when set, is offered to every client (ServerTLS): the cluster
+	// uses TLS to its servers, so the replica replaying from the capture
+	// connects with MASTER_SSL=1 and checks this certificate as it checks
+	// the servers'.
+	TLS *tls.Config
+	// RequireTLS refuses clients that did not switch to TLS, right after
+	// the handshake and before any query or event (the cluster's tls.mode
+	// is required, verify-ca or verify-full).
+	RequireTLS bool
 }
 
 // Server serves a Store as a binlog source.
@@ -73,7 +83,7 @@ func NewServer(store *Store, opts ServerOptions, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	return &Server{store: store, opts: opts, log: log,
-		srv:   server.NewServer("10.11.99-myha-capture", gomysql.DEFAULT_COLLATION_ID, gomysql.AUTH_NATIVE_PASSWORD, nil, nil),
+		srv:   server.NewServer("10.11.99-myha-capture", gomysql.DEFAULT_COLLATION_ID, gomysql.AUTH_NATIVE_PASSWORD, nil, opts.TLS),
 		conns: map[net.Conn]bool{}}
 }
 
@@ -120,10 +130,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 type authHandler struct {
 	*server.InMemoryAuthenticationHandler
-	allow func(string) bool
+	allow      func(string) bool
+	requireTLS bool
 }
 
 func (a authHandler) OnAuthSuccess(c *server.Conn) error {
+	if a.requireTLS {
+		if _, ok := c.Conn.Conn.(*tls.Conn); !ok {
+			return gomysql.NewError(gomysql.ER_ACCESS_DENIED_ERROR, "the myha capture requires TLS (the cluster's tls.mode): connect with SSL (replicas: MASTER_SSL=1)")
+		}
+	}
 	if a.allow != nil && !a.allow(remoteIP(c.RemoteAddr())) {
 		return gomysql.NewError(gomysql.ER_ACCESS_DENIED_ERROR, "this address may not use the capture")
 	}
@@ -149,7 +165,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return (s.opts.AllowQuery != nil && s.opts.AllowQuery(ip)) || (s.opts.AllowDump != nil && s.opts.AllowDump(ip))
 	}
 	h := &session{s: s, nc: nc, ctx: ctx, vars: map[string]string{}}
-	c, err := s.srv.NewCustomizedConn(nc, authHandler{auth, allow}, h)
+	c, err := s.srv.NewCustomizedConn(nc, authHandler{auth, allow, s.opts.RequireTLS}, h)
 	if err != nil {
 		s.log.Debug("capture server: handshake failed", "remote", nc.RemoteAddr(), "error", firstLine(err))
 		return
@@ -322,16 +338,16 @@ func (h *session) dump() error {
 }
 
 // QueryPosition asks a capture server for its position (the leader uses
-// it to learn what other monitors' captures hold).
-func QueryPosition(ctx context.Context, addr, user, password string, timeout time.Duration) (binlog.MariaDBPos, error) {
+// it to learn what other monitors' captures hold), over the cluster's TLS.
+func QueryPosition(ctx context.Context, addr, user, password string, t ClientTLS, timeout time.Duration) (binlog.MariaDBPos, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := client.ConnectWithDialer(ctx, "tcp", addr, user, password, "", (&net.Dialer{}).DialContext, func(c *client.Conn) error {
+	c, err := connect(ctx, addr, user, password, t, nil, func(c *client.Conn) error {
 		c.ReadTimeout, c.WriteTimeout = timeout, timeout
 		return nil
 	})
 	if err != nil {
-		return binlog.MariaDBPos{}, fmt.Errorf("capture at %s: %s", addr, firstLine(err))
+		return binlog.MariaDBPos{}, fmt.Errorf("capture at %s: %w", addr, clean(err))
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })

@@ -74,7 +74,7 @@ func TestReplicaCatchesUpFromCapture(t *testing.T) {
 	go srv.Serve(sctx, ln)
 	port := ln.Addr().(*net.TCPAddr).Port
 
-	pos, err := QueryPosition(ctx, ln.Addr().String(), lab.ReplUser, lab.ReplPass, 2*time.Second)
+	pos, err := QueryPosition(ctx, ln.Addr().String(), lab.ReplUser, lab.ReplPass, ClientTLS{}, 2*time.Second)
 	if err != nil || pos.String() != want {
 		t.Fatalf("QueryPosition = %v, %v; want %s", pos, err, want)
 	}

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"math"
 	"path/filepath"
 	"time"
@@ -42,6 +45,15 @@ type Capture struct {
 	// once the capture is larger or they are older (defaults 1 GiB, 24h).
 	RetainBytes int64         `mapstructure:"retain_bytes"`
 	Retain      time.Duration `mapstructure:"retain"`
+	// CertFile and KeyFile are the capture server's TLS certificate and
+	// key ("{name}" stands for the monitor). With a verified tls.mode they
+	// are mandatory: the server a failover promotes replicates from the
+	// capture with the cluster's MASTER_SSL settings, so the certificate
+	// must be signed by tls.ca_file's CA and, for verify-full, name the
+	// monitor's address. With preferred they are optional (TLS offered,
+	// not verified); with disabled they are refused.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
 }
 
 // SemiSyncAck says whether captures acknowledge semi-sync.
@@ -116,4 +128,99 @@ func (c *Config) validateCapture(key string, cl *Cluster, bad func(key, format s
 	if cl.ReplicationUser == "" {
 		bad(k, "needs replication_user: captures read the binlog and serve replays with it")
 	}
+}
+
+// resolveCaptureTLS checks the capture server's certificate against the
+// cluster's TLS settings, for every monitor, so a certificate the replica
+// would refuse at a failover is found by config check instead.
+func (c *Config) resolveCaptureTLS(key string, cl *Cluster, opt Options) Errors {
+	cp := cl.Capture
+	if !cp.Enabled {
+		return nil
+	}
+	var errs Errors
+	bad := func(k, format string, a ...any) {
+		errs = append(errs, &Error{Key: key + ".capture" + k, Problem: fmt.Sprintf(format, a...)})
+	}
+	if (cp.CertFile == "") != (cp.KeyFile == "") {
+		bad("", "set cert_file and key_file together")
+		return errs
+	}
+	verified := cl.TLS.Verified()
+	switch {
+	case cl.TLS.Mode == "disabled" && cp.CertFile != "":
+		bad(".cert_file", "tls.mode is disabled, so the capture serves plain text: remove cert_file/key_file or choose a TLS mode")
+		return errs
+	case verified && cp.CertFile == "":
+		bad(".cert_file", "missing: with tls.mode %s the server a failover promotes replicates from the capture with MASTER_SSL=1 and checks its certificate against %s; "+
+			"give each monitor a certificate and key from that CA (naming the monitor's address for verify-full; \"{name}\" stands for the monitor), e.g. myha certs issue --dir CADIR --name NAME --ip ADDR when that CA was made by myha certs init", cl.TLS.Mode, orSystemRoots(cl.TLS.CAFile))
+		return errs
+	case cp.CertFile == "":
+		return errs
+	}
+	var roots *x509.CertPool
+	if cl.TLS.CAFile != "" {
+		b, err := opt.ReadFile(cl.TLS.CAFile)
+		if err != nil {
+			return errs // resolveTLS reports it
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(b) {
+			return errs
+		}
+	}
+	for _, m := range c.Monitors {
+		certPath, keyPath := NodeFile(cp.CertFile, m.Name), NodeFile(cp.KeyFile, m.Name)
+		if !filepath.IsAbs(certPath) || !filepath.IsAbs(keyPath) {
+			bad(".cert_file", "%q and %q must be absolute paths", cp.CertFile, cp.KeyFile)
+			return errs
+		}
+		certPEM, err := opt.ReadFile(certPath)
+		if err != nil {
+			bad(".cert_file", "monitor %s: cannot read %s: %s", m.Name, certPath, statReason(err))
+			continue
+		}
+		keyPEM, err := opt.ReadFile(keyPath)
+		if err != nil {
+			bad(".key_file", "monitor %s: cannot read %s: %s", m.Name, keyPath, statReason(err))
+			continue
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			bad(".cert_file", "monitor %s: %s and %s are not a certificate and its key: %v", m.Name, certPath, keyPath, err)
+			continue
+		}
+		if !verified {
+			continue
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			bad(".cert_file", "monitor %s: %s: %v", m.Name, certPath, err)
+			continue
+		}
+		vo := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		for _, der := range pair.Certificate[1:] {
+			if ic, err := x509.ParseCertificate(der); err == nil {
+				vo.Intermediates.AddCert(ic)
+			}
+		}
+		if cl.TLS.Mode == "verify-full" {
+			vo.DNSName = m.Address
+		}
+		if _, err := leaf.Verify(vo); err != nil {
+			what := "signed by " + orSystemRoots(cl.TLS.CAFile)
+			if cl.TLS.Mode == "verify-full" {
+				what += " and name the monitor's address " + m.Address
+			}
+			bad(".cert_file", "monitor %s: %s does not verify (%v): replicas replaying from the capture would refuse it; it must be %s", m.Name, certPath, err, what)
+		}
+	}
+	return errs
+}
+
+func orSystemRoots(caFile string) string {
+	if caFile == "" {
+		return "the system's roots (tls.ca_file is not set)"
+	}
+	return "tls.ca_file " + caFile
 }

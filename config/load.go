@@ -256,6 +256,7 @@ func (c *Config) resolve(opt Options) Errors {
 			cl.Failover.DownAfter = DefaultDownAfter
 		}
 		c.captureDefaults(cl)
+		errs = append(errs, c.resolveCaptureTLS(key, cl, opt)...)
 		if v := cl.VIP; v != nil {
 			if v.Method == "" {
 				v.Method = "agent"

@@ -28,7 +28,21 @@ type CaptureConfig struct {
 	// Endpoints are every monitor's capture server (host:port), this
 	// one's included: the leader asks each for its position at a failover.
 	Endpoints map[string]string
+	// CertFile and KeyFile (capture.cert_file/key_file, this monitor's)
+	// make the capture server offer TLS; with a verified tls.mode they are
+	// mandatory and plain-text clients are refused.
+	CertFile, KeyFile string
 }
+
+// CaptureClientTLS is a cluster's TLS for the capture's client side (the
+// dump from the primary, position queries to capture servers): the same
+// builder and verification as every other connection to the servers, with
+// plain text allowed only where tls.mode preferred allows it.
+func CaptureClientTLS(t topology.TLSSpec) capture.ClientTLS {
+	return capture.ClientTLS{Config: t.ClientConfig, Optional: t.Mode == topology.TLSPreferred, Guard: topology.GuardLogin}
+}
+
+func (cm *clusterMon) captureClientTLS() capture.ClientTLS { return CaptureClientTLS(cm.cfg.Spec.TLS) }
 
 // captureRunner is one cluster's capture on this monitor.
 type captureRunner struct {
@@ -49,7 +63,7 @@ func (cm *clusterMon) startCapture(ctx context.Context) {
 	log := cm.d.log.With("cluster", name)
 	c, err := capture.New(capture.Config{Cluster: name, Dir: cc.Dir, Store: cc.Store,
 		Dump: capture.DumpOptions{User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password, ServerID: cc.ServerID, SemiSync: cc.SemiSync,
-			Heartbeat: time.Second, ConnectTimeout: cm.cfg.Spec.ConnectTimeout},
+			Heartbeat: time.Second, ConnectTimeout: cm.cfg.Spec.ConnectTimeout, TLS: cm.captureClientTLS()},
 		StartPosition: cm.primaryBinlogPos,
 		// The stream breaking is the earliest sign the primary may be gone:
 		// probe it now rather than at the next tick.
@@ -79,11 +93,16 @@ func (cm *clusterMon) startCapture(ctx context.Context) {
 			}
 		}
 	}
-	srv := capture.NewServer(c.Store(), capture.ServerOptions{ServerID: cc.ServerID, User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password,
+	so := capture.ServerOptions{ServerID: cc.ServerID, User: cm.cfg.Repl.User, Password: cm.cfg.Repl.Password,
 		// Events go only to the cluster's servers; its position is no
 		// secret from anyone holding the replication account (myha
 		// check asks from an operator's host).
-		AllowDump: func(ip string) bool { return servers[ip] }, AllowQuery: func(string) bool { return true }}, log)
+		AllowDump: func(ip string) bool { return servers[ip] }, AllowQuery: func(string) bool { return true },
+		RequireTLS: cm.cfg.Spec.TLS.Mode.Verified()}
+	if cc.CertFile != "" {
+		so.TLS = capture.ServerTLS(cc.CertFile, cc.KeyFile)
+	}
+	srv := capture.NewServer(c.Store(), so, log)
 	cm.done.Add(2)
 	go func() {
 		defer cm.done.Done()
@@ -214,7 +233,7 @@ func (cm *clusterMon) capturePositions(ctx context.Context) []failover.CaptureHo
 		go func() {
 			defer wg.Done()
 			h := failover.CaptureHold{Monitor: mon, Source: ep}
-			pos, err := capture.QueryPosition(ctx, ep, cm.cfg.Repl.User, cm.cfg.Repl.Password, 500*time.Millisecond)
+			pos, err := capture.QueryPosition(ctx, ep, cm.cfg.Repl.User, cm.cfg.Repl.Password, cm.captureClientTLS(), 500*time.Millisecond)
 			if err != nil {
 				h.Error = err.Error()
 			} else {

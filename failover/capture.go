@@ -120,7 +120,11 @@ func captureLoss(old *topology.ServerView, rec captureReplay, l Loss) Loss {
 // replayCapture has the new primary replicate from a capture server until
 // it has applied the step's target, then stops that replication. The
 // server's own IO and SQL threads do the work, so gtid_slave_pos advances
-// per domain exactly as with any source.
+// per domain exactly as with any source. The CHANGE MASTER carries the
+// cluster's TLS like every repoint: with a verified tls.mode the server
+// connects with MASTER_SSL=1 and checks the capture's certificate against
+// tls.ca_file (and its name under verify-full), and the capture server
+// refuses it in plain text.
 func (r *run) replayCapture(ctx context.Context, s Step) (string, error) {
 	if s.Server != r.plan.NewPrimary {
 		return "", fmt.Errorf("captured events go only to the server the plan promotes (%s), not %s", r.plan.NewPrimary, s.Server)
@@ -135,7 +139,7 @@ func (r *run) replayCapture(ctx context.Context, s Step) (string, error) {
 		return "", err
 	}
 	host, port := splitHostPort(s.Source)
-	if err := r.exec(ctx, q, d.StopReplica(c), d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password}), d.StartReplica(c)); err != nil {
+	if err := r.exec(ctx, q, d.StopReplica(c), d.ChangeSource(c, topology.Source{Host: host, Port: port, User: r.e.Repl.User, Password: r.e.Repl.Password, TLS: r.e.ReplTLS}), d.StartReplica(c)); err != nil {
 		return "", err
 	}
 	if err := r.verifyReplicating(ctx, q, s.Server, s.Source); err != nil {

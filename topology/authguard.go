@@ -71,6 +71,16 @@ var ErrPasswordExposed = errors.New("the server asked for the password in a form
 	"(full caching_sha2_password/sha256_password authentication, an RSA key or cleartext) over a connection that does not verify the server; " +
 	"myha refused before sending it: set tls.mode to required, verify-ca or verify-full, or give the account mysql_native_password or ed25519")
 
+// GuardLogin puts the login guard of myha's own connections under another
+// MySQL client's fresh connection to a server (the binlog capture's
+// go-mysql client, which would send the password to whoever asks for it in
+// clear text): the same refusals, the same ErrPasswordExposed, passed to
+// onErr as well because the client reports only a read error. tlsNext
+// says the client switches to TLS when the server offers it.
+func GuardLogin(c net.Conn, tlsNext bool, onErr func(error)) net.Conn {
+	return &authGuard{Conn: c, tlsNext: tlsNext, onErr: onErr}
+}
+
 func (g *authGuard) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	if g.state == guardDone && len(g.out) == 0 && len(g.in) == 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/myha/myha/capture"
 	"github.com/myha/myha/config"
+	"github.com/myha/myha/daemon"
 	"github.com/myha/myha/failover"
 )
 
@@ -27,7 +28,7 @@ func captureHolds(ctx context.Context, cfg *config.Config, c config.Cluster) []f
 			defer wg.Done()
 			ep := net.JoinHostPort(m.Address, strconv.Itoa(c.Capture.Port))
 			h := failover.CaptureHold{Monitor: m.Name, Source: ep}
-			pos, err := capture.QueryPosition(ctx, ep, c.ReplicationUser, c.ReplicationPassword.Value(), 2*time.Second)
+			pos, err := capture.QueryPosition(ctx, ep, c.ReplicationUser, c.ReplicationPassword.Value(), daemon.CaptureClientTLS(clusterSpec(c).TLS), 2*time.Second)
 			if err != nil {
 				h.Error = err.Error()
 			} else {

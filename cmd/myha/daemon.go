@@ -166,7 +166,7 @@ func captureFor(cfg *config.Config, c config.Cluster, self string) *daemon.Captu
 	}
 	out := &daemon.CaptureConfig{Dir: cp.ClusterDir(self, c.Name), Port: cp.Port, SemiSync: cp.SemiSyncAck(),
 		Store:     capture.StoreOptions{SegmentBytes: cp.SegmentBytes, RetainBytes: cp.RetainBytes, RetainAge: cp.Retain},
-		Endpoints: map[string]string{}}
+		Endpoints: map[string]string{}, CertFile: config.NodeFile(cp.CertFile, self), KeyFile: config.NodeFile(cp.KeyFile, self)}
 	for i, m := range cfg.Monitors {
 		out.Endpoints[m.Name] = net.JoinHostPort(m.Address, strconv.Itoa(cp.Port))
 		if m.Name == self {

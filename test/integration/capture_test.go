@@ -58,7 +58,7 @@ func captureRuns() int {
 // replicates from it.
 func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 	for i := 1; i <= captureRuns(); i++ {
-		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false, 150) })
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { captureProofRun(t, i, false, false, 150) })
 	}
 }
 
@@ -66,8 +66,20 @@ func TestCaptureZeroLossWhenPrimaryHostIsGone(t *testing.T) {
 // db1): the passive side, its IO thread stopped, is promoted and replays
 // what only the captures hold.
 func TestCaptureZeroLossCoPrimary(t *testing.T) {
-	captureProofRun(t, 1, true, 150)
+	captureProofRun(t, 1, true, false, 150)
 }
+
+// The same with TLS everywhere (require_secure_transport=ON, verify-full):
+// the captures stream over TLS, and the promoted server replays from a
+// capture server that accepts only TLS, verifying its certificate and
+// name with the cluster's MASTER_SSL settings.
+func TestCaptureZeroLossOverTLS(t *testing.T) {
+	captureProofRun(t, 1, false, true, 150)
+}
+
+// captureTLSYAML gives each monitor's capture server a certificate from
+// the lab CA naming the monitor's IP.
+const captureTLSYAML = captureYAML + "      cert_file: 'LABTLSDIR/capture-{name}.crt'\n      key_file: 'LABTLSDIR/capture-{name}.key'\n"
 
 // captureFigures are one proof run's measurements.
 type captureFigures struct {
@@ -78,9 +90,13 @@ type captureFigures struct {
 
 // captureProofRun runs the proof once; held transactions are committed
 // (and acknowledged only by the captures) after db3 stops receiving.
-func captureProofRun(t testing.TB, run int, coPrimary bool, held int) captureFigures {
+func captureProofRun(t testing.TB, run int, coPrimary, withTLS bool, held int) captureFigures {
 	ctx := context.Background()
-	m := startMonitorsLabVIP(t, lab.Options{Servers: 3, CoPrimary: coPrimary}, "", captureYAML)
+	yaml := captureYAML
+	if withTLS {
+		yaml = captureTLSYAML
+	}
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 3, CoPrimary: coPrimary, TLS: withTLS, RequireSecureTransport: withTLS}, "", yaml)
 	must(t, m.CreateWriteTable(ctx, "w"))
 	must(t, m.WaitReplicated(ctx, 20*time.Second))
 	db1, db2, db3 := m.Server("db1"), m.Server("db2"), m.Server("db3")
@@ -156,7 +172,7 @@ func captureProofRun(t testing.TB, run int, coPrimary bool, held int) captureFig
 // builds a lab (-benchtime=1x -count=K).
 func BenchmarkCaptureReplay1000(b *testing.B) {
 	oneLabPerRun(b)
-	fig := captureProofRun(b, 1, false, 1000)
+	fig := captureProofRun(b, 1, false, false, 1000)
 	b.ReportMetric(fig.Outage.Seconds(), "s_outage")
 	b.ReportMetric(fig.WritableAfterMS/1000, "s_writable_after")
 	b.ReportMetric(fig.ReplayMS/1000, "s_replay")
@@ -268,5 +284,33 @@ func TestCaptureStatusAndCheck(t *testing.T) {
 	r := myha(t, "check", "--config", m.cfg)
 	if r.code != 2 || !strings.Contains(r.stdout, "fallen back to async") || !strings.Contains(r.stdout, "does not answer") {
 		t.Fatalf("myha check with every capture gone: exit %d, want 2 naming the async fallback:\n%s", r.code, r.stdout)
+	}
+}
+
+// The monitors capture from servers that refuse plain text
+// (require_secure_transport=ON, tls.mode verify-full): each capture streams
+// over TLS and acknowledges semi-sync, each capture server serves TLS with
+// its capture certificate, and myha status and check read every capture's
+// position over verified TLS.
+func TestCaptureThroughMonitorsOverTLS(t *testing.T) {
+	ctx := context.Background()
+	m := startMonitorsLabVIP(t, lab.Options{Servers: 2, TLS: true, RequireSecureTransport: true}, "", captureTLSYAML)
+	semiSyncOnlyCaptures(t, m)
+	db1 := m.Server("db1")
+	must(t, db1.Exec(ctx, "CREATE TABLE lab.c (id INT PRIMARY KEY)", "INSERT INTO lab.c VALUES (1)"))
+	if no, _ := db1.QueryString(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='Rpl_semi_sync_master_no_tx'"); no != "0" {
+		t.Fatalf("%s commits without a capture's ACK", no)
+	}
+	pos, err := db1.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+	must(t, err)
+	waitFor(t, "mon1's capture to hold "+pos, 10*time.Second, func() bool { return m.capturePos(m.Host("mon1")) == pos })
+	st := myha(t, "status", "--daemon", m.api(m.Host("mon1"), ""))
+	for _, want := range []string{"capture on mon1: captured " + pos, "capture on mon2: captured", "capture on mon3: captured"} {
+		if !strings.Contains(st.stdout, want) {
+			t.Fatalf("myha status lacks %q:\n%s", want, st.stdout)
+		}
+	}
+	if r := myha(t, "check", "--config", m.cfg); !strings.Contains(r.stdout, "3 capture(s) answer and follow the primary") {
+		t.Fatalf("myha check with three TLS captures:\n%s", r.stdout)
 	}
 }

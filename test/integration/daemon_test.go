@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/myha/myha/certs"
 	"github.com/myha/myha/test/lab"
 )
 
@@ -85,6 +86,16 @@ func startMonitorsLabWith(t testing.TB, opts lab.Options, o monLabOptions) *moni
 	ips := map[string]string{}
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		ips[n] = l.Host(n).IP
+	}
+	if strings.Contains(clusterYAML, "LABTLSDIR") {
+		// Capture certificates from the lab CA, naming each monitor's IP
+		// (LABTLSDIR/capture-{name}.crt and .key).
+		for n, ip := range ips {
+			if err := certs.Issue(l.TLSDir(), "capture-"+n, []net.IP{net.ParseIP(ip)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clusterYAML = strings.ReplaceAll(clusterYAML, "LABTLSDIR", l.TLSDir())
 	}
 	// A secure deployment: raft over mutual TLS, gossip encrypted.
 	sec, err := lab.SecurityYAML(m.dir, apiToken, ips)
