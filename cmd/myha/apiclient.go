@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/myha/myha/config"
 )
 
@@ -21,8 +23,8 @@ const monitorReadTimeout = 5 * time.Second
 
 // monitorAPI is one place a read through the monitors is tried.
 type monitorAPI struct {
-	Name string // the monitor's name in the config; "" for a URL given on the command line
-	URL  string // base URL, without a trailing slash
+	Name string `json:"name,omitempty"` // the monitor's name in the config (or as it answered)
+	URL  string `json:"url"`            // base URL, without a trailing slash
 }
 
 func (m monitorAPI) String() string {
@@ -121,4 +123,38 @@ func (a *app) readMonitor(ctx context.Context, u string, use func([]byte) error)
 // only through the monitors: no database password is needed or read.
 func (a *app) loadConfigThroughMonitors() (*config.Config, error) {
 	return a.loadConfigWith(config.Options{ThroughMonitors: true})
+}
+
+// apiFromConfig is --api's value when given without a URL: try every
+// monitor of the config.
+const apiFromConfig = "monitors"
+
+// addAPIFlag adds --api [URL] to a command that can read through the
+// monitors.
+func addAPIFlag(cmd *cobra.Command, api *string, usage string) {
+	cmd.Flags().StringVar(api, "api", "", usage)
+	cmd.Flags().Lookup("api").NoOptDefVal = apiFromConfig
+}
+
+// apiArgs accepts one argument only as --api's URL (`--api URL`, which the
+// flag parser leaves as an argument since the URL is optional).
+func apiArgs(api *string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) == 0 || len(args) == 1 && *api == apiFromConfig {
+			return nil
+		}
+		return fmt.Errorf("unexpected argument(s) %q (a URL goes after --api)", args)
+	}
+}
+
+// apiURL is the monitor URL given with --api, or "" for the config's
+// monitors.
+func apiURL(api string, args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	if api == apiFromConfig {
+		return ""
+	}
+	return api
 }

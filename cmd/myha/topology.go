@@ -1,16 +1,10 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/myha/myha/topology"
 )
-
-// apiFromConfig is --api's value when given without a URL: try every
-// monitor of the config.
-const apiFromConfig = "monitors"
 
 func (a *app) topologyCommand() *cobra.Command {
 	var cluster, api string
@@ -22,21 +16,10 @@ func (a *app) topologyCommand() *cobra.Command {
 			"With --api it reads the tree a monitor discovered instead (the given URL, else each monitor of\n" +
 			"the config in turn until one answers), with the API's read token: the config then needs no\n" +
 			"database password. The output is the same, with a line naming the monitor and the snapshot's age.",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 || len(args) == 1 && api == apiFromConfig {
-				return nil
-			}
-			return fmt.Errorf("unexpected argument(s) %q (a URL goes after --api)", args)
-		},
+		Args: apiArgs(&api),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if api != "" {
-				given := ""
-				if len(args) == 1 {
-					given = args[0]
-				} else if api != apiFromConfig {
-					given = api
-				}
-				return a.topologyThroughMonitors(cmd.Context(), cluster, given)
+				return a.topologyThroughMonitors(cmd.Context(), cluster, apiURL(api, args))
 			}
 			cfg, err := a.loadConfig()
 			if err != nil {
@@ -74,7 +57,6 @@ func (a *app) topologyCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
-	cmd.Flags().StringVar(&api, "api", "", "read the tree from a monitor's API: --api alone tries each monitor of the config, --api URL asks that one")
-	cmd.Flags().Lookup("api").NoOptDefVal = apiFromConfig
+	addAPIFlag(cmd, &api, "read the tree from a monitor's API: --api alone tries each monitor of the config, --api URL asks that one")
 	return cmd
 }

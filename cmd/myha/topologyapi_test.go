@@ -27,6 +27,12 @@ const fakeClusters = `{"monitor": "mon2", "leader": "mon1", "insecure": false, "
     "source": "10.0.0.1:3306", "io_running": true, "io_state": "Yes", "sql_running": true, "lag_seconds": 0,
     "gtid_position": "0-1-10", "errant_gtids": [], "errors": []}]}]}`
 
+// fakeCheck is a fake monitor's GET /api/v1/clusters/app1/check: one
+// warning.
+const fakeCheck = `{"name": "app1", "status": "warn", "plan": {},
+ "checks": [{"name": "replication", "status": "ok", "server": "10.0.0.2:3306", "message": "both threads running"},
+  {"name": "monitors", "status": "warn", "message": "1 monitor(s) configured", "fix": "run three monitors"}]}`
+
 // closedPort is a local port nothing listens on.
 func closedPort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,11 +60,15 @@ func TestTopologyThroughMonitors(t *testing.T) {
 			w.Write([]byte(`{"error": {"code": "unauthorized", "message": "a valid bearer token is required (security.api_read_token_file)", "blockers": []}}`))
 			return
 		}
-		if r.URL.Path != "/api/v1/clusters" {
+		switch r.URL.Path {
+		case "/api/v1/clusters":
+			w.Write([]byte(fakeClusters))
+		case "/api/v1/clusters/app1/check":
+			w.Write([]byte(fakeCheck))
+		default:
 			w.WriteHeader(http.StatusNotFound)
-			return
+			w.Write([]byte(`{"error": {"code": "not_found", "message": "no API endpoint", "blockers": []}}`))
 		}
-		w.Write([]byte(fakeClusters))
 	}))
 	defer srv.Close()
 	_, livePort, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
@@ -150,6 +160,24 @@ func TestTopologyThroughMonitors(t *testing.T) {
 	}
 	if time.Since(start) > 2*monitorReadTimeout {
 		t.Errorf("refused connections took %s", time.Since(start))
+	}
+	// check --api: the monitor's checks, printed and exited as the
+	// direct check (a warning: exit 1).
+	code, out = cli("check", "--api", "--config", good)
+	if code != exitWarn || !strings.Contains(out, "checked by monitor mon2 ("+srv.URL+") on its own snapshot\n") ||
+		!strings.Contains(out, "WARN monitors") || !strings.Contains(out, "cluster app1 is healthy, with warnings: 0 failure(s), 1 warning(s)") {
+		t.Errorf("check --api: exit %d:\n%s", code, out)
+	}
+	code, out = cli("check", "--api", "--json", "--config", good)
+	var cr struct {
+		Clusters []checkReport `json:"clusters"`
+	}
+	if err := json.Unmarshal([]byte(out), &cr); err != nil || code != exitWarn || len(cr.Clusters) != 1 || cr.Clusters[0].Monitor == nil ||
+		cr.Clusters[0].Monitor.Name != "mon2" || cr.Clusters[0].Status != "warn" {
+		t.Errorf("check --api --json: exit %d, %v:\n%s", code, err, out)
+	}
+	if code, out = cli("check", "--api", "--config", none); code != exitCannot || !strings.Contains(out, "no monitor answered; tried:") {
+		t.Errorf("check --api, no monitor: exit %d:\n%s", code, out)
 	}
 	if strings.Contains(all.String(), tok) {
 		t.Fatal("the token in the CLI's output")
