@@ -88,6 +88,31 @@ func TestTopologyThroughMonitors(t *testing.T) {
 		t.Fatalf("topology --api: exit %d\n%s%s", text.code, text.stdout, text.stderr)
 	}
 
+	// check --api: a monitor's checks, with the plan the direct check
+	// shows (the primary a failover would replace, a replica to promote).
+	plan := func(r result) (string, string) {
+		var v struct {
+			Clusters []struct {
+				Plan struct {
+					Old string `json:"old_primary"`
+					New string `json:"new_primary"`
+				} `json:"plan"`
+			} `json:"clusters"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || len(v.Clusters) != 1 || r.code > 1 {
+			t.Fatalf("check JSON: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		return v.Clusters[0].Plan.Old, v.Clusters[0].Plan.New
+	}
+	dOld, _ := plan(myha(t, "check", "--json", "--config", m.cfg))
+	aOld, aNew := plan(myha(t, "check", "--api", "--json", "--config", cfg))
+	if dOld != m.Server("db1").Addr() || aOld != dOld || (aNew != m.Server("db2").Addr() && aNew != m.Server("db3").Addr()) {
+		t.Fatalf("check --api plan: replace %s by %s; direct: replace %s", aOld, aNew, dOld)
+	}
+	if r := myha(t, "check", "--api", "--config", cfg); r.code > 1 || !strings.Contains(r.stdout, "checked by monitor mon") || !strings.Contains(r.stdout, "If the primary died now:") {
+		t.Fatalf("check --api: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	wrong := myha(t, "topology", "--api", "--config", laptop("wrong", "not-the-read-token"))
 	if wrong.code != 2 || !strings.Contains(wrong.stderr, "a valid bearer token is required (security.api_read_token_file)") {
 		t.Fatalf("wrong token: exit %d\n%s%s", wrong.code, wrong.stdout, wrong.stderr)
