@@ -10,8 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/myha/myha/config"
+	"github.com/myha/myha/topology"
 )
 
 // A fake monitor's GET /api/v1/clusters (an httptest server, no daemon):
@@ -63,6 +67,8 @@ func TestTopologyThroughMonitors(t *testing.T) {
 		switch r.URL.Path {
 		case "/api/v1/clusters":
 			w.Write([]byte(fakeClusters))
+		case "/api/v1/failovers":
+			w.Write([]byte(`{"monitor": "mon2", "failovers": []}`))
 		case "/api/v1/clusters/app1/check":
 			w.Write([]byte(fakeCheck))
 		default:
@@ -138,6 +144,14 @@ func TestTopologyThroughMonitors(t *testing.T) {
 		t.Errorf("topology --api URL: exit %d:\n%s", code, out)
 	}
 
+	// status and history through a monitor serve from this config too.
+	if code, out = cli("history", "--daemon", srv.URL, "--config", good); code != 0 || !strings.Contains(out, "no failover recorded") {
+		t.Errorf("history --daemon from a config without passwords: exit %d:\n%s", code, out)
+	}
+	if code, out = cli("status", "--daemon", srv.URL, "--config", good); code != 0 || !strings.Contains(out, "cluster app1: healthy") {
+		t.Errorf("status --daemon from a config without passwords: exit %d:\n%s", code, out)
+	}
+
 	// The direct command needs the password, and says how to do without.
 	if code, out = cli("topology", "--config", good); code != exitProblem || !strings.Contains(out, "clusters[0].password: missing") || !strings.Contains(out, "topology --api") {
 		t.Errorf("direct topology without a password: exit %d:\n%s", code, out)
@@ -208,7 +222,52 @@ func TestPickClustersAndAge(t *testing.T) {
 	}
 }
 
+// A monitor that accepts the connection and never answers costs
+// monitorReadTimeout, then the next one is tried.
+func TestReadMonitorsBoundsEachMonitor(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) }))
+	defer ok.Close()
+	a := &app{configPath: filepath.Join(t.TempDir(), "none.yaml"), log: slog.New(slog.DiscardHandler)}
+	start := time.Now()
+	from, err := a.readMonitors(context.Background(), []monitorAPI{{Name: "slow", URL: hang.URL}, {Name: "fast", URL: ok.URL}}, "/x",
+		func([]byte) error { return nil })
+	took := time.Since(start)
+	if err != nil || from.Name != "fast" || took < monitorReadTimeout || took > monitorReadTimeout+2*time.Second {
+		t.Fatalf("from %v, err %v, after %s", from, err, took)
+	}
+}
+
+// A no-primary report exits 1, as the direct command does.
+func TestPrimaryInService(t *testing.T) {
+	p := "a:1"
+	r := topology.ClusterReport{Primary: &p, Servers: []topology.ServerReport{{Address: "a:1", Reachable: true}}}
+	if !primaryInService(r) {
+		t.Error("reachable primary not in service")
+	}
+	r.Servers[0].Reachable = false
+	if primaryInService(r) {
+		t.Error("unreachable primary in service")
+	}
+	if primaryInService(topology.ClusterReport{}) {
+		t.Error("no primary in service")
+	}
+}
+
 func TestMonitorAPIs(t *testing.T) {
+	cfg := &config.Config{Monitors: []config.Monitor{{Name: "m1", Address: "10.0.0.1", APIPort: 8080}, {Name: "m2", Address: "fd00::2", APIPort: 9090}}}
+	got, err := monitorAPIs(cfg, "")
+	if err != nil || len(got) != 2 || got[0].URL != "http://10.0.0.1:8080" || got[1].URL != "http://[fd00::2]:9090" {
+		t.Errorf("monitors over http: %v %v", got, err)
+	}
+	cfg.Security.APICertFile = "/etc/myha/tls/{name}.crt"
+	if got, _ := monitorAPIs(cfg, ""); got[0].URL != "https://10.0.0.1:8080" {
+		t.Errorf("api_cert_file set: %v", got)
+	}
+	if _, err := monitorAPIs(&config.Config{}, ""); err == nil || !strings.Contains(err.Error(), "lists no monitors") {
+		t.Errorf("no monitors: %v", err)
+	}
 	for _, bad := range []string{"10.0.0.5:8080", "ftp://x", "http://", "http://h:8080/api/v1"} {
 		if _, err := monitorAPIs(nil, bad); err == nil || !strings.Contains(err.Error(), "--api") {
 			t.Errorf("--api %q accepted: %v", bad, err)
@@ -217,4 +276,29 @@ func TestMonitorAPIs(t *testing.T) {
 	if got, err := monitorAPIs(nil, "https://h:8080/"); err != nil || len(got) != 1 || got[0].URL != "https://h:8080" {
 		t.Errorf("given URL: %v %v", got, err)
 	}
+}
+
+// FuzzTopologyAnswer: whatever a monitor (or something posing as one)
+// answers, decoding it, picking the clusters and drawing the tree never
+// panics; a picked cluster always has a snapshot.
+func FuzzTopologyAnswer(f *testing.F) {
+	f.Add([]byte(fakeClusters))
+	f.Add([]byte(`{"clusters": [{"name": "app1", "taken_at": "2026-12-01T03:00:00Z", "primary": "b:1", "servers": [{"address": "a:1", "source": "b:1", "co_primary_of": "b:1"}, {"address": "b:1", "source": "a:1", "reachable": true, "io_running": true}]}]}`))
+	f.Add([]byte(`{"clusters": [{"name": "app1", "taken_at": "2026-12-01T03:00:00Z", "servers": [{"address": "a:1", "source": "a:1", "reachable": false, "errors": ["unreachable: "]}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var ans apiClusters
+		if json.Unmarshal(body, &ans) != nil {
+			return
+		}
+		reports, err := pickClusters(ans, []string{"app1"})
+		if err != nil {
+			return
+		}
+		if len(reports) != 1 || reports[0].TakenAt.IsZero() {
+			t.Fatalf("picked %d reports without a snapshot", len(reports))
+		}
+		var b bytes.Buffer
+		reports[0].WriteTree(&b)
+		primaryInService(reports[0])
+	})
 }
