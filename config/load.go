@@ -27,6 +27,13 @@ type Options struct {
 	// Agent loads the config for `myha agent`, which never reads the API
 	// tokens: a database host need not hold them.
 	Agent bool
+	// ThroughMonitors loads the config for a command that only reads
+	// through the monitors' API (topology --api, status, history
+	// --daemon): the database passwords may be left out (and are not
+	// read when present), and security.ca_file may stand alone, so an
+	// operator's laptop holds no database secret. The daemon, the agent
+	// and every command that connects to the servers load without it.
+	ThroughMonitors bool
 }
 
 // Error is a configuration problem, one line, naming the key and what to do.
@@ -149,7 +156,7 @@ func Parse(data []byte, opt Options) (*Config, error) {
 		placeErrors(errs, data)
 		return nil, errs
 	}
-	if errs := cfg.Validate(); len(errs) > 0 {
+	if errs := cfg.validate(opt.ThroughMonitors); len(errs) > 0 {
 		placeErrors(errs, data)
 		return nil, errs
 	}
@@ -273,6 +280,10 @@ func (c *Config) resolve(opt Options) Errors {
 			{&cl.Password, cl.PasswordFile, "password"},
 			{&cl.ReplicationPassword, cl.ReplicationPasswordFile, "replication_password"},
 		} {
+			if opt.ThroughMonitors {
+				*s.val = "" // never read, never held: the command goes through the monitors
+				continue
+			}
 			if s.file != "" {
 				if *s.val != "" {
 					errs = append(errs, &Error{Key: key + "." + s.name, Problem: "set both " + s.name + " and " + s.name + "_file; keep one"})

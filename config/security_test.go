@@ -126,3 +126,39 @@ func TestAPIAllowParsedAndValidated(t *testing.T) {
 		t.Fatalf("a single entry: %v", err)
 	}
 }
+
+// A config for a host that only reads through the monitors (an operator's
+// laptop running myha topology --api) may leave out the database passwords
+// and hold only the CA; every other load still requires them.
+func TestThroughMonitorsNeedsNoDatabasePassword(t *testing.T) {
+	laptop := strings.NewReplacer("    password: s3cret-pw\n", "", "    replication_password: repl-pw\n", "").Replace(good)
+	laptop = "security:\n  ca_file: /etc/myha/tls/ca.crt\nmonitors:\n  - name: mon1\n    address: 198.18.0.2\n" + laptop
+	_, err := Parse([]byte(laptop), Options{})
+	for _, want := range []string{"clusters[0].password: missing", "myha topology --api", "clusters[0].replication_password: missing", "ca_file, cert_file and key_file together"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a monitor's load: want %q in the error, got %v", want, err)
+		}
+	}
+	c, err := Parse([]byte(laptop), Options{ThroughMonitors: true})
+	if err != nil {
+		t.Fatalf("through the monitors: %v", err)
+	}
+	if c.Clusters[0].Name != "app1" || c.Security.CAFile == "" {
+		t.Fatalf("loaded %+v", c.Clusters[0])
+	}
+	// A password given anyway (file missing here, or in the environment)
+	// is not read: the command never holds it.
+	withFile := strings.Replace(good, "    password: s3cret-pw\n", "    password_file: /nonexistent/pw\n", 1)
+	env := func(k string) string { return map[string]string{"MYHA_APP1_REPLICATION_PASSWORD": "from-env"}[k] }
+	c, err = Parse([]byte(withFile), Options{ThroughMonitors: true, Getenv: env})
+	if err != nil {
+		t.Fatalf("password_file on another host: %v", err)
+	}
+	if c.Clusters[0].Password != "" || c.Clusters[0].ReplicationPassword != "" {
+		t.Fatal("a command reading through the monitors holds a database password")
+	}
+	// Other validation is unchanged.
+	if _, err := Parse([]byte(strings.Replace(laptop, "198.18.0.12:3307", "198.18.0.12:99999", 1)), Options{ThroughMonitors: true}); err == nil {
+		t.Fatal("a bad server address accepted through the monitors")
+	}
+}

@@ -55,7 +55,12 @@ var ifaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.:@-]{1,15}$`)
 
 // Validate checks a decoded config and normalizes server addresses. It
 // returns every problem, each naming its key.
-func (c *Config) Validate() Errors {
+func (c *Config) Validate() Errors { return c.validate(false) }
+
+// validate is Validate; throughMonitors relaxes it for a command that only
+// reads through the monitors' API (Options.ThroughMonitors): no database
+// password is needed, and ca_file alone checks the API's certificate.
+func (c *Config) validate(throughMonitors bool) Errors {
 	var errs Errors
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, &Error{Key: key, Problem: fmt.Sprintf(format, a...)})
@@ -106,7 +111,7 @@ func (c *Config) Validate() Errors {
 		}
 	}
 	sec := c.Security
-	if n := countSet(sec.CAFile, sec.CertFile, sec.KeyFile); n != 0 && n != 3 {
+	if n := countSet(sec.CAFile, sec.CertFile, sec.KeyFile); n != 0 && n != 3 && !(throughMonitors && n == 1 && sec.CAFile != "") {
 		bad("security", "set ca_file, cert_file and key_file together (myha certs init / issue make them)")
 	}
 	if countSet(sec.APICertFile, sec.APIKeyFile) == 1 {
@@ -161,13 +166,13 @@ func (c *Config) Validate() Errors {
 		if cl.User == "" {
 			bad(key+".user", "missing (the admin account myha connects as)")
 		}
-		if cl.Password == "" {
-			bad(key+".password", "missing (set password, password_file or %s)", EnvName(cl.Name, "password"))
+		if cl.Password == "" && !throughMonitors {
+			bad(key+".password", "missing (set password, password_file or %s; only commands that read through the monitors, such as myha topology --api, run without it)", EnvName(cl.Name, "password"))
 		}
 		if cl.ReplicationUser == "" {
 			bad(key+".replication_user", "missing (the account replicas use after a repoint)")
 		}
-		if cl.ReplicationPassword == "" {
+		if cl.ReplicationPassword == "" && !throughMonitors {
 			bad(key+".replication_password", "missing (set replication_password, replication_password_file or %s)", EnvName(cl.Name, "replication_password"))
 		}
 		for _, d := range []struct {

@@ -111,7 +111,9 @@ func (d *Daemon) clustersList(w http.ResponseWriter, r *http.Request) {
 	d.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]["name"]) < fmt.Sprint(out[j]["name"]) })
 	name, _ := d.leaderAPI()
-	writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "leader": name, "clusters": out, "insecure": d.cfg.Insecure})
+	// "time" is this monitor's clock, so a client tells each snapshot's
+	// age (time - taken_at) without trusting its own clock.
+	writeJSON(w, http.StatusOK, map[string]any{"monitor": d.self.Name, "leader": name, "clusters": out, "insecure": d.cfg.Insecure, "time": d.now()})
 }
 
 func (d *Daemon) check(w http.ResponseWriter, r *http.Request) {

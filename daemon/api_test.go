@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -91,5 +92,23 @@ func TestDaemonRefusesInsecureWithoutOptIn(t *testing.T) {
 	}
 	if _, err := New(Config{Self: "m", Monitors: mons, Insecure: true}); err != nil {
 		t.Fatalf("insecure opt-in refused: %v", err)
+	}
+}
+
+// The clusters list carries the monitor's clock, so a client tells each
+// snapshot's age (time - taken_at) on one clock: myha topology --api.
+func TestClustersListCarriesTheMonitorsClock(t *testing.T) {
+	tm := startMonitorsWith(t, 1, nil, nil)
+	eventually(t, "leadership", 10*time.Second, func() bool { return tm.ds[0].isLeader() })
+	rec := httptest.NewRecorder()
+	tm.ds[0].handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/clusters", nil))
+	var v struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %v: %s", rec.Code, err, rec.Body.String())
+	}
+	if d := time.Since(v.Time); d < -time.Minute || d > time.Minute {
+		t.Fatalf("time %v is not the monitor's clock", v.Time)
 	}
 }

@@ -9,6 +9,6 @@ import "github.com/myha/myha/topology"
 // over a second at 300 clusters. TestReportMapMatchesTheReportsJSON fails
 // when ClusterReport gains a field this does not copy.
 func reportMap(r topology.ClusterReport) map[string]any {
-	return map[string]any{"name": r.Name, "primary": r.Primary, "took_ms": r.TookMS, "problems": r.Problems,
+	return map[string]any{"name": r.Name, "primary": r.Primary, "taken_at": r.TakenAt, "took_ms": r.TookMS, "problems": r.Problems,
 		"unlisted_replicas": r.Unlisted, "servers": r.Servers}
 }

@@ -3,14 +3,19 @@ package topology
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"time"
 )
 
 // ClusterReport is the JSON shape of a snapshot: `myha topology --json` and
 // the daemon's /api/clusters both emit it, so scripts parse one format.
 type ClusterReport struct {
-	Name     string           `json:"name"`
-	Primary  *string          `json:"primary"`
+	Name    string  `json:"name"`
+	Primary *string `json:"primary"`
+	// TakenAt is when discovery started: with a snapshot read from a
+	// monitor, how old it is.
+	TakenAt  time.Time        `json:"taken_at"`
 	TookMS   float64          `json:"took_ms"`
 	Problems []string         `json:"problems"`
 	Unlisted []UnlistedReport `json:"unlisted_replicas"`
@@ -55,12 +60,15 @@ type ServerReport struct {
 	SemiSyncReplica bool     `json:"semi_sync_replica"`
 	Errant          []string `json:"errant_gtids"`
 	Errors          []string `json:"errors"`
-	ProbeMS         float64  `json:"probe_ms"`
+	// Unreachable says why the server could not be read, when reachable
+	// is false (the tree prints it on the server's line).
+	Unreachable string  `json:"unreachable_reason,omitempty"`
+	ProbeMS     float64 `json:"probe_ms"`
 }
 
 // Report converts a snapshot to its JSON shape.
 func (s *Snapshot) Report() ClusterReport {
-	r := ClusterReport{Name: s.Cluster, TookMS: ms(s.Took.Seconds()), Problems: nonNil(s.Problems), Unlisted: []UnlistedReport{}}
+	r := ClusterReport{Name: s.Cluster, TakenAt: s.TakenAt, TookMS: ms(s.Took.Seconds()), Problems: nonNil(s.Problems), Unlisted: []UnlistedReport{}}
 	if s.Primary != "" {
 		p := s.Primary
 		r.Primary = &p
@@ -96,8 +104,11 @@ func (s *Snapshot) Report() ClusterReport {
 				sr.GTIDIOPos = c.RetrievedSet.String()
 			}
 		}
-		if !v.Reachable && len(sr.Errors) == 0 && v.Error != "" {
-			sr.Errors = []string{"unreachable: " + v.Error}
+		if !v.Reachable {
+			sr.Unreachable = v.Error
+			if len(sr.Errors) == 0 && v.Error != "" {
+				sr.Errors = []string{"unreachable: " + v.Error}
+			}
 		}
 		r.Servers = append(r.Servers, sr)
 	}
@@ -114,28 +125,38 @@ func nonNil(s []string) []string {
 }
 
 // WriteTree prints the snapshot as an indented replication tree, the way a
-// DBA reads a topology: the primary first, replicas under their sources,
-// then servers outside the tree and the problems found.
+// DBA reads a topology. It draws from the report, so a tree read from a
+// monitor's API (which serves the report) is the same as one discovered
+// here.
 func (s *Snapshot) WriteTree(w io.Writer) {
-	primary := s.Primary
-	if primary == "" {
-		primary = "none"
+	r := s.Report()
+	r.WriteTree(w)
+}
+
+// WriteTree prints the report as an indented replication tree: the primary
+// first, replicas under their sources, then servers outside the tree and
+// the problems found.
+func (r *ClusterReport) WriteTree(w io.Writer) {
+	primary := "none"
+	if r.Primary != nil && *r.Primary != "" {
+		primary = *r.Primary
 	}
-	fmt.Fprintf(w, "cluster %s   primary: %s   (discovered in %s)\n", s.Cluster, primary, s.Took.Round(100_000))
+	took := time.Duration(math.Round(r.TookMS * 1e6))
+	fmt.Fprintf(w, "cluster %s   primary: %s   (discovered in %s)\n", r.Name, primary, took.Round(100_000))
 	children := map[string][]int{}
 	placed := map[int]bool{}
-	for i, v := range s.Servers {
-		if v.Source != "" {
-			children[v.Source] = append(children[v.Source], i)
+	for i, v := range r.Servers {
+		if v.Source != nil && *v.Source != "" {
+			children[*v.Source] = append(children[*v.Source], i)
 		}
 	}
 	var walk func(i int, prefix string, last bool, depth int)
 	walk = func(i int, prefix string, last bool, depth int) {
-		if placed[i] {
+		if i < 0 || placed[i] {
 			return
 		}
 		placed[i] = true
-		v := &s.Servers[i]
+		v := &r.Servers[i]
 		branch, next := "", ""
 		if depth > 0 {
 			branch, next = "├─ ", "│  "
@@ -143,14 +164,13 @@ func (s *Snapshot) WriteTree(w io.Writer) {
 				branch, next = "└─ ", "   "
 			}
 		}
-		fmt.Fprintf(w, "%s%s%s\n", prefix, branch, serverLine(v))
-		for _, p := range v.Problems {
+		fmt.Fprintf(w, "%s%s%s\n", prefix, branch, v.treeLine())
+		for _, p := range v.problems() {
 			fmt.Fprintf(w, "%s%s  ! %s\n", prefix, next, p)
 		}
-		kids := children[v.Spec.Address]
 		var todo []int
-		for _, k := range kids {
-			if !placed[k] && s.Servers[k].CoPrimaryOf != v.Spec.Address {
+		for _, k := range children[v.Address] {
+			if !placed[k] && r.Servers[k].CoPrimaryOf != v.Address {
 				todo = append(todo, k)
 			}
 		}
@@ -158,58 +178,67 @@ func (s *Snapshot) WriteTree(w io.Writer) {
 			walk(k, prefix+next, n == len(todo)-1, depth+1)
 		}
 	}
-	if p, ok := s.Server(s.Primary); ok {
-		i := indexOf(s, p.Spec.Address)
+	if i := r.indexOf(primary); i >= 0 {
 		walk(i, "", true, 0)
-		if p.CoPrimaryOf != "" {
-			walk(indexOf(s, p.CoPrimaryOf), "", true, 0)
+		if co := r.Servers[i].CoPrimaryOf; co != "" {
+			walk(r.indexOf(co), "", true, 0)
 		}
 	}
 	var rest []int
-	for i := range s.Servers {
+	for i := range r.Servers {
 		if !placed[i] {
 			rest = append(rest, i)
 		}
 	}
 	if len(rest) > 0 {
-		if s.Primary != "" {
+		if primary != "none" {
 			fmt.Fprintln(w, "not in the tree:")
 		}
 		for _, i := range rest {
 			walk(i, "", true, 0)
 		}
 	}
-	for _, u := range s.Unlisted {
+	for _, u := range r.Unlisted {
 		fmt.Fprintf(w, "unlisted replica %s (server_id %d) of %s\n", joinHostPort(u.Host, u.Port), u.ServerID, u.Source)
 	}
-	if len(s.Problems) > 0 {
+	if len(r.Problems) > 0 {
 		fmt.Fprintln(w, "problems:")
-		for _, p := range s.Problems {
+		for _, p := range r.Problems {
 			fmt.Fprintf(w, "  ! %s\n", p)
 		}
 	}
 }
 
-func indexOf(s *Snapshot, addr string) int {
-	for i := range s.Servers {
-		if s.Servers[i].Spec.Address == addr {
+func (r *ClusterReport) indexOf(addr string) int {
+	for i := range r.Servers {
+		if r.Servers[i].Address == addr {
 			return i
 		}
 	}
 	return -1
 }
 
-func serverLine(v *ServerView) string {
-	parts := []string{v.Spec.Address, string(v.Role)}
+// problems are the server's findings as the tree lists them under it: the
+// report's errors without the line Report adds for an unreachable server
+// (the tree shows that reason on the server's own line).
+func (v *ServerReport) problems() []string {
+	if !v.Reachable && len(v.Errors) == 1 && v.Errors[0] == "unreachable: "+v.Unreachable {
+		return nil
+	}
+	return v.Errors
+}
+
+func (v *ServerReport) treeLine() string {
+	parts := []string{v.Address, string(v.Role)}
 	if !v.Reachable {
 		why := "UNREACHABLE"
-		if v.Error != "" {
-			why += " (" + v.Error + ")"
+		if v.Unreachable != "" {
+			why += " (" + v.Unreachable + ")"
 		}
 		return strings.Join(append(parts, why), "  ")
 	}
-	parts = append(parts, v.VersionRaw)
-	if v.ReadOnly || v.SuperReadOnly {
+	parts = append(parts, v.Version)
+	if v.ReadOnly {
 		parts = append(parts, "ro")
 	} else {
 		parts = append(parts, "RW")
@@ -217,18 +246,18 @@ func serverLine(v *ServerView) string {
 	if v.CoPrimaryOf != "" {
 		parts = append(parts, "co-primary of "+v.CoPrimaryOf)
 	}
-	if c, ok := v.PrimaryConn(); ok {
+	if v.IORunning != nil {
 		lag := "lag ?"
-		if c.LagSeconds != nil {
-			lag = fmt.Sprintf("lag %ds", *c.LagSeconds)
+		if v.LagSeconds != nil {
+			lag = fmt.Sprintf("lag %ds", *v.LagSeconds)
 		}
 		sql := "No"
-		if c.SQLRunning {
+		if v.SQLRunning != nil && *v.SQLRunning {
 			sql = "Yes"
 		}
-		parts = append(parts, fmt.Sprintf("io:%s sql:%s", c.IOState, sql), lag)
+		parts = append(parts, fmt.Sprintf("io:%s sql:%s", v.IOState, sql), lag)
 	}
-	parts = append(parts, "gtid "+orDash(v.ExecutedPosition().String()))
+	parts = append(parts, "gtid "+orDash(v.GTIDPosition))
 	if len(v.Errant) > 0 {
 		parts = append(parts, "ERRANT "+strings.Join(v.Errant, ","))
 	}

@@ -21,18 +21,25 @@ type checkReport struct {
 	Status failover.Status  `json:"status"`
 	Checks []failover.Check `json:"checks"`
 	Plan   failover.Plan    `json:"plan"`
+	// Monitor is the monitor that ran the checks, with check --api.
+	Monitor *monitorAPI `json:"monitor,omitempty"`
 }
 
 func (a *app) checkCommand() *cobra.Command {
-	var cluster string
+	var cluster, api string
 	cmd := &cobra.Command{
-		Use:   "check",
+		Use:   "check [--api [URL]]",
 		Short: "Pre-failover health report: what is wrong now, and what a failover would do",
 		Long: "Runs named checks on every server (replication threads, lag, GTID, errant transactions,\n" +
 			"privileges, durability, detection timeouts, ...) and prints the plan a failover would follow\n" +
-			"if the primary died now.\n\nExit codes: 0 all ok, 1 warnings only, 2 any failure, 3 could not run.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+			"if the primary died now.\n\nWith --api a monitor runs the checks it can judge from its own snapshot (the given URL, else\n" +
+			"each monitor of the config in turn); the config then needs no database password.\n\n" +
+			"Exit codes: 0 all ok, 1 warnings only, 2 any failure, 3 could not run.",
+		Args: apiArgs(&api),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if api != "" {
+				return a.checkThroughMonitors(cmd.Context(), cluster, apiURL(api, args))
+			}
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return withCode(exitCannot, err)
@@ -76,6 +83,7 @@ func (a *app) checkCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	addAPIFlag(cmd, &api, "run the checks on a monitor: --api alone tries each monitor of the config, --api URL asks that one")
 	return cmd
 }
 

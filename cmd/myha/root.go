@@ -81,12 +81,17 @@ func (a *app) versionCommand() *cobra.Command {
 }
 
 // loadConfig finds, reads and validates the config; problems exit with 2.
-func (a *app) loadConfig() (*config.Config, error) {
+func (a *app) loadConfig() (*config.Config, error) { return a.loadConfigWith(config.Options{}) }
+
+// loadConfigWith is loadConfig with load options (the environment is
+// always this process's).
+func (a *app) loadConfigWith(opt config.Options) (*config.Config, error) {
 	path, err := config.Find(a.configPath)
 	if err != nil {
 		return nil, withCode(exitProblem, err)
 	}
-	cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv})
+	opt.Getenv = a.getenv
+	cfg, err := config.LoadFile(path, opt)
 	if err != nil {
 		return nil, withCode(exitProblem, err)
 	}

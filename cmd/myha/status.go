@@ -158,7 +158,9 @@ func (a *app) apiDo(req *http.Request) (*http.Response, error) {
 		// No config here: the request goes as it is, without a token.
 		return client.Do(req)
 	}
-	cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv})
+	// Only the security section is used here: a config without database
+	// passwords (an operator's laptop) serves.
+	cfg, err := config.LoadFile(path, config.Options{Getenv: a.getenv, ThroughMonitors: true})
 	if err != nil {
 		return nil, err
 	}

@@ -7,14 +7,20 @@ import (
 )
 
 func (a *app) topologyCommand() *cobra.Command {
-	var cluster string
+	var cluster, api string
 	cmd := &cobra.Command{
-		Use:   "topology",
+		Use:   "topology [--api [URL]]",
 		Short: "Discover and print the replication tree of each cluster",
 		Long: "Queries every configured server in parallel and prints the replication tree: roles,\n" +
-			"read_only, thread states, lag, GTID positions, errant transactions and problems.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+			"read_only, thread states, lag, GTID positions, errant transactions and problems.\n\n" +
+			"With --api it reads the tree a monitor discovered instead (the given URL, else each monitor of\n" +
+			"the config in turn until one answers), with the API's read token: the config then needs no\n" +
+			"database password. The output is the same, with a line naming the monitor and the snapshot's age.",
+		Args: apiArgs(&api),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if api != "" {
+				return a.topologyThroughMonitors(cmd.Context(), cluster, apiURL(api, args))
+			}
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -51,5 +57,6 @@ func (a *app) topologyCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	addAPIFlag(cmd, &api, "read the tree from a monitor's API: --api alone tries each monitor of the config, --api URL asks that one")
 	return cmd
 }

@@ -67,6 +67,8 @@ type monLabOptions struct {
 	// VIP address (198.18.<lab id>.200), known once the lab is up.
 	clusterYAML string
 	monEnv      []string // extra environment of the monitors (MYHA_CRASH_AT)
+	// securityYAML adds lines under security: (api_read_token_file).
+	securityYAML string
 	// unlisted leaves the lab's last servers out of the config: replicas
 	// myha does not know about, there from the monitors' first start.
 	unlisted int
@@ -103,7 +105,7 @@ func startMonitorsLabWith(t testing.TB, opts lab.Options, o monLabOptions) *moni
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\n%smonitors:\n", filepath.Join(m.dir, "state"), sec)
+	fmt.Fprintf(&b, "state_dir: %s\n%s%smonitors:\n", filepath.Join(m.dir, "state"), sec, o.securityYAML)
 	for _, n := range []string{"mon1", "mon2", "mon3"} {
 		h := l.Host(n)
 		m.mons = append(m.mons, h)
