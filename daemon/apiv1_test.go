@@ -265,3 +265,22 @@ func FuzzParseAction(f *testing.F) {
 		}
 	})
 }
+
+// Before raft starts (the API listens first), every read answers and a
+// change says there is no leader: nothing dereferences the missing node.
+func TestAPIBeforeRaftStarts(t *testing.T) {
+	mons := []MonitorAddr{{Name: "m1", Address: "127.0.0.1"}, {Name: "m2", Address: "127.0.0.2"}}
+	d, err := New(Config{Self: "m1", Monitors: mons, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := recoverHandler(d.log, d.handler())
+	for _, p := range []string{"/api/v1/clusters", "/leader", "/api/v1/failovers", "/metrics"} {
+		if a := callAPI(t, h, "GET", p, "", ""); a.code >= 500 && a.code != http.StatusServiceUnavailable {
+			t.Errorf("GET %s before raft: %d %s", p, a.code, a.raw)
+		}
+	}
+	if name, addr := d.leaderAPI(); name != "" || addr != "" {
+		t.Fatalf("leaderAPI before raft: %q %q", name, addr)
+	}
+}

@@ -260,7 +260,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if !bounded(stopTimeout, d.wg.Wait) {
 		d.log.Error("monitor loops did not stop in time", "waited", stopTimeout)
 	}
-	if d.raft().State() == raft.Leader && len(d.cfg.Monitors) > 1 {
+	if r := d.raft(); r != nil && r.State() == raft.Leader && len(d.cfg.Monitors) > 1 {
 		// Hand over before leaving; raft bounds the transfer itself, this
 		// bounds it again.
 		bounded(5*time.Second, func() { d.raft().LeadershipTransfer().Error() })
@@ -481,7 +481,11 @@ func (d *Daemon) apply(c command) error {
 
 // leaderAPI returns the API address of the current leader, if known.
 func (d *Daemon) leaderAPI() (string, string) {
-	_, id := d.raft().LeaderWithID()
+	r := d.raft()
+	if r == nil {
+		return "", "" // raft not started yet: no leader known
+	}
+	_, id := r.LeaderWithID()
 	for _, m := range d.cfg.Monitors {
 		if string(id) == m.Name {
 			return m.Name, hostPort(m.Address, m.APIPort)
