@@ -57,7 +57,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetVersionTemplate("myha {{.Version}}\n")
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $MYHA_CONFIG, then ./myha.yaml, then /etc/myha/myha.yaml)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error (default info for daemon and agent)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error; daemon and agent use info unless it is given")
 	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand(), a.checkCommand(),
 		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.agentWatchdogCommand(), a.certsCommand(), a.rejoinCommand())
 	a.completeNames(root)
