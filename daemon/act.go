@@ -38,6 +38,13 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		}
 		return
 	}
+	if p, paused, expired := pauseAt(ptr(cm.d.fsm.snapshot()), name, cm.d.now()); paused {
+		// An operator is in charge: keep the lease, change nothing.
+		cm.leadPaused(snap, v, cm.d.fsm.snapshot(), p)
+		return
+	} else if expired {
+		cm.endPause(p)
+	}
 	cm.correct(ctx, snap, v, cm.d.fsm.snapshot())
 	st := cm.d.fsm.snapshot()
 	agreed := st.Primary[name]
@@ -166,7 +173,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	if req.Kind == failover.KindFailover {
 		req.Captures = cm.capturePositions(ctx)
 	}
-	plan := failover.Build(&snap, cm.cfg.Policy, req)
+	plan := failover.Build(&snap, cm.policy(), req)
 	if !plan.OK() {
 		cm.d.log.Warn("failover not possible", "cluster", name, "blockers", plan.Blockers)
 		return nil, fmt.Errorf("blocked: %s", strings.Join(plan.Blockers, "; "))
@@ -414,6 +421,7 @@ func (cm *clusterMon) sendLease(agreed string, epoch int64) {
 	})
 	cm.leaseMu.Unlock()
 	l.Leader, l.Term, l.Ack = cm.d.self.Name, r.CurrentTerm(), ack
+	l.Maint = leaseMaintenance(ptr(cm.d.fsm.snapshot()), cm.cfg.Spec.Name)
 	g.publishLease(l)
 }
 

@@ -92,7 +92,7 @@ func (d *Daemon) handler() http.Handler {
 		cm.mu.Lock()
 		snap, verdict := cm.snap, cm.verdict
 		cm.mu.Unlock()
-		plan := failover.Build(&snap, cm.cfg.Policy, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
+		plan := failover.Build(&snap, cm.policy(), failover.Request{Kind: failover.KindFailover, Hypothetical: true})
 		checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: cm.cfg.Policy})
 		checks = append(checks, failover.CandidateCheck(&plan))
 		hb := failover.Check{Name: "replica_heartbeat", Status: failover.OK, Message: "every replica's heartbeat period lets its silence confirm a dead primary within failover.down_after"}
@@ -108,6 +108,7 @@ func (d *Daemon) handler() http.Handler {
 				Message: fmt.Sprintf("%d monitor(s) configured: with fewer than 3, losing one stops automatic failover or leaves no quorum", n),
 				Fix:     "run three monitors on separate hosts"})
 		}
+		checks = cm.operatorChecks(checks)
 		writeJSON(w, http.StatusOK, map[string]any{"name": cm.cfg.Spec.Name, "status": failover.Summarize(checks), "checks": checks, "plan": plan})
 	})
 	mux.HandleFunc("GET /api/failovers", func(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +151,7 @@ func (d *Daemon) cluster(name string) *clusterMon {
 	return d.clusters[name]
 }
 
-// mutate runs failover, switchover and ack: authenticated, on the leader,
+// mutate runs failover, switchover, ack, pause, resume and maintenance: authenticated, on the leader,
 // serialized with automatic failovers (same per-cluster guard and lock).
 func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 	if !d.authorized(r) {
@@ -186,6 +187,8 @@ func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusConflict
 		}
 		writeJSON(w, code, rep)
+	case "pause", "resume", "maintenance":
+		d.operatorAction(w, r, cm, action)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown action " + action})
 	}

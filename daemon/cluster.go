@@ -65,6 +65,8 @@ type clusterMon struct {
 	// capture.enabled is off or it could not start: captureErr says why).
 	capt       *captureRunner
 	captureErr string
+	// pauseNoted (under mu) is the verdict last reported while paused.
+	pauseNoted State
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -265,6 +267,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		}
 	}
 	cm.d.met.observeCluster(cm.cfg.Spec.Name, verdict.State, writers)
+	cm.observeOperator(ptr(cm.d.fsm.snapshot()))
 	cm.mu.Lock()
 	changed := verdict.State != cm.verdict.State
 	cm.verdict = verdict
@@ -340,6 +343,8 @@ func (cm *clusterMon) status() map[string]any {
 	cm.mu.Unlock()
 	st := cm.d.fsm.snapshot()
 	out := map[string]any{}
+	snap.Servers = append([]topology.ServerView(nil), snap.Servers...) // marked on a copy
+	snap.MarkMaintenance(maintenanceOf(&st, cm.cfg.Spec.Name))
 	b, _ := json.Marshal(snap.Report())
 	json.Unmarshal(b, &out)
 	cm.mu.Lock()
@@ -362,6 +367,7 @@ func (cm *clusterMon) status() map[string]any {
 		}
 	}
 	out["auto_failover"] = cm.cfg.Auto
+	cm.operatorStatus(out, &st)
 	if v := cm.captureView(&snap); v != nil {
 		out["capture"] = v
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

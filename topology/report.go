@@ -56,6 +56,8 @@ type ServerReport struct {
 	Errant          []string `json:"errant_gtids"`
 	Errors          []string `json:"errors"`
 	ProbeMS         float64  `json:"probe_ms"`
+	// Maintenance is why the server is in maintenance (myha maintenance).
+	Maintenance string `json:"maintenance,omitempty"`
 }
 
 // Report converts a snapshot to its JSON shape.
@@ -76,7 +78,7 @@ func (s *Snapshot) Report() ClusterReport {
 			LogBin: v.LogBin, LogReplicaUpd: v.LogReplicaUpd, BinlogFormat: v.BinlogFormat, GTIDStrictMode: v.GTIDStrictMode,
 			SemiSyncPrimary: v.SemiSync.SourceEnabled, SemiSyncReplica: v.SemiSync.ReplicaOn,
 			Errant: nonNil(v.Errant), Errors: nonNil(v.Problems), ProbeMS: ms(v.ProbeRTT.Seconds()),
-			BinlogFile: v.BinlogCoord.String(),
+			BinlogFile: v.BinlogCoord.String(), Maintenance: v.Maintenance,
 		}
 		if v.Reachable {
 			sr.Flavor, sr.Version = string(v.Dialect.Flavor), v.VersionRaw
@@ -200,6 +202,13 @@ func indexOf(s *Snapshot, addr string) int {
 }
 
 func serverLine(v *ServerView) string {
+	if v.Maintenance != "" {
+		return serverLineOf(v) + "  [MAINTENANCE: " + v.Maintenance + "]"
+	}
+	return serverLineOf(v)
+}
+
+func serverLineOf(v *ServerView) string {
 	parts := []string{v.Spec.Address, string(v.Role)}
 	if !v.Reachable {
 		why := "UNREACHABLE"
