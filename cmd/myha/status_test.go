@@ -27,3 +27,18 @@ func TestDegraded(t *testing.T) {
 		t.Fatalf("degraded = %q", got)
 	}
 }
+
+// A server an operator put in maintenance does not make the cluster
+// degraded (status shows the maintenance on its own line instead).
+func TestDegradedIgnoresMaintenance(t *testing.T) {
+	no := false
+	servers := []serverHealth{
+		{Address: "db1:3306", Role: "primary", Reachable: true},
+		{Address: "db2:3306", Role: "unknown", Reachable: false, Errors: []string{"unreachable: connection refused"}},
+		{Address: "db3:3306", Role: "replica", Reachable: true, IORunning: &no, SQLRunning: &no},
+	}
+	got := degraded(servers, map[string]maintenanceJSON{"db2:3306": {Reason: "disk swap"}})
+	if len(got) != 1 || !strings.Contains(got[0], "db3:3306") {
+		t.Fatalf("degraded = %q, want db3 only (db2 is in maintenance)", got)
+	}
+}
