@@ -38,7 +38,7 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		}
 		return
 	}
-	if p, paused, expired := pauseAt(ptr(cm.d.fsm.snapshot()), name, cm.d.now()); paused {
+	if p, paused, expired := pauseAt(cm.d.fsm.operatorView(name), name, cm.d.now()); paused {
 		// An operator is in charge: keep the lease, change nothing.
 		cm.leadPaused(snap, v, cm.d.fsm.snapshot(), p)
 		return
@@ -421,7 +421,7 @@ func (cm *clusterMon) sendLease(agreed string, epoch int64) {
 	})
 	cm.leaseMu.Unlock()
 	l.Leader, l.Term, l.Ack = cm.d.self.Name, r.CurrentTerm(), ack
-	l.Maint = leaseMaintenance(ptr(cm.d.fsm.snapshot()), cm.cfg.Spec.Name)
+	l.Maint = leaseMaintenance(cm.d.fsm.operatorView(cm.cfg.Spec.Name), cm.cfg.Spec.Name)
 	g.publishLease(l)
 }
 

@@ -267,7 +267,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		}
 	}
 	cm.d.met.observeCluster(cm.cfg.Spec.Name, verdict.State, writers)
-	cm.observeOperator(ptr(cm.d.fsm.snapshot()))
+	cm.observeOperator(cm.d.fsm.operatorView(cm.cfg.Spec.Name))
 	cm.mu.Lock()
 	changed := verdict.State != cm.verdict.State
 	cm.verdict = verdict

@@ -241,14 +241,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // policy is the cluster's failover policy with the servers in maintenance
 // as they are now: the planner never chooses one.
 func (cm *clusterMon) policy() failover.Policy {
-	st := cm.d.fsm.snapshot()
 	pol := cm.cfg.Policy
-	pol.Maintenance = maintenanceOf(&st, cm.cfg.Spec.Name)
+	pol.Maintenance = maintenanceOf(cm.d.fsm.operatorView(cm.cfg.Spec.Name), cm.cfg.Spec.Name)
 	return pol
 }
 
@@ -321,12 +318,12 @@ func (d *Daemon) operatorAction(w http.ResponseWriter, r *http.Request, cm *clus
 
 // operatorChecks adds the cluster's pause and maintenance to its checks.
 func (cm *clusterMon) operatorChecks(checks []failover.Check) []failover.Check {
-	st := cm.d.fsm.snapshot()
+	st := cm.d.fsm.operatorView(cm.cfg.Spec.Name)
 	var pp *Pause
-	if p, paused, _ := pauseAt(&st, cm.cfg.Spec.Name, cm.d.now()); paused {
+	if p, paused, _ := pauseAt(st, cm.cfg.Spec.Name, cm.d.now()); paused {
 		pp = &p
 	}
-	return OperatorChecks(checks, pp, maintenanceOf(&st, cm.cfg.Spec.Name))
+	return OperatorChecks(checks, pp, maintenanceOf(st, cm.cfg.Spec.Name))
 }
 
 // OperatorChecks shows an operator's pause and servers in maintenance in a
@@ -354,6 +351,26 @@ func OperatorChecks(checks []failover.Check, paused *Pause, maint map[string]str
 	for _, s := range sortedKeys(maint) {
 		out = append(out, failover.Check{Name: "maintenance", Server: s, Status: failover.OK,
 			Message: "in maintenance (" + maint[s] + "): never chosen as new primary, out of the agents' /replica"})
+	}
+	return out
+}
+
+// operatorView is the pause and maintenance of one cluster, copied under
+// the lock: cheap enough for every probe, unlike a whole snapshot (which
+// carries the history).
+func (f *fsm) operatorView(cluster string) *fsmState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &fsmState{}
+	if p, ok := f.st.Paused[cluster]; ok {
+		out.Paused = map[string]Pause{cluster: p}
+	}
+	if m := f.st.Maint[cluster]; len(m) > 0 {
+		cp := make(map[string]Maintenance, len(m))
+		for s, v := range m {
+			cp[s] = v
+		}
+		out.Maint = map[string]map[string]Maintenance{cluster: cp}
 	}
 	return out
 }

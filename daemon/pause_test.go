@@ -231,3 +231,5 @@ func TestAgentReplicaEndpointLeavesMaintenance(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -74,7 +74,10 @@ func (m *monitorsLab) metricsText(t *testing.T, h *lab.Host) string {
 //     server is writable and one host holds the VIP throughout;
 //   - myha ack, sent while the first monitor of the config is down (the CLI
 //     goes on to the next), lifts the block on every monitor, including the
-//     first once restarted, which also still holds the maintenance.
+//     first once restarted, which also still holds the maintenance;
+//   - myha maintenance off puts db2 back in /replica; a timed pause lets a
+//     switchover through the monitors run (agreed, VIP moved) and ends by
+//     itself after its 10 s, on every monitor.
 func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 	ctx := context.Background()
 	started := time.Now()
@@ -201,6 +204,43 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 		c, _ := agentReplica(db2)
 		return c == 200
 	})
+
+	// A timed pause: a switchover through the monitors still runs while
+	// paused (agreed, VIP moved), and the pause ends by itself.
+	r = myha(t, "pause", "--cluster", "lab", "--for", "10s", "--config", v.cfg)
+	pausedAt := time.Now()
+	if r.code != 0 || !strings.Contains(r.stdout, "ends by itself") {
+		t.Fatalf("pause --for 10s (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--yes", "--config", v.cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") {
+		t.Fatalf("switchover through the monitors while paused (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "every monitor to agree on db2 while still paused", 10*time.Second, func() bool {
+		for _, h := range v.mons {
+			if c, ok := v.clusterOf(h); !ok || c.Primary != db2.Addr() || c.Paused == nil {
+				return false
+			}
+		}
+		return true
+	})
+	v.waitHolder(t, "db2", 10*time.Second)
+	if d := time.Since(pausedAt); d >= 10*time.Second {
+		t.Fatalf("the switchover and its VIP move took %s: past the pause, so this run proves nothing", d)
+	}
+	t.Logf("switchover to db2 while paused: agreed and VIP moved %s after the pause began", time.Since(pausedAt).Round(time.Millisecond))
+	waitFor(t, "the timed pause to end by itself on every monitor", 20*time.Second, func() bool {
+		for _, h := range v.mons {
+			if c, ok := v.clusterOf(h); !ok || c.Paused != nil || !strings.Contains(v.metricsText(t, h), `myha_cluster_paused{cluster="lab"} 0`) {
+				return false
+			}
+		}
+		return true
+	})
+	if d := time.Since(pausedAt); d < 10*time.Second {
+		t.Fatalf("the 10 s pause ended after %s", d)
+	}
+	t.Logf("the 10 s pause ended on every monitor %s after it began", time.Since(pausedAt).Round(time.Millisecond))
 	smp.finish(t)
 	t.Logf("whole test %s", time.Since(started).Round(time.Millisecond))
 }
