@@ -66,18 +66,18 @@ func (m *monitorsLab) metricsText(t *testing.T, h *lab.Host) string {
 //   - myha maintenance on db2 (the preferred candidate: candidate: true and
 //     first in config order): its agent's /replica answers 503 with the
 //     reason while db3's answers 200;
-//   - myha pause, then the primary is killed: no failover while paused
+//   - a timed pause lets a switchover through the monitors run (to db3:
+//     agreed, VIP moved) and ends by itself after its 10 s on every monitor;
+//   - myha pause, then the primary (db3) is killed: no failover while paused
 //     (sampled on every monitor well past the time a failover takes), and
 //     myha status shows the pause and the dead primary;
-//   - myha resume: the failover runs, to db3 (never db2, in maintenance),
+//   - myha resume: the failover runs, to db1 (never db2, in maintenance),
 //     every acknowledged row is on the new primary and on db2, exactly one
 //     server is writable and one host holds the VIP throughout;
 //   - myha ack, sent while the first monitor of the config is down (the CLI
 //     goes on to the next), lifts the block on every monitor, including the
 //     first once restarted, which also still holds the maintenance;
-//   - myha maintenance off puts db2 back in /replica; a timed pause lets a
-//     switchover through the monitors run (agreed, VIP moved) and ends by
-//     itself after its 10 s, on every monitor.
+//   - myha maintenance off puts db2 back in /replica.
 func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 	ctx := context.Background()
 	started := time.Now()
@@ -99,6 +99,44 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 		c3, _ := agentReplica(db3)
 		return c2 == 503 && strings.Contains(b2, "disk swap") && c3 == 200
 	})
+
+	// A timed pause: a switchover through the monitors (to db3: db2 is in
+	// maintenance) still runs while paused (agreed, VIP moved), and the
+	// pause ends by itself.
+	r = myha(t, "pause", "--cluster", "lab", "--for", "10s", "--config", v.cfg)
+	pausedAt := time.Now()
+	if r.code != 0 || !strings.Contains(r.stdout, "ends by itself") {
+		t.Fatalf("pause --for 10s (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = myha(t, "switchover", "--cluster", "lab", "--new-primary", db3.Addr(), "--yes", "--config", v.cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") {
+		t.Fatalf("switchover through the monitors while paused (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "every monitor to agree on db3 while still paused", 10*time.Second, func() bool {
+		for _, h := range v.mons {
+			if c, ok := v.clusterOf(h); !ok || c.Primary != db3.Addr() || c.Paused == nil {
+				return false
+			}
+		}
+		return true
+	})
+	v.waitHolder(t, "db3", 10*time.Second)
+	if d := time.Since(pausedAt); d >= 10*time.Second {
+		t.Fatalf("the switchover and its VIP move took %s: past the pause, so this run proves nothing", d)
+	}
+	t.Logf("switchover to db3 while paused: agreed and VIP moved %s after the pause began", time.Since(pausedAt).Round(time.Millisecond))
+	waitFor(t, "the timed pause to end by itself on every monitor", 20*time.Second, func() bool {
+		for _, h := range v.mons {
+			if c, ok := v.clusterOf(h); !ok || c.Paused != nil || !strings.Contains(v.metricsText(t, h), `myha_cluster_paused{cluster="lab"} 0`) {
+				return false
+			}
+		}
+		return true
+	})
+	if d := time.Since(pausedAt); d < 10*time.Second {
+		t.Fatalf("the 10 s pause ended after %s", d)
+	}
+	t.Logf("the 10 s pause ended on every monitor %s after it began", time.Since(pausedAt).Round(time.Millisecond))
 
 	// Pause, then kill the primary under writes.
 	r = myha(t, "pause", "--cluster", "lab", "--reason", "upgrade", "--config", v.cfg)
@@ -122,9 +160,9 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 	if !strings.Contains(chk.stdout, "paused since") || !strings.Contains(chk.stdout, "in maintenance (disk swap)") {
 		t.Fatalf("myha check does not show the pause and the maintenance:\n%s\n%s", chk.stdout, chk.stderr)
 	}
-	w := v.StartWriter("w", db1, 10*time.Millisecond, false)
+	w := v.StartWriter("w", db3, 10*time.Millisecond, false)
 	must(t, w.WaitAcked(30, 10*time.Second))
-	must(t, db1.Kill())
+	must(t, db3.Kill())
 	killed := time.Now()
 	w.Stop()
 	waitFor(t, "every monitor to judge the paused cluster's primary dead", 15*time.Second, func() bool {
@@ -139,7 +177,7 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 	// dead (measured below after resume); sampled for five.
 	v.noFailoverFor(t, 5*time.Second)
 	for _, s := range v.Servers {
-		if s == db1 {
+		if s == db3 {
 			continue
 		}
 		if ro, err := s.QueryString(ctx, "SELECT @@read_only"); err != nil || ro != "1" {
@@ -163,12 +201,12 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 		t.Fatalf("resume (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	rep := v.oneFailoverEverywhere(t)
-	if rep.Result != "success" || rep.NewPrimary != db3.Addr() {
-		t.Fatalf("failover after resume: want success to db3 (db2 is in maintenance): %+v", rep)
+	if rep.Result != "success" || rep.NewPrimary != db1.Addr() {
+		t.Fatalf("failover after resume: want success to db1 (db2 is in maintenance): %+v", rep)
 	}
 	t.Logf("failover recorded on every monitor %s after myha resume", time.Since(resumed).Round(time.Millisecond))
-	assertSurvivors(t, v.Lab, v.cfg, w, db3, db3, db2)
-	v.waitHolder(t, "db3", 20*time.Second)
+	assertSurvivors(t, v.Lab, v.cfg, w, db1, db1, db2)
+	v.waitHolder(t, "db1", 20*time.Second)
 
 	// The automatic failover blocks further ones; ack through the CLI,
 	// with the first monitor of the config down, lifts it everywhere.
@@ -188,14 +226,14 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 	waitFor(t, "every monitor, mon1 restarted, to show no block and db2 still in maintenance", 30*time.Second, func() bool {
 		for _, h := range v.mons {
 			c, ok := v.clusterOf(h)
-			if !ok || c.BlockedUntil != "" || c.Blocked != "" || c.Maintenance[db2.Addr()] == nil || c.Primary != db3.Addr() {
+			if !ok || c.BlockedUntil != "" || c.Blocked != "" || c.Maintenance[db2.Addr()] == nil || c.Primary != db1.Addr() {
 				return false
 			}
 		}
 		return true
 	})
 
-	// Out of maintenance: db2 (a replica of db3 now) is back in /replica.
+	// Out of maintenance: db2 (a replica of db1 now) is back in /replica.
 	r = myha(t, "maintenance", "off", "--cluster", "lab", "--server", db2.Addr(), "--config", v.cfg)
 	if r.code != 0 {
 		t.Fatalf("maintenance off (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -205,42 +243,6 @@ func TestOperatorPauseMaintenanceAndAckThroughMonitors(t *testing.T) {
 		return c == 200
 	})
 
-	// A timed pause: a switchover through the monitors still runs while
-	// paused (agreed, VIP moved), and the pause ends by itself.
-	r = myha(t, "pause", "--cluster", "lab", "--for", "10s", "--config", v.cfg)
-	pausedAt := time.Now()
-	if r.code != 0 || !strings.Contains(r.stdout, "ends by itself") {
-		t.Fatalf("pause --for 10s (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	r = myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--yes", "--config", v.cfg)
-	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") {
-		t.Fatalf("switchover through the monitors while paused (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	waitFor(t, "every monitor to agree on db2 while still paused", 10*time.Second, func() bool {
-		for _, h := range v.mons {
-			if c, ok := v.clusterOf(h); !ok || c.Primary != db2.Addr() || c.Paused == nil {
-				return false
-			}
-		}
-		return true
-	})
-	v.waitHolder(t, "db2", 10*time.Second)
-	if d := time.Since(pausedAt); d >= 10*time.Second {
-		t.Fatalf("the switchover and its VIP move took %s: past the pause, so this run proves nothing", d)
-	}
-	t.Logf("switchover to db2 while paused: agreed and VIP moved %s after the pause began", time.Since(pausedAt).Round(time.Millisecond))
-	waitFor(t, "the timed pause to end by itself on every monitor", 20*time.Second, func() bool {
-		for _, h := range v.mons {
-			if c, ok := v.clusterOf(h); !ok || c.Paused != nil || !strings.Contains(v.metricsText(t, h), `myha_cluster_paused{cluster="lab"} 0`) {
-				return false
-			}
-		}
-		return true
-	})
-	if d := time.Since(pausedAt); d < 10*time.Second {
-		t.Fatalf("the 10 s pause ended after %s", d)
-	}
-	t.Logf("the 10 s pause ended on every monitor %s after it began", time.Since(pausedAt).Round(time.Millisecond))
 	smp.finish(t)
 	t.Logf("whole test %s", time.Since(started).Round(time.Millisecond))
 }
