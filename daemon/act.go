@@ -38,8 +38,15 @@ func (cm *clusterMon) lead(ctx context.Context, snap *topology.Snapshot, v Verdi
 		}
 		return
 	}
-	cm.correct(ctx, snap, v, cm.d.fsm.view(cm.cfg.Spec.Name))
-	st := cm.d.fsm.view(cm.cfg.Spec.Name)
+	if p, paused, expired := pauseAt(cm.d.fsm.operatorView(name), name, cm.d.now()); paused {
+		// An operator is in charge: keep the lease, change nothing.
+		cm.leadPaused(snap, v, cm.d.fsm.view(name), p)
+		return
+	} else if expired {
+		cm.endPause(p)
+	}
+	cm.correct(ctx, snap, v, cm.d.fsm.view(name))
+	st := cm.d.fsm.view(name)
 	agreed := st.Primary[name]
 	if agreed != "" {
 		cm.renewLease(snap, agreed, st.PrimEpoc[name])
@@ -170,7 +177,7 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	if req.Kind == failover.KindFailover {
 		req.Captures = cm.capturePositions(ctx)
 	}
-	plan := failover.Build(&snap, cm.cfg.Policy, req)
+	plan := failover.Build(&snap, cm.policy(), req)
 	blockedKind := EventFailoverBlocked
 	if req.Kind == failover.KindSwitchover {
 		blockedKind = EventSwitchoverBlocked
@@ -444,6 +451,7 @@ func (cm *clusterMon) sendLease(agreed string, epoch int64) {
 	})
 	cm.leaseMu.Unlock()
 	l.Leader, l.Term, l.Ack = cm.d.self.Name, r.CurrentTerm(), ack
+	l.Maint = leaseMaintenance(cm.d.fsm.operatorView(cm.cfg.Spec.Name), cm.cfg.Spec.Name)
 	g.publishLease(l)
 	if prev != agreed && prev != "" {
 		cm.d.emit(Event{Kind: EventLeaseMoved, Cluster: cm.cfg.Spec.Name, From: prev, To: agreed, Epoch: epoch, Primary: agreed,

@@ -508,6 +508,9 @@ type agentStatus struct {
 	// Followers are the servers counted as following this one in the
 	// last round (the failsafe's evidence; empty on a replica).
 	Followers []string `json:"followers"`
+	// Maintenance is why an operator put this server in maintenance, as
+	// the latest lease said; /replica answers 503 while it is set.
+	Maintenance string `json:"maintenance,omitempty"`
 }
 
 func (a *Agent) status() agentStatus {
@@ -516,7 +519,7 @@ func (a *Agent) status() agentStatus {
 	st := a.local
 	s := agentStatus{Server: a.cfg.Server, Reachable: st.Reachable, ReadOnly: st.ReadOnly || st.SuperReadOnly, Epoch: a.lease.Epoch,
 		AgreedPrimary: a.lease.Primary, LeaseFresh: a.leaseOK, Failsafe: a.failsafe, VIPHeld: a.holding, Error: st.Error,
-		Followers: append([]string{}, a.followers...)}
+		Followers: append([]string{}, a.followers...), Maintenance: a.lease.Maint[a.cfg.Server]}
 	if st.Reachable {
 		s.GTIDPosition = st.ExecutedPosition().String()
 	}
@@ -558,7 +561,7 @@ func (a *Agent) handler() http.Handler {
 		}
 	}
 	replicaOK := func(s agentStatus, r *http.Request) bool {
-		if !s.Reachable || !s.IORunning || !s.SQLRunning || !s.ReadOnly {
+		if !s.Reachable || !s.IORunning || !s.SQLRunning || !s.ReadOnly || s.Maintenance != "" {
 			return false
 		}
 		if s.AgreedPrimary != "" && s.Source != s.AgreedPrimary {

@@ -125,7 +125,7 @@ func (d *Daemon) check(w http.ResponseWriter, r *http.Request) {
 	cm.mu.Lock()
 	snap, verdict := cm.snap, cm.verdict
 	cm.mu.Unlock()
-	plan := failover.Build(&snap, cm.cfg.Policy, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
+	plan := failover.Build(&snap, cm.policy(), failover.Request{Kind: failover.KindFailover, Hypothetical: true})
 	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: cm.cfg.Policy})
 	checks = append(checks, failover.CandidateCheck(&plan))
 	hb := failover.Check{Name: "replica_heartbeat", Status: failover.OK, Message: "every replica's heartbeat period lets its silence confirm a dead primary within failover.down_after"}
@@ -141,6 +141,7 @@ func (d *Daemon) check(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("%d monitor(s) configured: with fewer than 3, losing one stops automatic failover or leaves no quorum", n),
 			Fix:     "run three monitors on separate hosts"})
 	}
+	checks = cm.operatorChecks(checks)
 	writeJSON(w, http.StatusOK, map[string]any{"name": cm.cfg.Spec.Name, "status": failover.Summarize(checks), "checks": checks, "plan": plan})
 }
 
@@ -251,7 +252,8 @@ func queryBool(v, name string) (bool, error) {
 	return false, fmt.Errorf("%s=%q: use true or false", name, v)
 }
 
-// mutate runs failover, switchover and ack: authenticated, on the leader,
+// mutate runs failover, switchover, ack, pause, resume and maintenance:
+// authenticated, on the leader,
 // serialized with automatic failovers (same per-cluster guard and lock).
 func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 	if !d.authorized(r) {
@@ -279,8 +281,10 @@ func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error(), nil, nil)
 		return
 	}
-	if action != "ack" && action != "failover" && action != "switchover" {
-		writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("unknown action %q: use failover, switchover or ack", action), nil, nil)
+	switch action {
+	case "ack", "failover", "switchover", "pause", "resume", "maintenance":
+	default:
+		writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("unknown action %q: use failover, switchover, ack, pause, resume or maintenance", action), nil, nil)
 		return
 	}
 	if p.NewPrimary != "" && !hasServer(cm, p.NewPrimary) {
@@ -324,6 +328,8 @@ func (d *Daemon) mutate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, rep)
+	case "pause", "resume", "maintenance":
+		d.operatorAction(w, r, cm, action)
 	}
 }
 

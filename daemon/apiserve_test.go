@@ -136,7 +136,7 @@ func TestAgentEndpointsCarryNoSecrets(t *testing.T) {
 		fields = append(fields, strings.Split(ty.Field(i).Tag.Get("json"), ",")[0])
 	}
 	sort.Strings(fields)
-	want := "agreed_primary epoch error failsafe followers gtid_position io_running lag_seconds lease_fresh reachable read_only role server source sql_running vip_held"
+	want := "agreed_primary epoch error failsafe followers gtid_position io_running lag_seconds lease_fresh maintenance reachable read_only role server source sql_running vip_held"
 	if got := strings.Join(fields, " "); got != want {
 		t.Fatalf("agentStatus fields changed:\n got %s\nwant %s\n(check the new ones carry no secret, then update this list)", got, want)
 	}

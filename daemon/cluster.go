@@ -73,6 +73,8 @@ type clusterMon struct {
 	// startDelay postpones the first probe (set by Reload when there are
 	// several clusters; read only by the probe loop).
 	startDelay time.Duration
+	// pauseNoted (under mu) is the verdict last reported while paused.
+	pauseNoted State
 }
 
 func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
@@ -331,6 +333,7 @@ func (cm *clusterMon) probe(ctx context.Context) {
 		}
 	}
 	cm.d.met.observeCluster(cm.cfg.Spec.Name, verdict.State, writers)
+	cm.observeOperator(cm.d.fsm.operatorView(cm.cfg.Spec.Name))
 	cm.mu.Lock()
 	changed := verdict.State != cm.verdict.State
 	first := cm.verdict.State == ""
@@ -422,6 +425,8 @@ func (cm *clusterMon) status() map[string]any {
 	snap, verdict := cm.snap, cm.verdict
 	cm.mu.Unlock()
 	st := cm.d.fsm.view(cm.cfg.Spec.Name)
+	snap.Servers = append([]topology.ServerView(nil), snap.Servers...) // marked on a copy
+	snap.MarkMaintenance(maintenanceOf(&st, cm.cfg.Spec.Name))
 	out := reportMap(snap.Report())
 	cm.mu.Lock()
 	if cm.fenceRefusal != "" && verdict.State == StateDead {
@@ -443,6 +448,7 @@ func (cm *clusterMon) status() map[string]any {
 		}
 	}
 	out["auto_failover"] = cm.cfg.Auto
+	cm.operatorStatus(out, &st)
 	if v := cm.captureView(&snap); v != nil {
 		out["capture"] = v
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -36,7 +36,7 @@ type Decision struct {
 
 // command is one raft log entry.
 type command struct {
-	Op       string           `json:"op"` // decide, promoted, result, ack, primary
+	Op       string           `json:"op"` // decide, promoted, result, ack, primary, action, pause, resume, maintenance
 	Decision *Decision        `json:"decision,omitempty"`
 	Report   *failover.Report `json:"report,omitempty"`
 	Cluster  string           `json:"cluster,omitempty"`
@@ -48,6 +48,13 @@ type command struct {
 	// Auto marks the result of an automatic failover: if it did not
 	// succeed, automatic failovers stay blocked until acknowledged.
 	Auto bool `json:"auto,omitempty"`
+	// Pause is the pause an operator asked for (op pause), or the one a
+	// leader ends because its deadline passed (op resume).
+	Pause *Pause `json:"pause,omitempty"`
+	// Server, On and Reason mark a server in or out of maintenance.
+	Server string `json:"server,omitempty"`
+	On     bool   `json:"on,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // fsmState is everything the log builds.
@@ -64,6 +71,12 @@ type fsmState struct {
 	// Journal holds the leader's corrections, each committed before it
 	// was made; newest last, bounded.
 	Journal []JournalEntry `json:"journal,omitempty"`
+	// Paused holds the clusters an operator paused (myha pause): no
+	// automatic action is taken on them until resumed or Until passes.
+	Paused map[string]Pause `json:"paused,omitempty"`
+	// Maint holds, per cluster, the servers in maintenance: never chosen
+	// as a new primary, out of the agents' replica routing and alerts.
+	Maint map[string]map[string]Maintenance `json:"maintenance,omitempty"`
 }
 
 const historyLimit = 200
@@ -187,6 +200,8 @@ func (c *command) validate(st *fsmState) error {
 		case a.Kind == "" || long(c.Cluster, string(a.Kind), a.Server, c.Leader) || len(a.Reason) > 4*maxField:
 			return errors.New("action: kind required, fields bounded")
 		}
+	case "pause", "resume", "maintenance":
+		return c.validateOperator(st)
 	default:
 		return fmt.Errorf("unknown op %q", c.Op)
 	}
@@ -258,6 +273,8 @@ func (f *fsm) apply(c command) any {
 			}
 			st.Primary[c.Cluster], st.PrimEpoc[c.Cluster] = c.Primary, st.Epoch
 		}
+	case "pause", "resume", "maintenance":
+		return st.applyOperator(c)
 	case "action":
 		if c.Action == nil {
 			return fmt.Errorf("action without an action")

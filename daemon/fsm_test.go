@@ -183,6 +183,10 @@ func FuzzFSMApply(f *testing.F) {
 	f.Add([]byte(`{"op":"promoted","cluster":"c","decision":{"epoch":1}}`))
 	f.Add([]byte(`{"op":"result","report":{"cluster":"c","epoch":1,"promoted":true,"new_primary":"b"}}`))
 	f.Add([]byte(`{"op":"decide"}`))
+	f.Add([]byte(`{"op":"pause","cluster":"c","pause":{"since":"2026-01-01T00:00:00Z","until":"2026-01-01T02:00:00Z","reason":"upgrade"}}`))
+	f.Add([]byte(`{"op":"resume","cluster":"c","pause":{"since":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"op":"maintenance","cluster":"c","server":"b","on":true,"reason":"disk"}`))
+	f.Add([]byte(`{"op":"maintenance","cluster":"c","server":"b"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fs := newFSM()
 		fs.Apply(&raft.Log{Data: []byte(`{"op":"decide","decision":{"epoch":1,"cluster":"c","kind":"failover","old_primary":"a","new_primary":"b"}}`)})

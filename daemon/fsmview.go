@@ -6,7 +6,7 @@ import (
 
 // view is one cluster's part of the replicated state: the epoch, and that
 // cluster's entries of every per-cluster map (open decision, block, agreed
-// primary and its epoch), plus its failover history. The prober and the
+// primary and its epoch, pause, maintenance), plus its failover history. The prober and the
 // leader call it on every probe of every cluster, so it copies only what
 // concerns that cluster — never the whole state, whose size grows with the
 // number of clusters (snapshot copies it all, through JSON). The corrections
@@ -34,6 +34,16 @@ func (f *fsm) view(cluster string) fsmState {
 	}
 	if why, ok := st.BlockedWhy[cluster]; ok {
 		out.BlockedWhy = map[string]string{cluster: why}
+	}
+	if p, ok := st.Paused[cluster]; ok {
+		out.Paused = map[string]Pause{cluster: p}
+	}
+	if m, ok := st.Maint[cluster]; ok {
+		cp := make(map[string]Maintenance, len(m))
+		for s, v := range m {
+			cp[s] = v
+		}
+		out.Maint = map[string]map[string]Maintenance{cluster: cp}
 	}
 	for _, r := range st.History {
 		if r.Cluster == cluster {

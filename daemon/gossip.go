@@ -59,6 +59,9 @@ type LeaseMsg struct {
 	// agent trusts the lease from when it sent that report, so delays
 	// and pauses only ever shorten its trust.
 	Ack uint64 `json:"ak,omitempty"`
+	// Maint lists the cluster's servers in maintenance (address → reason,
+	// shortened): their agents take them out of /replica.
+	Maint map[string]string `json:"mt,omitempty"`
 }
 
 // leaseAcceptable decides whether a lease sent by sender may replace the
@@ -654,7 +657,7 @@ func (g *gossip) store(b []byte) {
 	}
 	switch m.Kind {
 	case "lease":
-		if m.Lease == nil || !allow.monitor(m.Monitor) || !allow.server(m.Lease.Cluster, "") || m.Lease.LeaseMS < 0 || m.Lease.WaitMS < 0 {
+		if m.Lease == nil || !allow.monitor(m.Monitor) || !allow.server(m.Lease.Cluster, "") || m.Lease.LeaseMS < 0 || m.Lease.WaitMS < 0 || len(m.Lease.Maint) > maxGossipEntries {
 			g.reject("lease not from a monitor, or about an unknown cluster")
 			return
 		}

@@ -13,6 +13,7 @@ func FuzzGossipStore(f *testing.F) {
 	f.Add([]byte(`{"m":"mon1","k":"lease","l":{"c":"lab","p":"db2:3306","e":3,"d":3000,"w":1500}}`))
 	f.Add([]byte(`{"m":"agent","k":"agent","a":{"c":"lab","s":"db1:3306","h":true,"e":2}}`))
 	f.Add([]byte(`{"m":"x","k":"lease"}`))
+	f.Add([]byte(`{"m":"mon1","k":"lease","l":{"c":"lab","p":"db2:3306","e":3,"d":3000,"w":0,"ld":"mon1","tm":2,"mt":{"db3:3306":"disk swap"}}}`))
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g := &gossip{self: "mon1", peers: map[string]peerState{}, now: time.Now, leases: map[string]leaseState{}, agents: map[string]agentState{}}

@@ -24,6 +24,10 @@ type metrics struct {
 	// writable counts the servers this monitor saw accept writes
 	// (read_only off) at its last probe: the two-writers alert.
 	writable *prometheus.GaugeVec
+	// paused is 1 while an operator's pause stops automatic actions;
+	// maintenance is 1 for a server an operator put in maintenance.
+	paused      *prometheus.GaugeVec
+	maintenance *prometheus.GaugeVec
 }
 
 // allStates lists every State, so the one-hot series exist from the start.
@@ -46,11 +50,15 @@ func newMetrics(version string) *metrics {
 			Help: "1 for the primary's state as this monitor judges it (healthy, suspect, dead_primary, ...), 0 for the other states."}, []string{"cluster", "state"}),
 		writable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "myha_writable_servers",
 			Help: "Servers with read_only off at this monitor's last probe: 1 in service, 0 no writes, 2 or more two writers."}, []string{"cluster"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "myha_cluster_paused",
+			Help: "1 while an operator's pause (myha pause) stops the cluster's automatic failover, fencing and corrections."}, []string{"cluster"}),
+		maintenance: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "myha_server_maintenance",
+			Help: "1 for a server in maintenance (myha maintenance): never promoted, out of replica routing and alerts."}, []string{"cluster", "server"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "myha_build_info", Help: "1, labelled with the running myha's version and Go version.",
 		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()}})
 	build.Set(1)
-	m.reg.MustRegister(m.probe, m.up, m.lag, m.failovers, m.detection, m.members, m.leader, m.state, m.writable, build,
+	m.reg.MustRegister(m.probe, m.up, m.lag, m.failovers, m.detection, m.members, m.leader, m.state, m.writable, m.paused, m.maintenance, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

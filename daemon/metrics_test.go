@@ -71,6 +71,8 @@ func TestShippedRulesUseExistingSeries(t *testing.T) {
 	m.up.WithLabelValues("c", "s")
 	m.lag.WithLabelValues("c", "s")
 	m.observeCluster("c", StateHealthy, 1)
+	m.paused.WithLabelValues("c")
+	m.maintenance.WithLabelValues("c", "s")
 	fams, _ := m.reg.Gather()
 	have := map[string]bool{}
 	for _, f := range fams {

@@ -44,6 +44,10 @@ type Policy struct {
 	// answers, else as the last snapshot in which it answered, else on when
 	// the new primary's replica side was on).
 	SemiSync string
+	// Maintenance holds the servers an operator put in maintenance (myha
+	// maintenance), with the reason: never chosen as the new primary,
+	// still repointed to it like any replica.
+	Maintenance map[string]string
 }
 
 // Request is what the operator (or the daemon) asks for.

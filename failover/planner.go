@@ -335,6 +335,9 @@ func judge(reps []*replicaInfo, old *topology.ServerView, pol Policy, req Reques
 		if v.Spec.NoMaster {
 			no("no_master is set")
 		}
+		if why, ok := pol.Maintenance[v.Spec.Address]; ok {
+			no("in maintenance (%s): myha maintenance off to make it a candidate again", why)
+		}
 		if !v.LogBin {
 			no("log_bin is off: it cannot serve as a primary")
 		}

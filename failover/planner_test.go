@@ -284,3 +284,32 @@ func TestSwitchoverSteps(t *testing.T) {
 		t.Fatalf("steps %s, want %s", got, want)
 	}
 }
+
+// A server in maintenance (Policy.Maintenance) is never chosen, even when
+// it is the most advanced replica and marked candidate; it is still
+// repointed to the new primary, and the plan says why it was passed over.
+// With nothing else eligible the failover is blocked rather than promote it.
+func TestPlannerSkipsServersInMaintenance(t *testing.T) {
+	snap := deadPrimary(server("db2:3306", 2, "0-1-100", replicaOf("db1:3306", 1, "0-1-100"), candidate),
+		server("db3:3306", 3, "0-1-90", replicaOf("db1:3306", 1, "0-1-90")))
+	req := Request{Kind: KindFailover}
+	if p := Build(snap, Policy{}, req); p.NewPrimary != "db2:3306" {
+		t.Fatalf("without maintenance the plan chose %s, want db2 (the test's premise)", p.NewPrimary)
+	}
+	p := Build(snap, Policy{Maintenance: map[string]string{"db2:3306": "disk swap"}}, req)
+	if p.NewPrimary != "db3:3306" || !p.OK() {
+		t.Fatalf("chose %q (blockers %v), want db3:3306", p.NewPrimary, p.Blockers)
+	}
+	if !hasStep(p, StepRepoint, "db2:3306") {
+		t.Fatalf("the server in maintenance is not repointed to the new primary: %+v", p.Steps)
+	}
+	for _, c := range p.Candidates {
+		if c.Address == "db2:3306" && (c.Eligible || !strings.Contains(strings.Join(c.Reasons, " "), "in maintenance (disk swap)")) {
+			t.Fatalf("the plan does not say why db2 was passed over: %+v", c)
+		}
+	}
+	p = Build(snap, Policy{Maintenance: map[string]string{"db2:3306": "a", "db3:3306": "b"}}, req)
+	if p.OK() || p.NewPrimary != "" {
+		t.Fatalf("every replica in maintenance, yet the plan promotes %s", p.NewPrimary)
+	}
+}

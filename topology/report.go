@@ -64,6 +64,8 @@ type ServerReport struct {
 	// is false (the tree prints it on the server's line).
 	Unreachable string  `json:"unreachable_reason,omitempty"`
 	ProbeMS     float64 `json:"probe_ms"`
+	// Maintenance is why the server is in maintenance (myha maintenance).
+	Maintenance string `json:"maintenance,omitempty"`
 }
 
 // Report converts a snapshot to its JSON shape.
@@ -84,7 +86,7 @@ func (s *Snapshot) Report() ClusterReport {
 			LogBin: v.LogBin, LogReplicaUpd: v.LogReplicaUpd, BinlogFormat: v.BinlogFormat, GTIDStrictMode: v.GTIDStrictMode,
 			SemiSyncPrimary: v.SemiSync.SourceEnabled, SemiSyncReplica: v.SemiSync.ReplicaOn,
 			Errant: nonNil(v.Errant), Errors: nonNil(v.Problems), ProbeMS: ms(v.ProbeRTT.Seconds()),
-			BinlogFile: v.BinlogCoord.String(),
+			BinlogFile: v.BinlogCoord.String(), Maintenance: v.Maintenance,
 		}
 		if v.Reachable {
 			sr.Flavor, sr.Version = string(v.Dialect.Flavor), v.VersionRaw
@@ -229,6 +231,13 @@ func (v *ServerReport) problems() []string {
 }
 
 func (v *ServerReport) treeLine() string {
+	if v.Maintenance != "" {
+		return v.treeLineOf() + "  [MAINTENANCE: " + v.Maintenance + "]"
+	}
+	return v.treeLineOf()
+}
+
+func (v *ServerReport) treeLineOf() string {
 	parts := []string{v.Address, string(v.Role)}
 	if !v.Reachable {
 		why := "UNREACHABLE"

@@ -183,6 +183,18 @@ type ServerView struct {
 	// Remembered marks a view completed from Memory (the server did not
 	// answer; its dialect, semi-sync or pair come from an earlier snapshot).
 	Remembered bool
+	// Maintenance is why an operator put this server in maintenance (myha
+	// maintenance, held by the monitors); "" when it is not. Set by the
+	// caller that knows (MarkMaintenance), never by discovery.
+	Maintenance string
+}
+
+// MarkMaintenance records which servers are in maintenance (address →
+// reason), for the tree and the report to show.
+func (s *Snapshot) MarkMaintenance(m map[string]string) {
+	for i := range s.Servers {
+		s.Servers[i].Maintenance = m[s.Servers[i].Spec.Address]
+	}
 }
 
 // UnlistedReplica is a replica connected to a cluster server but missing from

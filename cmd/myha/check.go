@@ -50,13 +50,21 @@ func (a *app) checkCommand() *cobra.Command {
 			}
 			var reports []checkReport
 			worst := failover.OK
+			ops, opsKnown := a.fetchOperatorState(cmd.Context(), cfg)
 			for i, c := range clusters {
 				store, err := a.store(cfg, c)
 				if err != nil {
 					return err
 				}
-				r := runCheck(cmd.Context(), c, store, a.log, captureHolds(cmd.Context(), cfg, c))
+				op := ops[c.Name]
+				r := runCheck(cmd.Context(), c, store, a.log, captureHolds(cmd.Context(), cfg, c), op.Maintenance)
 				r.Checks = append(r.Checks, daemon.ServerMajorityCheck(len(c.Servers)))
+				r.Checks = daemon.OperatorChecks(r.Checks, op.pause(), op.Maintenance)
+				if len(cfg.Monitors) > 0 && !opsKnown {
+					r.Checks = append(r.Checks, failover.Check{Name: "paused", Status: failover.Warn,
+						Message: "no monitor answered: whether the cluster is paused or a server is in maintenance is unknown",
+						Fix:     "check that the monitors run (myha status) and that their API port is reachable from here"})
+				}
 				r.Status = failover.Summarize(r.Checks)
 				if n := len(cfg.Monitors); n < 3 {
 					r.Checks = append(r.Checks, failover.Check{Name: "monitors", Status: failover.Warn,
@@ -100,10 +108,12 @@ func recall(store failover.Store, snap topology.Snapshot, log *slog.Logger) topo
 }
 
 // runCheck gathers what the checks need (the imperative part) and judges it.
-func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *slog.Logger, holds []failover.CaptureHold) checkReport {
+func runCheck(ctx context.Context, c config.Cluster, store failover.Store, log *slog.Logger, holds []failover.CaptureHold, maint map[string]string) checkReport {
 	spec := clusterSpec(c)
 	snap := recall(store, topology.Discover(ctx, spec, dialerFor(spec)), log)
+	snap.MarkMaintenance(maint)
 	pol := policyFor(c)
+	pol.Maintenance = maint
 	plan := failover.Build(&snap, pol, failover.Request{Kind: failover.KindFailover, Hypothetical: true})
 	facts := gatherFacts(ctx, spec, &snap)
 	checks := failover.RunChecks(failover.CheckInput{Snapshot: &snap, Policy: pol, ReplLogin: replLogins(ctx, c, &snap),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -21,7 +22,7 @@ import (
 // shared planner, show the plan, and execute it with the shared executor.
 func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	var cluster, newPrimary, daemonURL string
-	var dryRun, force, yes, acceptLoss bool
+	var dryRun, force, yes, acceptLoss, local bool
 	short := map[failover.Kind]string{
 		failover.KindFailover:   "Replace a dead primary with the best replica",
 		failover.KindSwitchover: "Move the primary role to another server while the primary is healthy",
@@ -56,7 +57,13 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 				}
 				newPrimary = norm
 			}
-			if daemonURL != "" && !dryRun {
+			if local && daemonURL != "" {
+				return withCode(exitProblem, fmt.Errorf("--local and --daemon: choose one (--local acts on the servers, --daemon through a monitor)"))
+			}
+			if !dryRun && !local && (daemonURL != "" || len(cfg.Monitors) > 0) {
+				if acceptLoss {
+					return withCode(exitProblem, fmt.Errorf("--accept-loss is for --local only: the monitors never fail over with a loss"))
+				}
 				q := url.Values{}
 				if newPrimary != "" {
 					q.Set("new_primary", newPrimary)
@@ -64,7 +71,13 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 				if force {
 					q.Set("force", "true")
 				}
-				return a.remote(cmd.Context(), cfg, daemonURL, c.Name, string(kind), q)
+				if !yes && !a.confirm(fmt.Sprintf("Run the %s of cluster %s through the monitors (the leader plans and executes it; a pause does not stop it)? (yes/NO): ", kind, c.Name)) {
+					return withCode(exitProblem, fmt.Errorf("not confirmed: nothing was changed"))
+				}
+				return noMonitorErr(a.remote(cmd.Context(), cfg, daemonURL, c.Name, string(kind), q), true)
+			}
+			if local && len(cfg.Monitors) > 0 && !dryRun {
+				fmt.Fprintln(a.stderr, localWarning)
 			}
 			return a.runPlan(cmd.Context(), cfg, c, kind, failover.Request{Kind: kind, NewPrimary: newPrimary, Force: force, AcceptLoss: acceptLoss}, dryRun, yes)
 		},
@@ -73,7 +86,11 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 	cmd.Flags().StringVar(&newPrimary, "new-primary", "", "promote this server (host:port) instead of the best one")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
-	cmd.Flags().StringVar(&daemonURL, "daemon", "", "run it through a monitor (http://host:8080): serialized with automatic failovers, executed by the leader")
+	cmd.Flags().StringVar(&daemonURL, "daemon", "", "run it through this monitor (http://host:8080) rather than the config's monitors")
+	cmd.Flags().BoolVar(&local, "local", false, "act directly on the servers, bypassing the monitors (the default when the config has no monitors:)")
+	cmd.Long += "\n\nWhen the config lists monitors:, it runs through them (the first that answers forwards it to\n" +
+		"the leader): serialized with automatic failovers, and it runs while the cluster is paused.\n" +
+		"--local runs it from this host instead (--dry-run always plans here)."
 	if kind == failover.KindFailover {
 		cmd.Flags().BoolVar(&force, "force", false, "fail over even if the primary still answers (it is fenced first)")
 		cmd.Flags().BoolVar(&acceptLoss, "accept-loss", false, "fail over although transactions some replica received would be lost (the plan names them; the daemon never does this)")
@@ -219,6 +236,7 @@ func orNone(s string) string {
 
 func (a *app) ackCommand() *cobra.Command {
 	var cluster, daemonURL string
+	var local bool
 	cmd := &cobra.Command{
 		Use:   "ack",
 		Short: "Acknowledge the last failover, lifting the block on automatic failovers",
@@ -234,8 +252,23 @@ func (a *app) ackCommand() *cobra.Command {
 			if _, err := selectClusters(cfg, cluster); err != nil {
 				return err
 			}
-			if daemonURL != "" {
-				return a.remote(cmd.Context(), cfg, daemonURL, cluster, "ack", nil)
+			if local && daemonURL != "" {
+				return withCode(exitProblem, fmt.Errorf("--local and --daemon: choose one"))
+			}
+			if !local && (daemonURL != "" || len(cfg.Monitors) > 0) {
+				body, code, via, err := a.callMonitors(cmd.Context(), cfg, daemonURL, cluster, "ack", nil)
+				if err != nil {
+					return noMonitorErr(err, true)
+				}
+				if a.jsonOut || code != http.StatusOK {
+					a.stdout.Write(body)
+				} else {
+					fmt.Fprintf(a.stdout, "cluster %s: acknowledged through the monitors (%s); automatic failovers are allowed again on every monitor\n", cluster, via)
+				}
+				return answerErr(code, via, body)
+			}
+			if local && len(cfg.Monitors) > 0 {
+				fmt.Fprintln(a.stderr, "WARNING: --local acknowledges in this host's state directory only: the monitors' block stays in force (run it without --local to lift it)")
 			}
 			c, _ := cfg.Cluster(cluster)
 			store, err := a.store(cfg, *c)
@@ -248,11 +281,12 @@ func (a *app) ackCommand() *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"cluster": cluster, "acknowledged": true})
 			}
-			fmt.Fprintf(a.stdout, "cluster %s: last failover acknowledged; automatic failovers are allowed again\n", cluster)
+			fmt.Fprintf(a.stdout, "cluster %s: last failover acknowledged in %s; failovers run from this host are no longer warned about\n", cluster, cfg.StateDir)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster")
-	cmd.Flags().StringVar(&daemonURL, "daemon", "", "acknowledge through a monitor (http://host:8080): lifts the daemon's block")
+	cmd.Flags().StringVar(&daemonURL, "daemon", "", "acknowledge through this monitor (http://host:8080) rather than the config's monitors")
+	cmd.Flags().BoolVar(&local, "local", false, "acknowledge in this host's state directory only (the monitors' block stays)")
 	return cmd
 }

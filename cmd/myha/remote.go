@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,66 +19,125 @@ import (
 	"github.com/myha/myha/failover"
 )
 
-// remote sends a change to a daemon, which forwards it to the leader, so a
-// manual action is serialized with automatic ones.
-func (a *app) remote(ctx context.Context, cfg *config.Config, base, cluster, action string, q url.Values) error {
-	if cfg.Security.APIToken == "" {
-		return withCode(exitProblem, fmt.Errorf("--daemon needs security.api_token_file in the config (the API refuses changes without a token)"))
-	}
-	u := strings.TrimRight(base, "/") + "/api/v1/clusters/" + url.PathEscape(cluster) + "/" + action
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(actionJSON(q)))
+// remote sends a change to the monitors (daemonURL, or each monitor of the
+// config in turn), the one asked forwarding it to the leader, so a manual
+// action is serialized with automatic ones; it prints the answer (the
+// failover's timeline when there is one) and turns an API error into the
+// command's error.
+func (a *app) remote(ctx context.Context, cfg *config.Config, daemonURL, cluster, action string, q url.Values) error {
+	body, code, via, err := a.callMonitors(ctx, cfg, daemonURL, cluster, action, q)
 	if err != nil {
-		return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", base, err))
+		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+cfg.Security.APIToken.Value())
-	resp, err := a.apiDo(req)
-	if err != nil {
-		return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", base, err))
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if a.jsonOut {
 		a.stdout.Write(body)
-	}
-	if resp.StatusCode == http.StatusOK {
+	} else {
 		var rep failover.Report
-		if !a.jsonOut && json.Unmarshal(body, &rep) == nil && rep.Result != "" {
+		if code == http.StatusOK && json.Unmarshal(body, &rep) == nil && rep.Result != "" {
 			rep.WriteTimeline(a.stdout)
-		} else if !a.jsonOut {
+		} else if e, ok := parseAPIError(body); ok && e.Report != nil && e.Report.Result != "" {
+			e.Report.WriteTimeline(a.stdout)
+		} else if code == http.StatusOK {
 			a.stdout.Write(body)
 		}
+	}
+	return answerErr(code, via, body)
+}
+
+// answerErr turns a monitor's answer into the command's outcome: nil for
+// 200, else the API's code, message and blockers.
+func answerErr(code int, via string, body []byte) error {
+	if code == http.StatusOK {
 		return nil
 	}
 	e, ok := parseAPIError(body)
-	if !ok {
-		if !a.jsonOut {
-			a.stdout.Write(body)
-		}
-		return withCode(exitProblem, fmt.Errorf("the daemon answered %s", resp.Status))
+	switch {
+	case code == http.StatusUnauthorized || ok && e.Error.Code == "unauthorized":
+		return withCode(exitProblem, fmt.Errorf("the monitor %s refused the token (security.api_token_file)", via))
+	case ok:
+		return withCode(exitProblem, e.err())
 	}
-	if !a.jsonOut && e.Report != nil && e.Report.Result != "" {
-		e.Report.WriteTimeline(a.stdout)
-	}
-	if e.Error.Code == "unauthorized" {
-		return withCode(exitProblem, fmt.Errorf("the daemon refused the token"))
-	}
-	return withCode(exitProblem, e.err())
+	return withCode(exitProblem, fmt.Errorf("the monitor %s answered %d %s", via, code, http.StatusText(code)))
 }
 
-// actionJSON is a change's parameters as the API's JSON body.
-func actionJSON(q url.Values) []byte {
-	body := map[string]any{}
-	if v := q.Get("new_primary"); v != "" {
-		body["new_primary"] = v
+// monitorURLs are the API addresses to try for a change: daemonURL alone
+// when given (--daemon), else every configured monitor in config order.
+func monitorURLs(cfg *config.Config, daemonURL string) []string {
+	if daemonURL != "" {
+		return []string{strings.TrimRight(daemonURL, "/")}
 	}
-	if q.Get("force") == "true" {
-		body["force"] = true
+	scheme := "http://"
+	if cfg.Security.APICertFile != "" {
+		scheme = "https://"
 	}
-	b, _ := json.Marshal(body)
-	return b
+	var out []string
+	for _, m := range cfg.Monitors {
+		out = append(out, scheme+net.JoinHostPort(m.Address, strconv.Itoa(m.APIPort)))
+	}
+	return out
+}
+
+// errNoMonitor says no monitor answered; callers add what to do.
+type errNoMonitor struct{ tried []string }
+
+func (e *errNoMonitor) Error() string {
+	return "no monitor answered (tried " + strings.Join(e.tried, ", ") + ")"
+}
+
+// callMonitors POSTs a change to the first monitor that answers (one that
+// cannot be reached is skipped; an answer, whatever its status, is final)
+// and returns the body, the HTTP status and the URL that answered.
+func (a *app) callMonitors(ctx context.Context, cfg *config.Config, daemonURL, cluster, action string, q url.Values) ([]byte, int, string, error) {
+	if cfg.Security.APIToken == "" {
+		return nil, 0, "", withCode(exitProblem, fmt.Errorf("changes through the monitors need security.api_token_file in the config (the API refuses changes without a token)"))
+	}
+	bases := monitorURLs(cfg, daemonURL)
+	if len(bases) == 0 {
+		return nil, 0, "", &errNoMonitor{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	var tried []string
+	for _, base := range bases {
+		u := base + "/api/v1/clusters/" + url.PathEscape(cluster) + "/" + action
+		if len(q) > 0 {
+			u += "?" + q.Encode()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+		if err != nil {
+			return nil, 0, "", withCode(exitProblem, fmt.Errorf("monitor %s: %v", base, err))
+		}
+		req.Header.Set("Authorization", "Bearer "+cfg.Security.APIToken.Value())
+		resp, err := a.apiDo(req)
+		if err != nil {
+			a.log.Warn("monitor did not answer; trying the next", "monitor", base, "err", err)
+			tried = append(tried, fmt.Sprintf("%s: %v", base, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		return body, resp.StatusCode, base, nil
+	}
+	return nil, 0, "", &errNoMonitor{tried: tried}
+}
+
+// localWarning is printed when --local bypasses the monitors.
+const localWarning = "WARNING: --local acts directly on the servers and bypasses the monitors: it is not serialized with their automatic actions, and they learn of it only from their next probe"
+
+// noMonitorErr explains a change no monitor could take, with the
+// --local remedy and its risk where there is one.
+func noMonitorErr(err error, localOK bool) error {
+	var nm *errNoMonitor
+	if !errors.As(err, &nm) {
+		return err
+	}
+	if !localOK {
+		return withCode(exitProblem, fmt.Errorf("%v: pause and maintenance exist only in the monitors' shared (raft) state, so there is no local mode; start the monitors or check monitors: and their api_port in the config", err))
+	}
+	return withCode(exitProblem, fmt.Errorf("%v: to act directly on the servers run it again with --local; that bypasses the monitors (no quorum check, not serialized with an automatic failover they may start, their block and pause are not consulted)", err))
 }
 
 // apiErrorBody is the API's error answer:

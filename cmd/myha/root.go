@@ -59,7 +59,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error; daemon and agent use info unless it is given")
 	root.AddCommand(a.versionCommand(), a.topologyCommand(), a.configCommand(), a.checkCommand(),
-		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.agentWatchdogCommand(), a.certsCommand(), a.rejoinCommand())
+		a.planCommand(failover.KindFailover), a.planCommand(failover.KindSwitchover), a.ackCommand(), a.daemonCommand(), a.historyCommand(), a.statusCommand(), a.agentCommand(), a.agentWatchdogCommand(), a.certsCommand(), a.rejoinCommand(),
+		a.pauseCommand(), a.resumeCommand(), a.maintenanceCommand())
 	a.completeNames(root)
 	return root
 }

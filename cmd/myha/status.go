@@ -26,19 +26,13 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Ask a monitor how it sees each cluster: leader, state, agreed primary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if daemonURL == "" {
-				return withCode(exitProblem, fmt.Errorf("--daemon is required (http://host:8080, or https:// when the API serves HTTPS)"))
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(daemonURL, "/")+"/api/v1/clusters", nil)
+			resp, via, err := a.getMonitor(ctx, daemonURL, "/api/v1/clusters")
 			if err != nil {
-				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+				return err
 			}
-			resp, err := a.apiDo(req)
-			if err != nil {
-				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
-			}
+			daemonURL = via
 			defer resp.Body.Close()
 			if err := readAPIError(resp); err != nil {
 				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
@@ -64,16 +58,20 @@ func (a *app) statusCommand() *cobra.Command {
 					// Captures what every monitor's capture holds.
 					Capture  *captureStatus         `json:"capture,omitempty"`
 					Captures []failover.CaptureHold `json:"captures,omitempty"`
+					// Paused and Maintenance are the operator's pause and
+					// servers in maintenance, as the monitors hold them.
+					Paused      *pauseJSON                 `json:"paused,omitempty"`
+					Maintenance map[string]maintenanceJSON `json:"maintenance,omitempty"`
 				} `json:"clusters"`
 			}
 			if resp.StatusCode == http.StatusUnauthorized {
-				return withCode(exitProblem, fmt.Errorf("--daemon %s: reads need a token (security.api_read_token_file in the config)", daemonURL))
+				return withCode(exitProblem, fmt.Errorf("monitor %s: reads need a token (security.api_read_token_file in the config)", daemonURL))
 			}
 			if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&v); err != nil {
-				return withCode(exitProblem, fmt.Errorf("--daemon %s: %v", daemonURL, err))
+				return withCode(exitProblem, fmt.Errorf("monitor %s: %v", daemonURL, err))
 			}
 			for i := range v.Clusters {
-				v.Clusters[i].Degraded = degraded(v.Clusters[i].Servers)
+				v.Clusters[i].Degraded = degraded(v.Clusters[i].Servers, v.Clusters[i].Maintenance)
 			}
 			if a.jsonOut {
 				return a.printJSON(v)
@@ -90,6 +88,13 @@ func (a *app) statusCommand() *cobra.Command {
 					state = "degraded"
 				}
 				fmt.Fprintf(a.stdout, "  cluster %s: %s, primary %s (epoch %d)\n", c.Name, state, orNone(c.Primary), c.Epoch)
+				if p := c.Paused; p != nil {
+					fmt.Fprintf(a.stdout, "    PAUSED since %s until %s%s: no automatic failover, fencing or correction (manual failover and switchover still run)\n",
+						p.Since.Format(time.RFC3339), untilOr(p.Until), reasonText(p.Reason))
+				}
+				for _, s := range sortedKeys(c.Maintenance) {
+					fmt.Fprintf(a.stdout, "    %s in maintenance since %s%s: never promoted, out of /replica\n", s, c.Maintenance[s].Since.Format(time.RFC3339), reasonText(c.Maintenance[s].Reason))
+				}
 				for _, r := range c.Degraded {
 					fmt.Fprintf(a.stdout, "    %s\n", r)
 				}
@@ -101,7 +106,7 @@ func (a *app) statusCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&daemonURL, "daemon", "", "the monitor's API (http://host:8080, https:// with security.api_cert_file)")
+	cmd.Flags().StringVar(&daemonURL, "daemon", "", "this monitor's API (http://host:8080, https:// with security.api_cert_file); default: the config's monitors, the first that answers")
 	return cmd
 }
 
@@ -118,9 +123,12 @@ type serverHealth struct {
 // degraded lists, in words, what keeps a cluster from being whole: a
 // configured server the monitor cannot reach, or a replica whose
 // replication threads are stopped.
-func degraded(servers []serverHealth) []string {
+func degraded(servers []serverHealth, maint map[string]maintenanceJSON) []string {
 	var out []string
 	for _, s := range servers {
+		if _, ok := maint[s.Address]; ok {
+			continue // an operator works on it: shown, not a problem
+		}
 		switch {
 		case !s.Reachable:
 			why := "unreachable"

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/myha/myha/topology"
@@ -30,6 +33,11 @@ func (a *app) topologyCommand() *cobra.Command {
 				return err
 			}
 			var reports []topology.ClusterReport
+			ops, opsKnown := a.fetchOperatorState(cmd.Context(), cfg)
+			if len(cfg.Monitors) > 0 && !opsKnown {
+				fmt.Fprintln(a.stderr, "note: no monitor answered: pause and maintenance are not shown")
+			}
+			paused := map[string]any{}
 			for i, c := range clusters {
 				spec := clusterSpec(c)
 				store, err := a.store(cfg, c)
@@ -37,6 +45,11 @@ func (a *app) topologyCommand() *cobra.Command {
 					return err
 				}
 				snap := recall(store, topology.Discover(cmd.Context(), spec, dialerFor(spec)), a.log)
+				op := ops[c.Name]
+				snap.MarkMaintenance(op.Maintenance)
+				if op.Paused != nil {
+					paused[c.Name] = op.Paused
+				}
 				a.log.Info("discovered", "cluster", c.Name, "took", snap.Took, "primary", snap.Primary)
 				if p, ok := snap.Server(snap.Primary); !ok || !p.Reachable {
 					a.code = exitWarn // no primary in service: scripts must not read this as healthy
@@ -49,9 +62,16 @@ func (a *app) topologyCommand() *cobra.Command {
 					a.stdout.Write([]byte("\n"))
 				}
 				snap.WriteTree(a.stdout)
+				if p := op.Paused; p != nil {
+					fmt.Fprintf(a.stdout, "PAUSED since %s until %s%s: the monitors take no automatic action\n", p.Since.Format(time.RFC3339), untilOr(p.Until), reasonText(p.Reason))
+				}
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"clusters": reports})
+				out := map[string]any{"clusters": reports}
+				if len(paused) > 0 {
+					out["paused"] = paused
+				}
+				return a.printJSON(out)
 			}
 			return nil
 		},

@@ -72,6 +72,9 @@ type monLabOptions struct {
 	// unlisted leaves the lab's last servers out of the config: replicas
 	// myha does not know about, there from the monitors' first start.
 	unlisted int
+	// serverYAML adds lines under a server's entry (server name → lines,
+	// indented 8 spaces: "        candidate: true\n").
+	serverYAML map[string]string
 }
 
 // vipAddr is the VIP a lab's config gets for VIPADDR.
@@ -126,6 +129,10 @@ func startMonitorsLabWith(t testing.TB, opts lab.Options, o monLabOptions) *moni
 	y = strings.Replace(y, "    servers:\n", "    failover:\n"+o.failoverYAML+clusterYAML+"    servers:\n", 1)
 	for _, s := range l.Servers[len(m.listed):] {
 		y = strings.Replace(y, "      - address: "+s.Addr()+"\n", "", 1)
+	}
+	for name, extra := range o.serverYAML {
+		entry := "      - address: " + l.Server(name).Addr() + "\n"
+		y = strings.Replace(y, entry, entry+extra, 1)
 	}
 	m.cfg = filepath.Join(m.dir, "myha.yaml")
 	os.WriteFile(m.cfg, []byte(y), 0o600)
@@ -536,7 +543,7 @@ func TestDaemonSwitchoverThroughAPI(t *testing.T) {
 		t.Fatalf("no token: %v %v", resp.StatusCode, err)
 	}
 	db2 := m.Server("db2")
-	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--daemon", m.api(follower, ""), "--config", m.cfg)
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", db2.Addr(), "--yes", "--daemon", m.api(follower, ""), "--config", m.cfg)
 	if r.code != 0 || !strings.Contains(r.stdout, "SUCCESS") {
 		t.Fatalf("switchover via %s (exit %d):\n%s\n%s", follower.Name, r.code, r.stdout, r.stderr)
 	}
@@ -646,7 +653,7 @@ func TestDaemonLeavesAManualSwitchoverAlone(t *testing.T) {
 	m.waitHealthy(t)
 	db2 := m.Server("db2")
 	for _, target := range []*lab.Server{db2, m.Server("db1"), db2} {
-		r := myha(t, "switchover", "--cluster", "lab", "--new-primary", target.Addr(), "--yes", "--config", m.cfg)
+		r := myha(t, "switchover", "--local", "--cluster", "lab", "--new-primary", target.Addr(), "--yes", "--config", m.cfg)
 		if r.code != 0 {
 			t.Fatalf("switchover to %s (exit %d):\n%s\n%s", target.Name, r.code, r.stdout, r.stderr)
 		}

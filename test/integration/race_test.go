@@ -24,7 +24,7 @@ type cliOutcome struct {
 func cliFailover(cfg string, deadline time.Time) cliOutcome {
 	o := cliOutcome{started: time.Now()}
 	for {
-		o.res, o.err = runMyha(nil, "failover", "--cluster", lab.ClusterName, "--yes", "--json", "--config", cfg)
+		o.res, o.err = runMyha(nil, "failover", "--local", "--cluster", lab.ClusterName, "--yes", "--json", "--config", cfg)
 		if o.err != nil {
 			return o
 		}
@@ -200,7 +200,7 @@ func TestSplitBrainUnlistedReplica(t *testing.T) {
 	smp := v.splitBrainSampler(t, true)
 	for _, target := range []*lab.Server{db2, db1} {
 		start := time.Now()
-		r := myha(t, "switchover", "--cluster", lab.ClusterName, "--new-primary", target.Addr(), "--yes", "--config", v.cfg)
+		r := myha(t, "switchover", "--local", "--cluster", lab.ClusterName, "--new-primary", target.Addr(), "--yes", "--config", v.cfg)
 		if r.code != 0 {
 			t.Fatalf("switchover to %s (exit %d):\n%s\n%s", target.Name, r.code, r.stdout, r.stderr)
 		}
