@@ -280,7 +280,11 @@ func TestSlowFactsRefreshed(t *testing.T) {
 	step("up since the last read", false, set(func(st *fakeserver.State) { st.Vars["server_id"] = "9"; st.Status["Uptime"] = "7" }))
 	// read_only flips (a promotion or a demotion): privileged accounts
 	// are read on writable servers only, so everything is read again.
-	step("read_only changed", true, set(func(st *fakeserver.State) { st.Vars["server_id"] = "9"; st.Vars["read_only"] = "ON"; st.Status["Uptime"] = "9" }))
+	step("read_only changed", true, set(func(st *fakeserver.State) {
+		st.Vars["server_id"] = "9"
+		st.Vars["read_only"] = "ON"
+		st.Status["Uptime"] = "9"
+	}))
 	step("reconnected", true, func() { tick(); f.dialer.reconnect(f.primary.Addr()) })
 	step("same session again", false, tick)
 	f.dialer.setDown(f.primary.Addr(), true)
