@@ -170,7 +170,9 @@ func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch 
 	cm.mu.Lock()
 	snap, at := cm.snap, cm.snapAt
 	cm.mu.Unlock()
-	if cm.d.now().Sub(at) > 500*time.Millisecond || req.Kind != failover.KindFailover || !req.ReplicasConfirmed {
+	// A routine probe's snapshot may hold facts from an earlier probe
+	// (topology.FactsCache): a plan reads everything fresh.
+	if cm.d.now().Sub(at) > 500*time.Millisecond || req.Kind != failover.KindFailover || !req.ReplicasConfirmed || snap.ReusedFacts() {
 		snap = topology.Discover(ctx, cm.cfg.Spec, cm.dialer)
 	}
 	snap = cm.recalled(snap)

@@ -50,7 +50,10 @@ type clusterMon struct {
 
 	probeDialer topology.Dialer
 	// pool keeps the prober's connections between probes (probeDialer).
-	pool    *poolDialer
+	pool *poolDialer
+	// facts keeps the slow-changing facts of the routine probe's servers
+	// between probes (topology.FactsCache).
+	facts   *topology.FactsCache
 	leaseMu sync.Mutex // lease is used by the probe loop and the fencing gate
 	lease   leaseTracker
 	// heartbeatReady is set once the write probe's table exists.
@@ -87,6 +90,7 @@ func newClusterMon(d *Daemon, c ClusterConfig) *clusterMon {
 	cm.dialer = recoverDialer{inner: cm.dialer, log: d.log}
 	cm.pool = newPoolDialer(fastFailDialer{inner: cm.dialer, failing: cm.isFailing}, cm.isFailing, c.Spec.ConnectTimeout, d.now)
 	cm.probeDialer = cm.pool
+	cm.facts = topology.NewFactsCache(topology.FactsMaxAge, d.now)
 	return cm
 }
 
@@ -228,12 +232,27 @@ func (cm *clusterMon) probeTurn(ctx context.Context, urgent bool) probeSlots {
 	return nil
 }
 
+// routineFacts is the facts cache while the cluster is healthy, nil (read
+// everything) while its primary fails or a failover runs or resumes here:
+// those snapshots may feed a failover plan, which needs fresh facts.
+func (cm *clusterMon) routineFacts() *topology.FactsCache {
+	if cm.acting.Load() || cm.resuming.Load() {
+		return nil
+	}
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if cm.failures > 0 {
+		return nil
+	}
+	return cm.facts
+}
+
 // probe discovers the cluster, updates what this monitor believes, gossips
 // it, and judges the primary.
 func (cm *clusterMon) probe(ctx context.Context) {
 	started := cm.d.now()
 	pctx, cancel := context.WithTimeout(ctx, cm.cfg.Spec.ConnectTimeout+2*cm.cfg.Spec.ReadTimeout)
-	snap := topology.Discover(pctx, cm.cfg.Spec, cm.probeDialer)
+	snap := topology.DiscoverRoutine(pctx, cm.cfg.Spec, cm.probeDialer, cm.routineFacts())
 	cancel()
 	if ctx.Err() != nil {
 		return

@@ -63,7 +63,7 @@ func (p *poolDialer) Dial(ctx context.Context, addr string) (topology.Querier, e
 		timedOut := cctx.Err() != nil
 		cancel()
 		if err == nil {
-			return &pooled{Querier: c.q, p: p, addr: addr, since: c.since}, nil
+			return &pooled{Querier: c.q, p: p, addr: addr, since: c.since, reused: true}, nil
 		}
 		c.q.Close()
 		if timedOut || ctx.Err() != nil {
@@ -107,7 +107,13 @@ type pooled struct {
 	since  time.Time
 	broken bool
 	closed bool
+	// reused is set when the session was kept from an earlier probe.
+	reused bool
 }
+
+// Reused implements topology.ReusedSession: a probe on a new session
+// (a reconnect) re-reads the slow-changing facts at once.
+func (c *pooled) Reused() bool { return c.reused }
 
 func (c *pooled) Query(ctx context.Context, q string, args ...any) ([]topology.Row, error) {
 	rows, err := c.Querier.Query(ctx, q, args...)

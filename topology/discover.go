@@ -17,6 +17,19 @@ import (
 // sources involved (and their own sources, deepest first) are read again,
 // after their replicas, and the view is rebuilt; what remains is real.
 func Discover(ctx context.Context, spec ClusterSpec, d Dialer) Snapshot {
+	return discover(ctx, spec, d, nil)
+}
+
+// DiscoverRoutine is Discover for a monitor's routine probe: servers on a
+// reused session take their slow-changing facts from facts (see
+// FactsCache), and every full read refreshes it. The snapshot says which
+// servers' facts were reused (Snapshot.ReusedFacts); planning a failover
+// needs one from Discover.
+func DiscoverRoutine(ctx context.Context, spec ClusterSpec, d Dialer, facts *FactsCache) Snapshot {
+	return discover(ctx, spec, d, facts)
+}
+
+func discover(ctx context.Context, spec ClusterSpec, d Dialer, facts *FactsCache) Snapshot {
 	start := time.Now()
 	states := make([]ServerState, len(spec.Servers))
 	var wg sync.WaitGroup
@@ -24,14 +37,14 @@ func Discover(ctx context.Context, spec ClusterSpec, d Dialer) Snapshot {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			states[i] = probeBounded(ctx, spec, d, s)
+			states[i] = probeBounded(ctx, spec, d, s, facts)
 		}()
 	}
 	wg.Wait()
 	snap := Build(spec.Name, states, start)
 	if again := sourcesToReread(&snap); len(again) > 0 {
 		for _, i := range again {
-			states[i] = probeBounded(ctx, spec, d, spec.Servers[i])
+			states[i] = probeBounded(ctx, spec, d, spec.Servers[i], facts)
 		}
 		snap = Build(spec.Name, states, start)
 	}
@@ -39,11 +52,11 @@ func Discover(ctx context.Context, spec ClusterSpec, d Dialer) Snapshot {
 	return snap
 }
 
-func probeBounded(ctx context.Context, spec ClusterSpec, d Dialer, s ServerSpec) ServerState {
+func probeBounded(ctx context.Context, spec ClusterSpec, d Dialer, s ServerSpec, facts *FactsCache) ServerState {
 	// A handful of statements, each bounded by the read timeout.
 	pctx, cancel := context.WithTimeout(ctx, spec.ConnectTimeout+4*spec.ReadTimeout)
 	defer cancel()
-	return Probe(pctx, d, s)
+	return probe(pctx, d, s, facts)
 }
 
 // sourcesToReread returns indexes of the sources of servers with errant

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,10 +18,17 @@ import (
 // whole: an unreachable server comes back with Reachable false and the
 // reason; a statement that fails on a reachable server is noted in Error.
 func Probe(ctx context.Context, d Dialer, spec ServerSpec) ServerState {
+	return probe(ctx, d, spec, nil)
+}
+
+// probe is Probe that may take the slow-changing facts from facts (nil:
+// read everything) and records what it read there.
+func probe(ctx context.Context, d Dialer, spec ServerSpec, facts *FactsCache) ServerState {
 	st := ServerState{Spec: spec}
 	start := time.Now()
 	q, err := d.Dial(ctx, spec.Address)
 	if err != nil {
+		facts.Forget(spec.Address)
 		st.Error = trimAddr(err.Error(), spec.Address)
 		switch MySQLErrorNumber(err) {
 		case 1040, 1044, 1045, 1129, 1130, 1203, 1226:
@@ -30,7 +38,8 @@ func Probe(ctx context.Context, d Dialer, spec ServerSpec) ServerState {
 	}
 	defer q.Close()
 	st.Reachable = true
-	if err := readState(ctx, q, &st); err != nil {
+	if err := readState(ctx, q, &st, facts); err != nil {
+		facts.Forget(spec.Address)
 		st.Error = trimAddr(err.Error(), spec.Address)
 		if st.Dialect.Major == 0 {
 			st.Reachable = false
@@ -42,7 +51,8 @@ func Probe(ctx context.Context, d Dialer, spec ServerSpec) ServerState {
 
 func trimAddr(msg, addr string) string { return strings.TrimPrefix(msg, addr+": ") }
 
-func readState(ctx context.Context, q Querier, st *ServerState) error {
+// readVersion reads the server's version and flavor.
+func readVersion(ctx context.Context, q Querier, st *ServerState) error {
 	rows, err := q.Query(ctx, VersionQuery)
 	if err != nil {
 		return err
@@ -52,36 +62,71 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 	}
 	st.VersionRaw = rows[0]["version"]
 	st.Dialect, err = DialectFor(rows[0]["version"], rows[0]["comment"])
+	return err
+}
+
+// nameValues runs a SHOW ... VARIABLES/STATUS statement into a map keyed
+// by the lower-case name.
+func nameValues(ctx context.Context, q Querier, stmt string) (map[string]string, error) {
+	rows, err := q.Query(ctx, stmt)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		out[strings.ToLower(r["Variable_name"])] = r["Value"]
+	}
+	return out, nil
+}
+
+// readState reads a server's state. Every probe reads the variables
+// (read_only, GTID positions, server_id), the status (semi-sync state,
+// Uptime), every replication connection and the binlog coordinate. The
+// version, own grants, privileged accounts and connected replicas change
+// rarely: with facts, a reused session to the same, not restarted server
+// takes them from a probe at most FactsMaxAge old.
+func readState(ctx context.Context, q Querier, st *ServerState, facts *FactsCache) error {
+	cached, reuse := facts.lookup(st.Spec.Address, q)
+	var err error
+	if !reuse {
+		if err := readVersion(ctx, q, st); err != nil {
+			return err
+		}
+	}
+	// Neither statement depends on the flavor.
+	vars, err := nameValues(ctx, q, Dialect{}.VariablesQuery())
 	if err != nil {
 		return err
 	}
-	d := st.Dialect
-
-	if rows, err = q.Query(ctx, d.VariablesQuery()); err != nil {
+	if reuse {
+		st.Dialect = cached.dialect // the server answered: reachable
+	}
+	status, err := nameValues(ctx, q, Dialect{}.StatusQuery())
+	if err != nil {
 		return err
 	}
-	st.Vars = map[string]string{}
-	for _, r := range rows {
-		st.Vars[strings.ToLower(r["Variable_name"])] = r["Value"]
+	if reuse && !cached.sameServer(vars, status, facts.now()) {
+		reuse = false
+		if err := readVersion(ctx, q, st); err != nil {
+			return err
+		}
 	}
+	if reuse {
+		cached.apply(st)
+	}
+	st.Vars = vars
 	if err := applyVars(st); err != nil {
 		return err
 	}
-
-	if rows, err = q.Query(ctx, d.StatusQuery()); err != nil {
-		return err
-	}
-	status := map[string]string{}
-	for _, r := range rows {
-		status[strings.ToLower(r["Variable_name"])] = r["Value"]
-	}
+	d := st.Dialect
 	st.SemiSync.SourceEnabled = isOn(st.Vars["rpl_semi_sync_master_enabled"]) || isOn(st.Vars["rpl_semi_sync_source_enabled"])
 	st.SemiSync.ReplicaOn = isOn(st.Vars["rpl_semi_sync_slave_enabled"]) || isOn(st.Vars["rpl_semi_sync_replica_enabled"])
 	st.SemiSync.SourceActive = isOn(status["rpl_semi_sync_master_status"]) || isOn(status["rpl_semi_sync_source_status"])
 	st.SemiSync.ReplicaActive = isOn(status["rpl_semi_sync_slave_status"]) || isOn(status["rpl_semi_sync_replica_status"])
 	st.SemiSync.SourceClients = atoi(firstNonEmpty(status["rpl_semi_sync_master_clients"], status["rpl_semi_sync_source_clients"]))
 
-	if rows, err = q.Query(ctx, d.ReplicaStatusQuery()); err != nil {
+	rows, err := q.Query(ctx, d.ReplicaStatusQuery())
+	if err != nil {
 		return err
 	}
 	for _, r := range rows {
@@ -100,10 +145,22 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 			st.BinlogCoord = binlog.FilePos{File: rows[0]["File"], Pos: uint64(atoi64(rows[0]["Position"]))}
 		}
 	}
+	if reuse {
+		return nil
+	}
+	before := len(st.Warnings)
+	readSlowFacts(ctx, q, st)
+	facts.store(st.Spec.Address, st, status, slices.Clone(st.Warnings[before:]))
+	return nil
+}
 
-	// What follows is useful but not essential: an account without the
-	// privilege still gets a full picture of replication, with a note.
-	if rows, err = q.Query(ctx, d.ReplicaHostsQuery()); err != nil {
+// readSlowFacts reads what is useful but not essential, and changes
+// rarely: an account without the privilege still gets a full picture of
+// replication, with a note.
+func readSlowFacts(ctx context.Context, q Querier, st *ServerState) {
+	d := st.Dialect
+	rows, err := q.Query(ctx, d.ReplicaHostsQuery())
+	if err != nil {
 		st.Warnings = append(st.Warnings, "cannot list registered replicas: "+shortErr(err))
 	}
 	for _, r := range rows {
@@ -146,7 +203,6 @@ func readState(ctx context.Context, q Querier, st *ServerState) error {
 			}
 		}
 	}
-	return nil
 }
 
 func hasHost(cs []ConnectedReplica, host string) bool {

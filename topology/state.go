@@ -84,6 +84,11 @@ type ServerState struct {
 	// ConnectedReplicas are replicas that are connected to or registered
 	// with this server, whether or not they are configured.
 	ConnectedReplicas []ConnectedReplica
+	// FactsFrom is when the slow-changing facts above (Dialect,
+	// VersionRaw, Privileges, GrantsRead, PrivilegedAccounts,
+	// ConnectedReplicas) were read, when a monitor's routine probe took
+	// them from an earlier probe (FactsCache); zero when read now.
+	FactsFrom time.Time `json:"-"`
 }
 
 // SemiSync is the semi-synchronous replication state of a server.
@@ -162,6 +167,18 @@ type Snapshot struct {
 	Unlisted []UnlistedReplica
 	// Problems are cluster-wide findings, one line each.
 	Problems []string
+}
+
+// ReusedFacts says whether any server's slow-changing facts come from an
+// earlier probe (FactsCache). Planning a failover needs a snapshot where
+// none does.
+func (s *Snapshot) ReusedFacts() bool {
+	for i := range s.Servers {
+		if !s.Servers[i].FactsFrom.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // ServerView is a server's state plus what the cluster view adds: its role,

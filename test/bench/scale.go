@@ -122,7 +122,9 @@ func scaleState(id, primaryID int, primary, io string) fakeserver.State {
 	st := fakeserver.State{Version: "10.11.19-MariaDB-log", Comment: "fake",
 		Vars: map[string]string{"server_id": fmt.Sprint(id), "read_only": "ON", "log_bin": "ON", "log_slave_updates": "ON",
 			"binlog_format": "ROW", "gtid_strict_mode": "ON", "gtid_binlog_pos": "0-1-10", "gtid_slave_pos": "0-1-10", "gtid_current_pos": "0-1-10"},
-		Status: map[string]string{}, ReplicaColumns: scaleCols, BinlogFile: "mysql-bin.000001", BinlogPos: 4}
+		// Uptime, as every real server reports it: the routine probe
+		// reuses slow-changing facts only from a server not restarted since.
+		Status: map[string]string{"Uptime": "100000"}, ReplicaColumns: scaleCols, BinlogFile: "mysql-bin.000001", BinlogPos: 4}
 	if primary == "" {
 		st.Vars["read_only"] = "OFF"
 		return st
