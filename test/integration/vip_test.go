@@ -254,7 +254,7 @@ func TestVIPCutAndSwitchover(t *testing.T) {
 
 	// A planned switchover moves the VIP too.
 	other := map[*lab.Server]*lab.Server{v.Server("db2"): v.Server("db3"), v.Server("db3"): v.Server("db2")}[newP]
-	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", other.Addr(), "--daemon", v.api(v.mons[0], ""), "--config", v.cfg)
+	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", other.Addr(), "--daemon", v.api(v.mons[0], ""), "--yes", "--config", v.cfg)
 	if r.code != 0 {
 		t.Fatalf("switchover (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
