@@ -99,9 +99,22 @@
   }
   function armed(c) {
     if (!c.auto_failover) return { key: 'off', label: 'automatic failover off' };
+    if (c.paused) return { key: 'paused', label: 'automatic actions paused', why: 'manual failover and switchover still run' };
     const why = blockedWhy(c);
     if (why) return { key: 'blocked', label: 'automatic failover blocked', why };
     return { key: 'armed', label: 'automatic failover armed' };
+  }
+  // An operator's pause (myha pause), in words: since, until, why.
+  function pauseText(c) {
+    const p = c.paused;
+    if (!p) return '';
+    return `since ${fmtDateTime(p.since)}, until ${p.until ? fmtDateTime(p.until) : 'resumed'}${p.reason ? ` — ${p.reason}` : ''}`;
+  }
+  function pauseFacts(c) {
+    return c.paused ? [h('dt', {}, 'Paused'), h('dd', { 'data-field': 'paused' }, pauseText(c))] : null;
+  }
+  function pausedBadge(c) {
+    return c.paused ? h('span', { class: 'badge st-paused', 'data-paused': 'yes', title: pauseText(c) }, 'paused') : null;
   }
   function shownPrimary(c) { return c.primary || ''; }
   function vipText(c) {
@@ -327,8 +340,9 @@
       return h('li', { class: `card st-${st.key}`, 'data-cluster': c.name },
         h('div', { class: 'card-head' },
           h('h2', {}, h('a', { href: `#/cluster/${encodeURIComponent(c.name)}`, 'data-key': `open-${c.name}` }, c.name)),
-          badge(st)),
+          badge(st), pausedBadge(c)),
         h('dl', { class: 'facts' },
+          pauseFacts(c),
           h('dt', {}, 'Primary'), h('dd', { 'data-field': 'primary' }, shownPrimary(c) || 'none', c.agreed_primary && c.agreed_primary !== c.primary ? h('span', { class: 'muted' }, ` (agreed: ${c.agreed_primary})`) : null),
           h('dt', {}, 'VIP holder'), h('dd', { 'data-field': 'vip' }, vipText(c)),
           h('dt', {}, 'Failover'), h('dd', { 'data-field': 'armed', 'data-armed': arm.key }, arm.label, arm.why ? h('span', { class: 'muted' }, `: ${arm.why}`) : null),
@@ -385,8 +399,9 @@
     return [
       h('section', { 'data-sec': 'head', 'aria-labelledby': 'h-cluster' },
         h('p', { class: 'crumbs' }, h('a', { href: '#/', 'data-key': 'back' }, '← All clusters')),
-        h('div', { class: 'card-head' }, h('h1', { id: 'h-cluster' }, c.name), badge(st)),
+        h('div', { class: 'card-head' }, h('h1', { id: 'h-cluster' }, c.name), badge(st), pausedBadge(c)),
         h('dl', { class: 'facts' },
+          pauseFacts(c),
           h('dt', {}, 'Primary'), h('dd', { 'data-field': 'primary' }, shownPrimary(c) || 'none'),
           h('dt', {}, 'Agreed primary'), h('dd', {}, c.agreed_primary || 'none', ` (epoch ${c.epoch || 0})`),
           h('dt', {}, 'VIP holder'), h('dd', {}, vipText(c)),
@@ -405,7 +420,7 @@
     if (!S.access || !S.access.write) {
       return h('section', { 'data-sec': 'actions' },
         h('p', { class: 'muted' }, S.access && S.access.writes_enabled
-          ? 'Read-only: sign in with the write token to switch over or acknowledge a block.'
+          ? 'Read-only: sign in with the write token to switch over, pause or acknowledge a block.'
           : 'Read-only: changes over the API are off on this monitor (no security.api_token_file).'));
     }
     const options = (c.servers || []).filter((s) => s.reachable && s.address !== c.primary).map((s) => s.address);
@@ -419,9 +434,11 @@
       h('div', { class: 'actions' },
         h('label', { for: 'so-target' }, 'Switch over to '), sel,
         h('button', { type: 'button', 'data-action': 'switchover', 'data-key': 'switchover', onclick: () => reviewSwitchover(c.name) }, 'Review switchover…'),
-        arm.key === 'blocked'
+        c.auto_failover && blockedWhy(c)
           ? h('button', { type: 'button', 'data-action': 'ack', 'data-key': 'ack', onclick: () => reviewAck(c.name) }, 'Acknowledge block…')
-          : null));
+          : null,
+        h('button', { type: 'button', 'data-action': 'pause', 'data-key': 'pause', onclick: () => reviewPause(c.name) }, c.paused ? 'Pause again…' : 'Pause…'),
+        c.paused ? h('button', { type: 'button', 'data-action': 'resume', 'data-key': 'resume', onclick: () => reviewResume(c.name) }, 'Resume…') : null));
   }
 
   // The replication tree: the primary (or, while it is down, the primary
@@ -494,8 +511,15 @@
     if (s.co_primary_of) tags.push(h('span', { class: 'tag' }, `co-primary of ${s.co_primary_of}`));
     if (s.semi_sync_primary || s.semi_sync_replica) tags.push(h('span', { class: 'tag' }, 'semi-sync'));
     if (writable && s.address !== c.primary) tags.push(h('span', { class: 'tag bad' }, 'second writer'));
+    if (s.maintenance) {
+      tags.push(h('span', { class: 'tag maint', 'data-maint': 'yes' }, 'in maintenance'));
+      facts.push(h('dt', {}, 'Maintenance'), h('dd', { class: 'warn', 'data-field': 'maintenance' }, s.maintenance));
+    }
+    const canWrite = S.access && S.access.write;
     return h('div', { class: `node${s.reachable ? '' : ' down'}` },
-      h('div', { class: 'node-head' }, h('strong', { class: 'addr' }, s.address), tags),
+      h('div', { class: 'node-head' }, h('strong', { class: 'addr' }, s.address), tags,
+        canWrite ? h('button', { type: 'button', class: 'small', 'data-action': 'maintenance', 'data-server': s.address, 'data-key': `maint-${s.address}`,
+          onclick: () => reviewMaint(c.name, s.address, !s.maintenance) }, s.maintenance ? 'End maintenance…' : 'Maintenance…') : null),
       facts.length ? h('dl', { class: 'node-facts' }, facts) : null,
       (s.errors || []).length ? h('ul', { class: 'reasons' }, s.errors.map((e) => h('li', {}, e))) : null);
   }
@@ -648,6 +672,57 @@
     go.focus();
   }
 
+  // A change with no plan to show (pause, resume, maintenance): the dialog
+  // says what it does, asks for what it needs, and sends the API's POST.
+  function reviewOp(name, title, goLabel, body, path, query, outcome, okText) {
+    openAct(title, goLabel);
+    $('actbody').replaceChildren(...body);
+    const go = $('actgo');
+    go.disabled = false;
+    let q;
+    act = {
+      prepare: () => { q = new URLSearchParams(query()); }, // before the dialog's fields go
+      run: () => api(`/api/clusters/${encodeURIComponent(name)}/${path}?${q}`, { method: 'POST' }),
+      done: (res) => res.ok ? [h('p', { 'data-outcome': outcome }, okText)]
+        : [h('p', { class: 'err', 'data-outcome': 'error' }, errText(res.body, res.status))],
+    };
+    go.focus();
+  }
+  const field = (id, label, hint) => h('p', {}, h('label', { for: id }, label), ' ', h('input', { id, type: 'text', autocomplete: 'off', spellcheck: 'false' }), hint ? h('span', { class: 'muted' }, ` ${hint}`) : null);
+  const val = (id) => ($(id) ? $(id).value.trim() : '');
+
+  function reviewPause(name) {
+    reviewOp(name, `Pause ${name}`, 'Pause', [
+      h('p', {}, `Pausing (myha pause) stops every automatic action on ${name}: no automatic failover, fencing or correction; the agreed primary keeps the VIP. Manual failover and switchover still run.`),
+      field('act-for', 'For', '(2h, 30m; empty: until resumed)'),
+      field('act-reason', 'Reason', '(optional)'),
+    ], 'pause', () => {
+      const q = {};
+      if (val('act-for')) q.for = val('act-for');
+      if (val('act-reason')) q.reason = val('act-reason');
+      return q;
+    }, 'paused', `Paused: no automatic action on ${name} until resumed or the time is up.`);
+  }
+
+  function reviewResume(name) {
+    reviewOp(name, `Resume ${name}`, 'Resume', [
+      h('p', {}, `Resuming (myha resume) lets the monitors act on ${name} again at once: automatic failover, fencing and corrections.`),
+    ], 'resume', () => ({}), 'resumed', `Resumed: automatic actions on ${name} are allowed again.`);
+  }
+
+  function reviewMaint(name, server, on) {
+    reviewOp(name, `${on ? 'Maintenance of' : 'End maintenance of'} ${server}`, on ? 'Start maintenance' : 'End maintenance', on ? [
+      h('p', {}, `While in maintenance (myha maintenance) ${server} is never chosen as a new primary, leaves the agents' replica routing and its findings are not counted as problems. The server itself is not changed.`),
+      field('act-reason', 'Reason', '(optional)'),
+    ] : [
+      h('p', {}, `${server} can be chosen as a new primary again, rejoins the agents' replica routing and its findings count again.`),
+    ], 'maintenance', () => {
+      const q = { server, state: on ? 'on' : 'off' };
+      if (on && val('act-reason')) q.reason = val('act-reason');
+      return q;
+    }, 'maintenance', on ? `${server} is in maintenance.` : `${server} is out of maintenance.`);
+  }
+
   async function runAct() {
     if (!act) return;
     const a = act;
@@ -655,6 +730,7 @@
     const go = $('actgo');
     go.disabled = true;
     $('actcancel').textContent = 'Close';
+    if (a.prepare) a.prepare();
     $('actbody').replaceChildren(h('p', { 'data-outcome': 'running' }, 'Running on the leader… the tree updates as it goes.'));
     let res;
     try { res = await a.run(); } catch (e) { res = { ok: false, status: 0, body: { error: String(e) } }; }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,11 +406,17 @@ func TestWebPage(t *testing.T) {
 // with an intermediate below: the co-primary beside the primary, each
 // replica under its source; a server outside the tree, an unreachable one
 // and an unlisted replica set apart; errant GTIDs shown; markup a server
-// sends shown as text. Then the stream
+// sends shown as text. A paused cluster shows "paused" with its reason on
+// the overview and its page, a server in maintenance is marked in the tree
+// with its reason (both as text). Without a token no action is offered;
+// with the write token a pause confirmed in the dialog sends the API's
+// POST with the duration and reason, and a refused maintenance shows the
+// API's error message. Then the stream
 // breaks and the page says the connection is lost, until it is back.
 func TestWebPageTreeShapes(t *testing.T) {
 	chromiumPath(t)
-	srv, cut := fakePageAPI(t)
+	fake := fakePageAPI(t)
+	srv, cut := fake.srv, fake.cut
 	b := newBrowser(t, 1100, 900)
 	b.do("opening the page", chromedp.Navigate(srv.URL+"/#/cluster/shapes"))
 	b.waitFor("the tree", 10*time.Second, func() bool { return len(b.tree()) == 5 })
@@ -442,18 +451,112 @@ func TestWebPageTreeShapes(t *testing.T) {
 	if b.text(`document.querySelector('li[data-addr="10.0.0.4:3306"] dd.bad')`) != "0-9-5" {
 		t.Error("the errant GTIDs are not on 10.0.0.4's card")
 	}
+
+	// Pause and maintenance, shown as text.
+	if got := b.text(`document.querySelector('[data-sec=head] [data-paused]')`); got != "paused" {
+		t.Errorf("the cluster's page shows no paused badge (got %q)", got)
+	}
+	if got := b.text(`document.querySelector('[data-sec=head] [data-field=paused]')`); !strings.Contains(got, `until`) || !strings.HasSuffix(got, `— upgrade <b id="pinj">1</b>`) {
+		t.Errorf("the pause on the cluster's page: %q", got)
+	}
+	if got := b.text(`document.querySelector('[data-sec=head] [data-armed]')`); !strings.Contains(got, "paused") {
+		t.Errorf("a paused cluster's failover line: %q", got)
+	}
+	if got := b.text(`document.querySelector('[data-tree=main] li[data-addr="10.0.0.3:3306"] > .node [data-field=maintenance]')`); got != `disk swap <b id="minj">1</b>` {
+		t.Errorf("10.0.0.3's maintenance in the tree: %q", got)
+	}
+	if b.text(`document.querySelector('li[data-addr="10.0.0.3:3306"] > .node [data-maint]')`) != "in maintenance" {
+		t.Error("10.0.0.3 is not marked in maintenance in the tree")
+	}
+	var marks int
+	b.js(`document.querySelectorAll('[data-maint]').length`, &marks)
+	if marks != 1 {
+		t.Errorf("%d servers marked in maintenance, want 1", marks)
+	}
+	b.do("the overview", script(`location.hash = '#/'`))
+	b.waitFor("the pause on the overview", 10*time.Second, func() bool {
+		return b.text(`document.querySelector('[data-cluster=shapes] [data-paused]')`) == "paused" &&
+			strings.HasSuffix(b.text(`document.querySelector('[data-cluster=shapes] [data-field=paused]')`), `— upgrade <b id="pinj">1</b>`)
+	})
+	b.js(`document.getElementById('pinj') !== null || document.getElementById('minj') !== null`, &injected)
+	if injected {
+		t.Error("a pause or maintenance reason was put in the page as markup")
+	}
+
+	// Actions: none without a token; with the write token the pause
+	// sends its POST.
+	b.do("the cluster's page", script(`location.hash = '#/cluster/shapes'`))
+	b.waitFor("the tree again", 10*time.Second, func() bool { return len(b.tree()) == 5 })
+	var actions int
+	b.js(`document.querySelectorAll('[data-action]').length`, &actions)
+	if actions != 0 {
+		t.Fatalf("without a token the page shows %d action buttons", actions)
+	}
+	b.do("signing in", chromedp.Click(chromedp.CSS(`#signin`)), chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), fakeWriteToken), chromedp.KeyEvent(kb.Enter))
+	b.waitFor("the pause, resume and maintenance buttons", 10*time.Second, func() bool {
+		var n struct{ Pause, Resume, Maint int }
+		b.js(`({pause: document.querySelectorAll('[data-action=pause]').length, resume: document.querySelectorAll('[data-action=resume]').length,
+			maint: document.querySelectorAll('[data-action=maintenance]').length})`, &n)
+		return n.Pause == 1 && n.Resume == 1 && n.Maint == 7
+	})
+	b.do("opening the pause", chromedp.Click(chromedp.CSS(`[data-action=pause]`)), chromedp.WaitVisible(chromedp.CSS(`#act-for`)))
+	if got := b.text(`document.getElementById('actbody')`); !strings.Contains(got, "no automatic failover, fencing or correction") {
+		t.Errorf("the pause's confirmation does not say what it does: %q", got)
+	}
+	if n := len(fake.posts()); n != 0 {
+		t.Fatalf("opening the dialog sent %d POSTs before confirming", n)
+	}
+	b.do("filling in the pause", chromedp.SendKeys(chromedp.CSS(`#act-for`), "2h"), chromedp.SendKeys(chromedp.CSS(`#act-reason`), "kernel & reboot"),
+		chromedp.Click(chromedp.CSS(`#actgo`)))
+	b.waitFor("the pause's outcome", 10*time.Second, func() bool {
+		return b.text(`document.querySelector('#actbody [data-outcome=paused]')`) != ""
+	})
+	wantPosts := []string{"POST /api/clusters/shapes/pause for=2h reason=kernel & reboot auth=ok"}
+	if got := fake.posts(); fmt.Sprint(got) != fmt.Sprint(wantPosts) {
+		t.Errorf("the page sent:\n%q\nwant:\n%q", got, wantPosts)
+	}
+	b.do("closing the dialog", chromedp.KeyEvent(kb.Escape))
+	// The fake refuses maintenance: the page shows the API's message.
+	b.do("maintenance of 10.0.0.5", chromedp.Click(chromedp.CSS(`[data-action=maintenance][data-server="10.0.0.5:3306"]`)),
+		chromedp.WaitEnabled(chromedp.CSS(`#actgo`)), chromedp.Click(chromedp.CSS(`#actgo`)))
+	b.waitFor("the refusal", 10*time.Second, func() bool {
+		return b.text(`document.querySelector('#actbody [data-outcome=error]')`) == "no raft leader: try again — fake blocker"
+	})
+	if got := fake.posts(); len(got) != 2 || got[1] != "POST /api/clusters/shapes/maintenance server=10.0.0.5:3306 state=on auth=ok" {
+		t.Errorf("the page sent: %q", got)
+	}
+	b.do("closing the dialog", chromedp.KeyEvent(kb.Escape))
 	close(cut)
 	b.waitFor("the connection lost", 10*time.Second, func() bool {
 		return strings.Contains(b.text(`document.querySelector('#stale:not([hidden])')`), "lost")
 	})
 }
 
+// fakeWriteToken is the FAKE API's write token.
+const fakeWriteToken = "fake-write-token"
+
+// fakeAPI is a FAKE API for the page: scripted answers, the POSTs it got.
+type fakeAPI struct {
+	srv *httptest.Server
+	cut chan struct{} // closing it ends the live stream and refuses new ones
+	mu  sync.Mutex
+	got []string // "POST path k=v ... auth=ok|no"
+}
+
+func (f *fakeAPI) posts() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string{}, f.got...)
+}
+
 // fakePageAPI serves daemon/web and a FAKE API: one cluster of every
-// shape, open reads, no writes. Closing cut ends the live stream and
-// refuses new ones.
-func fakePageAPI(t *testing.T) (*httptest.Server, chan struct{}) {
+// shape, paused, with a server in maintenance; open reads; writes with
+// fakeWriteToken, recorded: a pause is accepted, maintenance refused.
+func fakePageAPI(t *testing.T) *fakeAPI {
 	t.Helper()
 	cut := make(chan struct{})
+	fake := &fakeAPI{cut: cut}
 	srv := func(addr, role, source string, extra map[string]any) map[string]any {
 		s := map[string]any{"address": addr, "role": role, "reachable": true, "version": "10.11.19-MariaDB", "read_only": true,
 			"gtid_position": "0-1-100", "errant_gtids": []string{}, "errors": []string{}, "io_running": true, "sql_running": true, "lag_seconds": 0}
@@ -466,13 +569,15 @@ func fakePageAPI(t *testing.T) (*httptest.Server, chan struct{}) {
 		return s
 	}
 	cluster := map[string]any{"name": "shapes", "primary": "10.0.0.1:3306", "agreed_primary": "10.0.0.1:3306", "state": "healthy",
-		"verdict": map[string]any{"state": "healthy"}, "auto_failover": true, "epoch": 3, "problems": []string{},
+		"paused":      map[string]any{"since": "2026-01-02T03:04:05Z", "until": "2026-01-02T05:04:05Z", "reason": `upgrade <b id="pinj">1</b>`},
+		"maintenance": map[string]any{"10.0.0.3:3306": map[string]any{"since": "2026-01-02T03:00:00Z", "reason": `disk swap <b id="minj">1</b>`}},
+		"verdict":     map[string]any{"state": "healthy"}, "auto_failover": true, "epoch": 3, "problems": []string{},
 		"vip":               map[string]any{"agents": 0, "holders": []string{}},
 		"unlisted_replicas": []map[string]any{{"source": "10.0.0.1:3306", "host": "10.0.0.8", "port": 3306, "server_id": 8}},
 		"servers": []map[string]any{
 			srv("10.0.0.1:3306", "primary", "10.0.0.2:3306", map[string]any{"read_only": false, "co_primary_of": "10.0.0.2:3306"}),
 			srv("10.0.0.2:3306", "co-primary", "10.0.0.1:3306", map[string]any{"co_primary_of": "10.0.0.1:3306"}),
-			srv("10.0.0.3:3306", "intermediate", "10.0.0.1:3306", nil),
+			srv("10.0.0.3:3306", "intermediate", "10.0.0.1:3306", map[string]any{"maintenance": `disk swap <b id="minj">1</b>`}),
 			srv("10.0.0.4:3306", "replica", "10.0.0.3:3306", map[string]any{"errant_gtids": []string{"0-9-5"}}),
 			srv("10.0.0.5:3306", "replica", "10.0.0.2:3306", map[string]any{"version": `10.11<img id="injected" src="x">`}),
 			srv("10.0.0.6:3306", "replica", "10.9.9.9:3306", nil),
@@ -486,7 +591,29 @@ func fakePageAPI(t *testing.T) (*httptest.Server, chan struct{}) {
 	mux.HandleFunc("GET /ui/{file}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, files, r.PathValue("file")) })
 	mux.HandleFunc("GET /api/access", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"monitor":"mon1","read":true,"write":false,"read_token_required":false,"writes_enabled":false}`))
+		write := r.Header.Get("Authorization") == "Bearer "+fakeWriteToken
+		fmt.Fprintf(w, `{"monitor":"mon1","read":true,"write":%t,"read_token_required":false,"writes_enabled":true}`, write)
+	})
+	mux.HandleFunc("POST /api/clusters/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		line := "POST " + r.URL.Path
+		for _, k := range slices.Sorted(maps.Keys(q)) {
+			line += " " + k + "=" + q.Get(k)
+		}
+		auth := "no"
+		if r.Header.Get("Authorization") == "Bearer "+fakeWriteToken {
+			auth = "ok"
+		}
+		fake.mu.Lock()
+		fake.got = append(fake.got, line+" auth="+auth)
+		fake.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.PathValue("action") == "pause" && auth == "ok" {
+			w.Write([]byte(`{"cluster":"shapes","paused":true}`))
+			return
+		}
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"error":{"code":"conflict","message":"no raft leader: try again","blockers":["fake blocker"]}}`))
 	})
 	mux.HandleFunc("GET /api/clusters/{name}/check", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -507,7 +634,7 @@ func fakePageAPI(t *testing.T) (*httptest.Server, chan struct{}) {
 		case <-r.Context().Done():
 		}
 	})
-	s := httptest.NewServer(mux)
-	t.Cleanup(s.Close)
-	return s, cut
+	fake.srv = httptest.NewServer(mux)
+	t.Cleanup(fake.srv.Close)
+	return fake
 }
