@@ -166,17 +166,11 @@ func (a *app) maintenanceCommand() *cobra.Command {
 }
 
 // pauseJSON and maintenanceJSON are a cluster's pause and a server's
-// maintenance as the monitors' API shows them.
-type pauseJSON struct {
-	Since  time.Time `json:"since"`
-	Until  time.Time `json:"until"`
-	Reason string    `json:"reason"`
-}
-
-type maintenanceJSON struct {
-	Since  time.Time `json:"since"`
-	Reason string    `json:"reason"`
-}
+// maintenance as the monitors' API shows them: the daemon's own types.
+type (
+	pauseJSON       = daemon.Pause
+	maintenanceJSON = daemon.Maintenance
+)
 
 func untilOr(t time.Time) string {
 	if t.IsZero() {

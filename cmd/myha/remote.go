@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,13 +64,10 @@ func monitorURLs(cfg *config.Config, daemonURL string) []string {
 	if daemonURL != "" {
 		return []string{strings.TrimRight(daemonURL, "/")}
 	}
-	scheme := "http://"
-	if cfg.Security.APICertFile != "" {
-		scheme = "https://"
-	}
-	var out []string
-	for _, m := range cfg.Monitors {
-		out = append(out, scheme+net.JoinHostPort(m.Address, strconv.Itoa(m.APIPort)))
+	apis, _ := monitorAPIs(cfg, "") // an error only says there are none
+	out := make([]string, 0, len(apis))
+	for _, m := range apis {
+		out = append(out, m.URL)
 	}
 	return out
 }
