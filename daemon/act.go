@@ -159,11 +159,20 @@ func (cm *clusterMon) resumeLater(dec Decision) {
 // is refused (before any decision or hook) while the old primary may still
 // be writable.
 func (cm *clusterMon) failover(ctx context.Context, req failover.Request, epoch int64, auto bool) (*failover.Report, error) {
+	name := cm.cfg.Spec.Name
+	if auto {
+		// Every automatic path (the detector, the retry after a fencing
+		// refusal, a new leader resuming an open decision) stops here
+		// while an operator has paused the cluster; the decision stays
+		// open and is taken up after myha resume.
+		if p, paused, _ := pauseAt(cm.d.fsm.operatorView(name), name, cm.d.now()); paused {
+			return nil, fmt.Errorf("paused since %s (%s): no automatic failover until myha resume", p.Since.Format(time.RFC3339), p.Reason)
+		}
+	}
 	if !cm.acting.CompareAndSwap(false, true) {
 		return nil, fmt.Errorf("a failover of %s is already running on this monitor", cm.cfg.Spec.Name)
 	}
 	defer cm.acting.Store(false)
-	name := cm.cfg.Spec.Name
 	// The detector's snapshot is fresh (the primary is re-probed every
 	// 100 ms while it fails); rediscovering would wait another connect
 	// timeout on a cut primary.

@@ -376,7 +376,9 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, http.StatusServiceUnavailable, codeNoLeader, "no leader: the monitors have no quorum", nil, nil)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	// As long as the leader may take to answer (its own write timeout),
+	// less a margin for this monitor to answer in its own.
+	ctx, cancel := context.WithTimeout(r.Context(), apiWriteTimeout-5*time.Second)
 	defer cancel()
 	scheme := "http://"
 	if d.cfg.APICert != nil {
@@ -394,7 +396,11 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	resp, err := d.apiClient().Do(req)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, codeLeaderDown, fmt.Sprintf("forwarding to the leader %s: %v", name, err), nil, nil)
+		msg := fmt.Sprintf("forwarding to the leader %s: %v", name, err)
+		if r.Method == http.MethodPost {
+			msg += "; if the leader got the request it may have run it or still be running it: check the cluster's state and history before trying again"
+		}
+		writeError(w, http.StatusBadGateway, codeLeaderDown, msg, nil, nil)
 		return
 	}
 	defer resp.Body.Close()

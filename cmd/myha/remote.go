@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,6 +40,10 @@ func (a *app) remote(ctx context.Context, cfg *config.Config, daemonURL, cluster
 		} else if code == http.StatusOK {
 			a.stdout.Write(body)
 		}
+	}
+	var rep failover.Report
+	if code == http.StatusOK && json.Unmarshal(body, &rep) == nil && rep.Result == failover.ResultPartial {
+		a.code = exitWarn // done with problems, as when run with --local
 	}
 	return answerErr(code, via, body)
 }
@@ -103,7 +109,18 @@ func (a *app) callMonitors(ctx context.Context, cfg *config.Config, daemonURL, c
 			return nil, 0, "", withCode(exitProblem, fmt.Errorf("monitor %s: %v", base, err))
 		}
 		req.Header.Set("Authorization", "Bearer "+cfg.Security.APIToken.Value())
+		// Whether the monitor got the request: once it did, it may be
+		// running the change, and sending it to the next monitor could run
+		// it twice (a second switchover).
+		var wrote atomic.Bool
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) { wrote.Store(i.Err == nil) },
+		}))
 		resp, err := a.apiDo(req)
+		if err != nil && wrote.Load() {
+			return nil, 0, base, withCode(exitProblem, fmt.Errorf("the monitor %s took the %s request but its answer was lost (%v): it may have run, or still be running it. "+
+				"Check myha status and myha history --daemon %s before trying again; do not use --local while it may be running", base, action, err, base))
+		}
 		if err != nil {
 			a.log.Warn("monitor did not answer; trying the next", "monitor", base, "err", err)
 			tried = append(tried, fmt.Sprintf("%s: %v", base, err))
