@@ -255,7 +255,9 @@ func TestVIPCutAndSwitchover(t *testing.T) {
 	// A planned switchover moves the VIP too.
 	other := map[*lab.Server]*lab.Server{v.Server("db2"): v.Server("db3"), v.Server("db3"): v.Server("db2")}[newP]
 	r := myha(t, "switchover", "--cluster", "lab", "--new-primary", other.Addr(), "--daemon", v.api(v.mons[0], ""), "--yes", "--config", v.cfg)
-	if r.code != 0 {
+	// Exit 1 is "done with problems": the healed old primary db1 is not
+	// replicating (no auto_rejoin here), which the report warns about.
+	if r.code != 0 && (r.code != 1 || !strings.Contains(r.stdout, db1.Addr()+" is not replicating")) {
 		t.Fatalf("switchover (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	v.waitHolder(t, other.Name, 15*time.Second)
