@@ -1,15 +1,8 @@
 package daemon
 
-
 import (
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-
-	"github.com/myha/myha/test/fakeserver"
 )
 
 // A paused cluster's open, unpromoted automatic decision is not resumed by
@@ -18,23 +11,7 @@ import (
 // Found by review: the election loop resumed open decisions without it.
 func TestPausedOpenDecisionNotResumedByNewLeader(t *testing.T) {
 	primary, r2, r3, cc := fakeCluster(t)
-	var held atomic.Bool
-	held.Store(true)
-	r2.OnQuery = func(q string) (*gomysql.Result, bool, error) {
-		if strings.HasPrefix(strings.ToUpper(q), "SELECT L.ID AS ID") && held.Load() {
-			res, err := fakeserver.Result([]string{"id", "user", "host", "secs"}, []map[string]string{{"id": "42", "user": cc.Spec.Credentials.User, "host": "10.0.0.9:5000", "secs": "3"}})
-			return res, true, err
-		}
-		if !strings.HasPrefix(strings.ToUpper(q), "SELECT GET_LOCK(") {
-			return nil, false, nil
-		}
-		r := "1"
-		if held.Load() {
-			r = "0"
-		}
-		res, err := fakeserver.Result([]string{"r"}, []map[string]string{{"r": r}})
-		return res, true, err
-	}
+	held, _ := holdLock(r2, cc)
 	tm := startMonitors(t, 3, []ClusterConfig{cc})
 	leader := leaderOf(t, tm)
 	eventually(t, "the monitors to agree on the primary", 10*time.Second, func() bool {
@@ -53,7 +30,7 @@ func TestPausedOpenDecisionNotResumedByNewLeader(t *testing.T) {
 	if st := leader.fsm.snapshot(); len(st.History) != 0 {
 		t.Fatalf("an attempt while the lock was held closed the decision: %+v", st.History)
 	}
-	held.Store(false) // the lock is free: only the pause stops the failover now
+	held.Store(false)           // the lock is free: only the pause stops the failover now
 	time.Sleep(3 * time.Second) // sampling window: the same leader must not resume (it does not)
 	if st := leader.fsm.snapshot(); len(st.History) != 0 {
 		t.Fatalf("same leader resumed while paused: %+v", st.History)

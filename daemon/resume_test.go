@@ -108,26 +108,7 @@ func TestFailedAutomaticFailoverBlocksFurtherOnesUntilAck(t *testing.T) {
 // free: one record, no second decision.
 func TestOpenDecisionRetriedWithBackoff(t *testing.T) {
 	primary, r2, r3, cc := fakeCluster(t)
-	var held atomic.Bool
-	var attempts atomic.Int32
-	held.Store(true)
-	r2.OnQuery = func(q string) (*gomysql.Result, bool, error) {
-		if strings.HasPrefix(strings.ToUpper(q), "SELECT L.ID AS ID") && held.Load() {
-			// The holder is myha's own account (a DBA's CLI run): respected.
-			res, err := fakeserver.Result([]string{"id", "user", "host", "secs"}, []map[string]string{{"id": "42", "user": cc.Spec.Credentials.User, "host": "10.0.0.9:5000", "secs": "3"}})
-			return res, true, err
-		}
-		if !strings.HasPrefix(strings.ToUpper(q), "SELECT GET_LOCK(") {
-			return nil, false, nil
-		}
-		attempts.Add(1)
-		r := "1"
-		if held.Load() {
-			r = "0" // someone else holds the cluster's failover lock
-		}
-		res, err := fakeserver.Result([]string{"r"}, []map[string]string{{"r": r}})
-		return res, true, err
-	}
+	held, attempts := holdLock(r2, cc)
 	tm := startMonitors(t, 3, []ClusterConfig{cc})
 	leader := leaderOf(t, tm)
 	eventually(t, "the monitors to agree on the primary", 10*time.Second, func() bool {
@@ -161,4 +142,29 @@ func TestOpenDecisionRetriedWithBackoff(t *testing.T) {
 		t.Fatalf("completed as epoch %d %s promoted %v (last epoch %d), want epoch %d promoted, no other decision", h.Epoch, h.Result, h.Promoted, leader.fsm.snapshot().Epoch, epoch)
 	}
 	t.Logf("%d attempts in all; completed under epoch %d", attempts.Load(), epoch)
+}
+
+// holdLock makes r2 (a FAKE server) answer that myha's own account (a
+// DBA's CLI run) holds the cluster's failover lock while held is set; it
+// counts the attempts to take it.
+func holdLock(r2 *fakeserver.Server, cc ClusterConfig) (held *atomic.Bool, attempts *atomic.Int32) {
+	held, attempts = new(atomic.Bool), new(atomic.Int32)
+	held.Store(true)
+	r2.OnQuery = func(q string) (*gomysql.Result, bool, error) {
+		if strings.HasPrefix(strings.ToUpper(q), "SELECT L.ID AS ID") && held.Load() {
+			res, err := fakeserver.Result([]string{"id", "user", "host", "secs"}, []map[string]string{{"id": "42", "user": cc.Spec.Credentials.User, "host": "10.0.0.9:5000", "secs": "3"}})
+			return res, true, err
+		}
+		if !strings.HasPrefix(strings.ToUpper(q), "SELECT GET_LOCK(") {
+			return nil, false, nil
+		}
+		attempts.Add(1)
+		r := "1"
+		if held.Load() {
+			r = "0" // someone else holds the cluster's failover lock
+		}
+		res, err := fakeserver.Result([]string{"r"}, []map[string]string{{"r": r}})
+		return res, true, err
+	}
+	return held, attempts
 }
