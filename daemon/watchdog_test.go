@@ -67,7 +67,14 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestWatchdogActsOnlyWhenTheAgentStopsRenewing(t *testing.T) {
 	f := startFakeWatchdog(t)
 	now := f.clock.Load()
-	arm := func(at int64) { f.say("arm " + itoa(at)) }
+	// An arm is followed by a line the loop ignores: the pipe hands that
+	// one over only after the loop took the arm, so the clock is never
+	// advanced past the old moment while the new one waits in the pipe
+	// (a timer and the arm both ready: select may pick the timer).
+	arm := func(at int64) {
+		f.say("arm " + itoa(at))
+		f.say("nop")
+	}
 
 	// Armed until now+1s: nothing happens within the grace after it.
 	arm(now + int64(time.Second))
