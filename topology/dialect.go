@@ -75,14 +75,33 @@ var discoveryStatus = []string{
 	"Uptime",
 }
 
+// The probe's statements are built once: a monitor runs them thousands of
+// times a second at scale.
+var (
+	variablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + literalList(discoveryVariables) + ")"
+	statusQuery    = "SHOW GLOBAL STATUS WHERE Variable_name IN (" + literalList(discoveryStatus) + ")"
+	// varsStatusQuery reads both in one round trip where the server has
+	// them as tables (MariaDB's information_schema; SHOW reads the same
+	// tables, with the same value widths). Column k says which: v or s.
+	varsStatusQuery = "SELECT 'v' AS k, VARIABLE_NAME AS n, VARIABLE_VALUE AS v FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME IN (" +
+		literalList(discoveryVariables) + ") UNION ALL SELECT 's', VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN (" +
+		literalList(discoveryStatus) + ")"
+)
+
 // VariablesQuery reads every global variable discovery needs.
-func (d Dialect) VariablesQuery() string {
-	return "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + literalList(discoveryVariables) + ")"
-}
+func (d Dialect) VariablesQuery() string { return variablesQuery }
 
 // StatusQuery reads the global status counters discovery needs.
-func (d Dialect) StatusQuery() string {
-	return "SHOW GLOBAL STATUS WHERE Variable_name IN (" + literalList(discoveryStatus) + ")"
+func (d Dialect) StatusQuery() string { return statusQuery }
+
+// VarsStatusQuery reads the variables and the status in one statement
+// (rows k, n, v with k "v" or "s"), or is "" where the flavor needs two:
+// MySQL keeps them in performance_schema, which may be disabled.
+func (d Dialect) VarsStatusQuery() string {
+	if d.IsMariaDB() {
+		return varsStatusQuery
+	}
+	return ""
 }
 
 // ReplicaStatusQuery lists every replication connection (all named

@@ -172,13 +172,14 @@ func (f *factsFixture) full(t *testing.T) (Snapshot, []string, []string) {
 }
 
 // The statements of a full probe of a writable MariaDB server with a
-// binlog: version, variables, status, replica status, binlog position,
-// registered replicas, dump threads, privileged accounts, own grants.
-const fullPrimaryStatements = 9
+// binlog: version, variables and status (one statement on MariaDB),
+// replica status, binlog position, registered replicas, dump threads,
+// privileged accounts, own grants.
+const fullPrimaryStatements = 8
 
-// A routine probe reusing the slow facts: variables, status, replica
+// A routine probe reusing the slow facts: variables and status, replica
 // status, binlog position.
-const routineStatements = 4
+const routineStatements = 3
 
 func TestRoutineProbeSendsFewerStatements(t *testing.T) {
 	f := newFactsFixture(t)

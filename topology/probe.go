@@ -79,6 +79,38 @@ func nameValues(ctx context.Context, q Querier, stmt string) (map[string]string,
 	return out, nil
 }
 
+// readVarsStatus reads the discovery variables and status, in one round
+// trip where the dialect allows it (names lower-cased).
+func readVarsStatus(ctx context.Context, q Querier, d Dialect) (vars, status map[string]string, err error) {
+	stmt := d.VarsStatusQuery()
+	if stmt == "" {
+		if vars, err = nameValues(ctx, q, d.VariablesQuery()); err != nil {
+			return nil, nil, err
+		}
+		status, err = nameValues(ctx, q, d.StatusQuery())
+		return vars, status, err
+	}
+	rows, err := q.Query(ctx, stmt)
+	if err != nil {
+		return nil, nil, err
+	}
+	vars, status = make(map[string]string, len(discoveryVariables)), make(map[string]string, len(discoveryStatus))
+	for _, r := range rows {
+		switch r["k"] {
+		case "v":
+			vars[strings.ToLower(r["n"])] = r["v"]
+		case "s":
+			status[strings.ToLower(r["n"])] = r["v"]
+		}
+	}
+	return vars, status, nil
+}
+
+func isReused(q Querier) bool {
+	r, ok := q.(ReusedSession)
+	return ok && r.Reused()
+}
+
 // readState reads a server's state. Every probe reads the variables
 // (read_only, GTID positions, server_id), the status (semi-sync state,
 // Uptime), every replication connection and the binlog coordinate. The
@@ -88,22 +120,27 @@ func nameValues(ctx context.Context, q Querier, stmt string) (map[string]string,
 func readState(ctx context.Context, q Querier, st *ServerState, facts *FactsCache) error {
 	cached, reuse := facts.lookup(st.Spec.Address, q)
 	var err error
+	d := cached.dialect
 	if !reuse {
 		if err := readVersion(ctx, q, st); err != nil {
 			return err
 		}
+		d = st.Dialect
 	}
-	// Neither statement depends on the flavor.
-	vars, err := nameValues(ctx, q, Dialect{}.VariablesQuery())
+	vars, status, err := readVarsStatus(ctx, q, d)
 	if err != nil {
 		return err
+	}
+	// A pooled session found closed by its first statement was replaced
+	// by a new one: a reconnect re-reads everything.
+	if reuse && !isReused(q) {
+		reuse = false
+		if err := readVersion(ctx, q, st); err != nil {
+			return err
+		}
 	}
 	if reuse {
 		st.Dialect = cached.dialect // the server answered: reachable
-	}
-	status, err := nameValues(ctx, q, Dialect{}.StatusQuery())
-	if err != nil {
-		return err
 	}
 	if reuse && !cached.sameServer(vars, status, facts.now()) {
 		reuse = false
@@ -118,7 +155,7 @@ func readState(ctx context.Context, q Querier, st *ServerState, facts *FactsCach
 	if err := applyVars(st); err != nil {
 		return err
 	}
-	d := st.Dialect
+	d = st.Dialect
 	st.SemiSync.SourceEnabled = isOn(st.Vars["rpl_semi_sync_master_enabled"]) || isOn(st.Vars["rpl_semi_sync_source_enabled"])
 	st.SemiSync.ReplicaOn = isOn(st.Vars["rpl_semi_sync_slave_enabled"]) || isOn(st.Vars["rpl_semi_sync_replica_enabled"])
 	st.SemiSync.SourceActive = isOn(status["rpl_semi_sync_master_status"]) || isOn(status["rpl_semi_sync_source_status"])

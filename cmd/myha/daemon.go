@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -20,7 +21,7 @@ import (
 )
 
 func (a *app) daemonCommand() *cobra.Command {
-	var name, logFormat string
+	var name, logFormat, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a monitor: probe, gossip, elect a leader, fail over dead primaries",
@@ -62,6 +63,13 @@ func (a *app) daemonCommand() *cobra.Command {
 			if err != nil {
 				return withCode(exitProblem, err)
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return withCode(exitProblem, err)
+				}
+				defer stop()
+			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -90,7 +98,23 @@ func (a *app) daemonCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "this monitor's name in the config's monitors list (default: the host name)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	// For sizing runs (make scale): a file, never a network endpoint.
+	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file (for make scale)")
+	cmd.Flags().MarkHidden("cpu-profile")
 	return cmd
+}
+
+// startCPUProfile profiles until the returned stop runs (at a clean exit).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // daemonConfig hands the validated config down as plain values.

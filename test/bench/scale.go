@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,9 @@ type scaleOpts struct {
 	monitors int
 	window   time.Duration
 	bin      string // a prebuilt myha, or "" to build one
+	// profileDir, when set, gets each monitor's CPU profile of the run,
+	// and the fakes' (this process's) of the steady state.
+	profileDir string
 }
 
 // benchScale is the sizing simulation. The servers are FAKES
@@ -221,7 +225,11 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 		}
 	}()
 	for m := 0; m < o.monitors; m++ {
-		cmd := exec.Command(bin, "daemon", "--name", fmt.Sprintf("m%d", m+1), "--config", cfg, "--log-format", "json")
+		args := []string{"daemon", "--name", fmt.Sprintf("m%d", m+1), "--config", cfg, "--log-format", "json"}
+		if o.profileDir != "" {
+			args = append(args, "--cpu-profile", filepath.Join(o.profileDir, fmt.Sprintf("cpu-N%d-m%d.pprof", n, m+1)))
+		}
+		cmd := exec.Command(bin, args...)
 		logf, err := os.Create(filepath.Join(os.TempDir(), fmt.Sprintf("myha-scale-N%d-m%d.log", n, m+1)))
 		if err != nil {
 			return nil, err
@@ -277,7 +285,16 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 	}
 	s0, f0 := take()
 	t0 := time.Now()
-	time.Sleep(o.window)
+	if o.profileDir != "" {
+		stop, err := profileSelf(filepath.Join(o.profileDir, fmt.Sprintf("cpu-N%d-fakes.pprof", n)))
+		if err != nil {
+			return nil, err
+		}
+		time.Sleep(o.window)
+		stop()
+	} else {
+		time.Sleep(o.window)
+	}
 	s1, f1 := take()
 	el := time.Since(t0).Seconds()
 	res.fakesCPU = (f1 - f0) / el
@@ -509,4 +526,17 @@ func sockets(pid int) int {
 		}
 	}
 	return n
+}
+
+// profileSelf profiles this process (the fakes) until stop.
+func profileSelf(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -177,7 +177,7 @@ func (s *Server) accept() {
 			if err := auth.AddUser(s.user, s.pass); err != nil {
 				return
 			}
-			conn, err := s.srv.NewCustomizedConn(c, countingAuth{auth, s}, handler{s})
+			conn, err := s.srv.NewCustomizedConn(&batchConn{Conn: c}, countingAuth{auth, s}, handler{s})
 			if err != nil {
 				return
 			}
@@ -188,6 +188,47 @@ func (s *Server) accept() {
 			}
 		}()
 	}
+}
+
+// batchConn sends a response's packets in one write: go-mysql's server
+// writes every packet on its own (one write per column definition and
+// per row), which made the fakes, not the monitors, the bottleneck of a
+// sizing run. A response is complete when the server reads again (or
+// closes); this is a request/response protocol.
+type batchConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.buf = append(c.buf, p...)
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *batchConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+func (c *batchConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *batchConn) Close() error {
+	c.flush()
+	return c.Conn.Close()
 }
 
 // Logins is how many login packets (carrying the user name) the server
@@ -237,6 +278,20 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 	switch {
 	case strings.HasPrefix(up, "SELECT @@VERSION AS VERSION"):
 		return result([]string{"version", "comment"}, []map[string]string{{"version": st.Version, "comment": st.Comment}}, nil)
+	case strings.HasPrefix(up, "SELECT 'V' AS K, VARIABLE_NAME"):
+		// MariaDB's one-statement read of variables and status.
+		lists := nameLists.FindAllStringSubmatch(q, -1)
+		if len(lists) != 2 {
+			return nil, mysql.NewError(mysql.ER_UNKNOWN_ERROR, "fakeserver: want two name lists in: "+q)
+		}
+		var rows []map[string]string
+		for i, src := range []map[string]string{st.Vars, st.Status} {
+			k := [2]string{"v", "s"}[i]
+			for _, r := range nameRows(src, lists[i][1]) {
+				rows = append(rows, map[string]string{"k": k, "n": strings.ToUpper(r["Variable_name"]), "v": r["Value"]})
+			}
+		}
+		return result([]string{"k", "n", "v"}, rows, nil)
 	case strings.HasPrefix(up, "SHOW GLOBAL VARIABLES"):
 		return nameValue(st.Vars, q)
 	case strings.HasPrefix(up, "SHOW GLOBAL STATUS"):
@@ -300,21 +355,27 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 }
 
 func nameValue(vars map[string]string, q string) (*mysql.Result, error) {
-	var want []string
-	if m := inList.FindStringSubmatch(q); m != nil {
-		for _, n := range strings.Split(m[1], ",") {
-			want = append(want, strings.ToLower(strings.Trim(strings.TrimSpace(n), "'")))
-		}
-	}
 	var rows []map[string]string
-	for _, n := range want {
+	if m := inList.FindStringSubmatch(q); m != nil {
+		rows = nameRows(vars, m[1])
+	}
+	return result([]string{"Variable_name", "Value"}, rows, nil)
+}
+
+var nameLists = regexp.MustCompile(`(?i)VARIABLE_NAME IN \(([^)]*)\)`)
+
+// nameRows are the entries of vars named in list ('a','b', any case).
+func nameRows(vars map[string]string, list string) []map[string]string {
+	var rows []map[string]string
+	for _, n := range strings.Split(list, ",") {
+		n = strings.ToLower(strings.Trim(strings.TrimSpace(n), "'"))
 		for k, v := range vars {
 			if strings.ToLower(k) == n {
 				rows = append(rows, map[string]string{"Variable_name": k, "Value": v})
 			}
 		}
 	}
-	return result([]string{"Variable_name", "Value"}, rows, nil)
+	return rows
 }
 
 // Result builds a text resultset for an OnQuery hook's answer.
