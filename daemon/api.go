@@ -104,12 +104,16 @@ func (d *Daemon) handler() http.Handler {
 
 func (d *Daemon) clustersList(w http.ResponseWriter, r *http.Request) {
 	d.mu.RLock()
-	var out []map[string]any
+	cms := make([]*clusterMon, 0, len(d.clusters))
 	for _, cm := range d.clusters {
-		out = append(out, cm.status())
+		cms = append(cms, cm)
 	}
 	d.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]["name"]) < fmt.Sprint(out[j]["name"]) })
+	sort.Slice(cms, func(i, j int) bool { return cms[i].cfg.Spec.Name < cms[j].cfg.Spec.Name })
+	out := make([]map[string]any, 0, len(cms))
+	for _, cm := range cms {
+		out = append(out, cm.status())
+	}
 	name, _ := d.leaderAPI()
 	// "time" is this monitor's clock, so a client tells each snapshot's
 	// age (time - taken_at) without trusting its own clock.
@@ -428,7 +432,7 @@ func (d *Daemon) apiClient() *http.Client {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	// Compact: indenting was half the cost of /api/v1/clusters at a
+	// thousand clusters (pipe through jq to read it).
+	json.NewEncoder(w).Encode(v)
 }

@@ -31,11 +31,27 @@ type sseEvent struct {
 	data []byte
 }
 
+// changeKey says what may have changed since it was last read. Urgent
+// changes (a verdict, a raft decision, a new leader, an event) are pushed
+// at the next tick; routine ones (a cluster's new probe) are paced by what
+// building the payloads costs: at a thousand clusters a cluster probes
+// every millisecond, and rebuilding a 4 MB overview every tick cost a
+// third of a core for one open page.
+type changeKey struct{ urgent, routine string }
+
+// routineCostFactor paces routine rebuilds: building the payloads takes at
+// most 1/routineCostFactor of the hub's time; maxRoutineGap bounds how
+// stale a routine change may get.
+const (
+	routineCostFactor = 20
+	maxRoutineGap     = 2 * time.Second
+)
+
 // eventHub fans the monitor's state out to the open streams. It samples a
 // cheap change key every tick and builds the payloads only when the key
 // moved, and only while somebody listens: with no client it runs nothing.
 type eventHub struct {
-	key        func() string     // changes whenever a payload may have
+	key        func() changeKey  // changes whenever a payload may have
 	produce    func() []sseEvent // the current payloads
 	log        *slog.Logger
 	maxClients int
@@ -51,7 +67,7 @@ type eventHub struct {
 	stop    chan struct{}     // closes the sampling loop; nil when none runs
 }
 
-func newEventHub(log *slog.Logger, key func() string, produce func() []sseEvent) *eventHub {
+func newEventHub(log *slog.Logger, key func() changeKey, produce func() []sseEvent) *eventHub {
 	return &eventHub{key: key, produce: produce, log: log, maxClients: eventsMaxClients, tick: eventsTick,
 		heartbeat: eventsHeartbeat, writeLimit: eventsWriteTimeout, lifetime: eventsLifetime,
 		clients: map[*sseClient]struct{}{}, last: map[string][]byte{}}
@@ -131,15 +147,20 @@ func (h *eventHub) clientCount() int {
 func (h *eventHub) run(stop chan struct{}) {
 	t := time.NewTicker(h.tick)
 	defer t.Stop()
-	lastKey, first := "", true
+	var lastKey changeKey
+	var built time.Time    // when the payloads were last built
+	var cost time.Duration // what building them took
+	first := true
 	for {
 		// A panic while reading the state is logged and the next tick
 		// tries again; the streams stay open.
-		var k string
-		if !guard(h.log, "live events: reading the state", func() { k = h.key() }) && (first || k != lastKey) {
+		var k changeKey
+		if !guard(h.log, "live events: reading the state", func() { k = h.key() }) && (first || k != lastKey) &&
+			(first || k.urgent != lastKey.urgent || time.Since(built) >= routineGap(h.tick, cost)) {
 			var evs []sseEvent
+			start := time.Now()
 			if !guard(h.log, "live events: building the state", func() { evs = h.produce() }) {
-				first, lastKey = false, k
+				first, lastKey, built, cost = false, k, time.Now(), time.Since(start)
 				h.publish(evs, stop)
 			}
 		}
@@ -149,6 +170,11 @@ func (h *eventHub) run(stop chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// routineGap is how long a routine change waits after the last build.
+func routineGap(tick, cost time.Duration) time.Duration {
+	return min(max(tick, routineCostFactor*cost), maxRoutineGap)
 }
 
 // publish hands every payload that differs from the last one sent to every

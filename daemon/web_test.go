@@ -42,10 +42,10 @@ func (f *fakeState) set(p string) {
 	f.mu.Unlock()
 }
 
-func (f *fakeState) key() string {
+func (f *fakeState) key() changeKey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return fmt.Sprint(f.version)
+	return changeKey{urgent: fmt.Sprint(f.version)}
 }
 
 func (f *fakeState) produce() []sseEvent {
@@ -403,4 +403,53 @@ func TestWebAssetsAreSelfContained(t *testing.T) {
 		}
 	}
 	t.Logf("page weight: %d bytes uncompressed (index.html + app.js + app.css)", total)
+}
+
+// pacedState is a FAKE state whose every probe is a routine change and
+// whose payloads take cost to build; urgent bumps the urgent key.
+type pacedState struct {
+	cost     time.Duration
+	urgentN  atomic.Int64
+	routineN atomic.Int64
+	produced atomic.Int64
+}
+
+func (p *pacedState) key() changeKey {
+	return changeKey{urgent: fmt.Sprint(p.urgentN.Load()), routine: fmt.Sprint(p.routineN.Add(1))}
+}
+
+func (p *pacedState) produce() []sseEvent {
+	time.Sleep(p.cost) // the cost of building a large overview
+	return []sseEvent{{"overview", fmt.Appendf(nil, `{"u":%d,"b":%d}`, p.urgentN.Load(), p.produced.Add(1))}}
+}
+
+// At a thousand clusters some cluster has a new probe at every tick: the
+// overview is rebuilt only as often as its cost allows, while a verdict or
+// a raft decision still goes out at the next tick.
+func TestEventStreamPacesRoutineChangesByCost(t *testing.T) {
+	src := &pacedState{cost: 150 * time.Millisecond}
+	hub := newEventHub(slog.New(slog.DiscardHandler), src.key, src.produce)
+	hub.tick, hub.heartbeat = 10*time.Millisecond, time.Hour
+	srv := httptest.NewServer(http.HandlerFunc(hub.serve))
+	defer srv.Close()
+	r, _ := openStream(t, t.Context(), srv.URL, "")
+	defer r.close()
+	r.next(t, 5*time.Second)
+	first := time.Now()
+	r.next(t, 10*time.Second) // a routine rebuild
+	gap := time.Since(first)
+	// 20 × a build of ≥150 ms, capped at maxRoutineGap: a slower machine
+	// only makes the gap longer.
+	if gap < maxRoutineGap-100*time.Millisecond {
+		t.Fatalf("routine changes rebuilt %s apart with a 150 ms build; want about %s", gap, maxRoutineGap)
+	}
+	at := time.Now()
+	src.urgentN.Add(1)
+	ev := r.next(t, 10*time.Second)
+	if !strings.Contains(ev[1], `"u":1`) {
+		t.Fatalf("after an urgent change: %q", ev)
+	}
+	if took := time.Since(at); took >= maxRoutineGap-100*time.Millisecond {
+		t.Fatalf("an urgent change waited %s, as long as a routine one", took)
+	}
 }

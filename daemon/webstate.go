@@ -15,22 +15,23 @@ import (
 const agentFresh = 5 * time.Second
 
 // webKey is cheap to compute and changes whenever the live payloads may
-// have: a new probe of a cluster (its snapshot time), a new verdict, a
-// committed raft entry (decisions, results, blocks, acknowledgements, the
-// agreed primary) or a leader change.
-func (d *Daemon) webKey() string {
-	var b strings.Builder
-	if r := d.raft(); r != nil {
-		_, id := r.LeaderWithID()
-		fmt.Fprintf(&b, "%d|%s|%s;", r.AppliedIndex(), id, r.State())
+// have. Urgent: a new verdict, a committed raft entry (decisions, results,
+// blocks, acknowledgements, the agreed primary), a leader change, an
+// event. Routine: a new probe of a cluster (its snapshot time).
+func (d *Daemon) webKey() changeKey {
+	var u, r strings.Builder
+	if rn := d.raft(); rn != nil {
+		_, id := rn.LeaderWithID()
+		fmt.Fprintf(&u, "%d|%s|%s;", rn.AppliedIndex(), id, rn.State())
 	}
-	fmt.Fprintf(&b, "e%d;", d.eventsSeq())
+	fmt.Fprintf(&u, "e%d;", d.eventsSeq())
 	for _, cm := range d.sortedClusters() {
 		cm.mu.Lock()
-		fmt.Fprintf(&b, "%s|%d|%s|%s;", cm.cfg.Spec.Name, cm.snapAt.UnixNano(), cm.verdict.State, cm.fenceRefusal)
+		fmt.Fprintf(&u, "%s|%s|%s;", cm.cfg.Spec.Name, cm.verdict.State, cm.fenceRefusal)
+		fmt.Fprintf(&r, "%d;", cm.snapAt.UnixNano())
 		cm.mu.Unlock()
 	}
-	return b.String()
+	return changeKey{urgent: u.String(), routine: r.String()}
 }
 
 func (d *Daemon) sortedClusters() []*clusterMon {
