@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,8 +270,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // Reload swaps the cluster definitions: new clusters start, removed ones
-// stop, changed ones restart with the new settings. Monitors and ports are
-// fixed for the life of the process.
+// stop, changed ones restart with the new settings. An unchanged cluster
+// runs on untouched, with its sessions, verdict and failure count: a
+// reload at a thousand clusters must not blind every one of them for a
+// probe interval, nor reset a primary's failure count mid-detection. (A
+// cluster whose settings hold values that cannot be compared, such as a
+// TLS configuration with callbacks, counts as changed.) Monitors and ports
+// are fixed for the life of the process.
 func (d *Daemon) Reload(clusters []ClusterConfig) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -286,6 +292,9 @@ func (d *Daemon) Reload(clusters []ClusterConfig) {
 	}
 	for name, c := range want {
 		if old, ok := d.clusters[name]; ok {
+			if reflect.DeepEqual(old.cfg, c) {
+				continue
+			}
 			old.stop()
 		}
 		cm := newClusterMon(d, c)

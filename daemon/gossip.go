@@ -636,9 +636,56 @@ func (g *gossip) full(n int) bool { return g.allow.Load() == nil && n >= maxGoss
 // setAllow replaces the allowlist (after a config reload).
 func (g *gossip) setAllow(a *GossipAllow) {
 	g.allow.Store(a)
-	if g.filter != nil && a != nil {
+	if a == nil {
+		return
+	}
+	g.prune(a)
+	if g.filter != nil {
 		g.filter.setHosts(a.hosts())
 	}
+}
+
+// prune forgets what was kept about clusters and servers a reload removed:
+// our own latest observations (push/pull would keep offering them, and
+// peers refuse them), the peers' observations, unsent ones, leases and
+// agent reports.
+func (g *gossip) prune(a *GossipAllow) {
+	g.mu.Lock()
+	for c := range g.latest {
+		if !a.server(c, "") {
+			delete(g.latest, c)
+		}
+	}
+	for _, pc := range g.obs {
+		for c := range pc {
+			if !a.server(c, "") {
+				delete(pc, c)
+				g.obsN--
+			}
+		}
+	}
+	for c := range g.leases {
+		if !a.server(c, "") {
+			delete(g.leases, c)
+		}
+	}
+	for srv, st := range g.agents {
+		if !a.server(st.msg.Cluster, srv) {
+			delete(g.agents, srv)
+		}
+	}
+	g.mu.Unlock()
+	g.outMu.Lock()
+	kept := g.pendingOrder[:0]
+	for _, c := range g.pendingOrder {
+		if a.server(c, "") {
+			kept = append(kept, c)
+		} else {
+			delete(g.pending, c)
+		}
+	}
+	g.pendingOrder = kept
+	g.outMu.Unlock()
 }
 
 func (g *gossip) store(b []byte) {

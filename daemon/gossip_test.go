@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,4 +295,54 @@ func TestGossipPacksClustersIntoPackets(t *testing.T) {
 		}
 	}
 	t.Logf("100 clusters × 3 servers in %d packets", packets)
+}
+
+// A cluster a reload removed leaves nothing behind: not our own latest
+// observations (push/pull would keep offering them to peers, who refuse
+// them), not the peers' votes, unsent observations, leases or agent
+// reports; the remaining cluster keeps all of its.
+func TestGossipForgetsClustersARemovalDropped(t *testing.T) {
+	now := time.Now()
+	g := newTestGossip(func() time.Time { return now })
+	g.pending, g.urgentWake, g.wake, g.latest = map[string][]Observation{}, make(chan struct{}, 1), make(chan struct{}, 1), map[string][]Observation{}
+	allow := testAllow()
+	allow.Servers["gone"] = map[string]bool{"198.18.0.41:3306": true}
+	g.setAllow(allow)
+	for _, c := range []struct{ cluster, server string }{{"lab", "198.18.0.11:3306"}, {"gone", "198.18.0.41:3306"}} {
+		g.publish([]Observation{{Cluster: c.cluster, Server: c.server, Reachable: true, ObservedAt: now}})
+		send(g, gossipMsg{Monitor: "mon2", SentAt: now, Obs: []Observation{{Cluster: c.cluster, Server: c.server, Reachable: true, ObservedAt: now}}})
+		send(g, gossipMsg{Monitor: "mon2", SentAt: now, Kind: "lease", Lease: &LeaseMsg{Cluster: c.cluster, Primary: c.server, Epoch: 1, LeaseMS: 3000, Leader: "mon2", Term: 1}})
+		send(g, gossipMsg{Monitor: "agent-" + c.server, SentAt: now, Kind: "agent", Agent: &AgentMsg{Cluster: c.cluster, Server: c.server, Holding: true}})
+		now = now.Add(time.Millisecond)
+	}
+	if _, _, ok := g.lease("gone"); !ok || len(g.viewsOf("gone", "198.18.0.41:3306")) != 1 {
+		t.Fatal("the fixture did not keep the second cluster")
+	}
+	g.setAllow(testAllow()) // the reload removed "gone"
+	if _, _, ok := g.lease("gone"); ok {
+		t.Error("the removed cluster's lease is kept")
+	}
+	if _, _, ok := g.agent("198.18.0.41:3306"); ok {
+		t.Error("the removed cluster's agent report is kept")
+	}
+	if v := g.viewsOf("gone", "198.18.0.41:3306"); len(v) != 0 {
+		t.Errorf("peers' votes on the removed cluster are kept: %+v", v)
+	}
+	if st := string(g.LocalState(false)); strings.Contains(st, "gone") {
+		t.Errorf("push/pull still offers the removed cluster: %s", st)
+	}
+	for p := g.next(); p != nil; p = g.next() {
+		if strings.Contains(string(p), "gone") {
+			t.Errorf("an unsent observation of the removed cluster is still sent: %s", p)
+		}
+	}
+	if _, _, ok := g.lease("lab"); !ok || len(g.viewsOf("lab", "198.18.0.11:3306")) != 1 || !strings.Contains(string(g.LocalState(false)), "lab") {
+		t.Error("the remaining cluster lost what gossip kept about it")
+	}
+	if _, _, ok := g.agent("198.18.0.11:3306"); !ok {
+		t.Error("the remaining cluster's agent report was dropped")
+	}
+	if g.obsN != 1 {
+		t.Errorf("obsN %d after the removal, want 1", g.obsN)
+	}
 }
