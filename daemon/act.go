@@ -126,6 +126,13 @@ const (
 // never forgotten by the same leader, and never retried in a tight loop.
 func (cm *clusterMon) resumeLater(dec Decision) {
 	now := cm.d.now()
+	// An automatic decision while paused: failover() would refuse and this
+	// would log a retry at every backoff; the decision stays open and is
+	// taken up after myha resume. (A manual one goes on, as manual
+	// failovers do during a pause.)
+	if _, paused, _ := pauseAt(cm.d.fsm.operatorView(dec.Cluster), dec.Cluster, now); paused && dec.Auto {
+		return
+	}
 	cm.mu.Lock()
 	due := !now.Before(cm.nextResume)
 	cm.mu.Unlock()
