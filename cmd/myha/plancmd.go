@@ -35,18 +35,10 @@ func (a *app) planCommand(kind failover.Kind) *cobra.Command {
 			"command again continues from there.\n\nExit codes: 0 done, 1 done with problems (see warnings), 2 blocked, failed, rolled back or refused.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
+			cfg, c, err := a.oneCluster(cluster)
 			if err != nil {
 				return err
 			}
-			if cluster == "" && len(cfg.Clusters) > 1 {
-				return withCode(exitProblem, fmt.Errorf("--cluster is required: the config has %d clusters", len(cfg.Clusters)))
-			}
-			cs, err := selectClusters(cfg, cluster)
-			if err != nil {
-				return err
-			}
-			c := cs[0]
 			if newPrimary != "" {
 				norm, err := config.NormalizeAddress(newPrimary)
 				if err != nil {

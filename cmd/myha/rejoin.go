@@ -26,18 +26,10 @@ func (a *app) rejoinCommand() *cobra.Command {
 			"and says where (the server is left read-only at worst).\n\nExit codes: 0 done or nothing to do, 2 refused or failed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
+			cfg, c, err := a.oneCluster(cluster)
 			if err != nil {
 				return err
 			}
-			if cluster == "" && len(cfg.Clusters) > 1 {
-				return withCode(exitProblem, fmt.Errorf("--cluster is required: the config has %d clusters", len(cfg.Clusters)))
-			}
-			cs, err := selectClusters(cfg, cluster)
-			if err != nil {
-				return err
-			}
-			c := cs[0]
 			if server == "" {
 				return withCode(exitProblem, fmt.Errorf("--server is required: the server to make a replica (host:port)"))
 			}

@@ -102,6 +102,23 @@ func (a *app) loadConfigWith(opt config.Options) (*config.Config, error) {
 }
 
 // selectClusters returns the named cluster, or all when name is empty.
+// oneCluster loads the config and picks the one cluster a change acts on:
+// --cluster, which may be left out only when the config has one.
+func (a *app) oneCluster(name string) (*config.Config, config.Cluster, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, config.Cluster{}, err
+	}
+	if name == "" && len(cfg.Clusters) > 1 {
+		return nil, config.Cluster{}, withCode(exitProblem, fmt.Errorf("--cluster is required: the config has %d clusters", len(cfg.Clusters)))
+	}
+	cs, err := selectClusters(cfg, name)
+	if err != nil {
+		return nil, config.Cluster{}, err
+	}
+	return cfg, cs[0], nil
+}
+
 func selectClusters(cfg *config.Config, name string) ([]config.Cluster, error) {
 	if name == "" {
 		return cfg.Clusters, nil
