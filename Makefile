@@ -83,8 +83,9 @@ bench: deps build
 SCALE_N ?= 10,100,300,1000
 SCALE_MONITORS ?= 3
 SCALE_WINDOW ?= 20s
+SCALE_KILLS ?= 5
 scale:
-	$(GO) run ./test/bench -only scale -scale-n $(SCALE_N) -scale-monitors $(SCALE_MONITORS) -scale-window $(SCALE_WINDOW)
+	$(GO) run ./test/bench -only scale -scale-n $(SCALE_N) -scale-monitors $(SCALE_MONITORS) -scale-window $(SCALE_WINDOW) -scale-kills $(SCALE_KILLS)
 
 demo: demo-deps build
 	@test/demo.sh

@@ -29,6 +29,7 @@ func main() {
 	scaleMons := flag.Int("scale-monitors", 1, "scale: monitors (1 or 3)")
 	scaleWindow := flag.Duration("scale-window", 20*time.Second, "scale: steady state measured per N")
 	scaleBin := flag.String("scale-bin", "", "scale: a myha binary to run (default: build ./cmd/myha)")
+	scaleKills := flag.Int("scale-kills", 5, "scale: primaries killed one after the other per N, for the detection figures")
 	scaleProfile := flag.String("scale-profile", "", "scale: write each monitor's CPU profile to DIR/cpu-N<n>-m<i>.pprof")
 	flag.Parse()
 	// The driver logs broken connections to stderr: expected noise when
@@ -57,7 +58,7 @@ func main() {
 		{name: "daemon", fn: benchDaemon},
 		{name: "vip", fn: benchVIP},
 		{name: "scale", fn: func(ctx context.Context, _ int) error {
-			return benchScale(ctx, scaleOpts{ns: ns, monitors: *scaleMons, window: *scaleWindow, bin: *scaleBin, profileDir: *scaleProfile})
+			return benchScale(ctx, scaleOpts{ns: ns, monitors: *scaleMons, window: *scaleWindow, bin: *scaleBin, profileDir: *scaleProfile, kills: *scaleKills})
 		}, optIn: true},
 	}
 	for _, b := range benches {

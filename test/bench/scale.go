@@ -33,6 +33,9 @@ type scaleOpts struct {
 	monitors int
 	window   time.Duration
 	bin      string // a prebuilt myha, or "" to build one
+	// kills is how many clusters' primaries are killed, one after the
+	// other, for the detection figures.
+	kills int
 	// profileDir, when set, gets each monitor's CPU profile of the run,
 	// and the fakes' (this process's) of the steady state.
 	profileDir string
@@ -78,9 +81,9 @@ func benchScale(ctx context.Context, o scaleOpts) error {
 		fmt.Printf("  %-5d %-8.0f %-17s %-13s %-13s %-9s %-7s %-7s %-11s %-9s %-12s %-16s %-10s %.2f\n", n, r.rounds,
 			fmt.Sprintf("%.1f/%.1f ms", r.p50*1000, r.p99*1000), maxMean(r.cpu, "%.2f"), fmt.Sprintf("%.2f", perK), maxMean(r.rss, "%.0f"), maxMean(r.gor, "%.0f"),
 			maxMean(r.socks, "%.0f"), maxMean(r.gossip, "%.0f"), fmt.Sprintf("%.0f", r.raftPerHour),
-			fmt.Sprintf("%.0f/%.0f", r.api[len(r.api)/2], r.api[len(r.api)-1]), msOr(r.dead), msOr(r.writable), r.fakesCPU)
+			fmt.Sprintf("%.0f/%.0f", r.api[len(r.api)/2], r.api[len(r.api)-1]), msSpread(r.dead), msSpread(r.writable), r.fakesCPU)
 	}
-	fmt.Println("  (rounds/s: probe rounds of clusters per second per monitor, N at full rate; per monitor: max/mean over monitors; CPU/1k rnd/s: mean CPU per monitor divided by its probe rounds, scaled to 1,000 rounds a second (a projection where the machine starved the run); api = GET /api/clusters to its last byte, median/max of 5; raft e/h = log entries per hour in steady state)")
+	fmt.Println("  (rounds/s: probe rounds of clusters per second per monitor, N at full rate; per monitor: max/mean over monitors; CPU/1k rnd/s: mean CPU per monitor divided by its probe rounds, scaled to 1,000 rounds a second (a projection where the machine starved the run); api = GET /api/clusters to its last byte, median/max of 5; kill→dead and →write: median/max over the killed primaries, one cluster at a time (n=count); raft e/h = log entries per hour in steady state)")
 	return nil
 }
 
@@ -110,11 +113,15 @@ func mean(v []float64) float64 {
 	return sum / float64(len(v))
 }
 
-func msOr(d time.Duration) string {
-	if d <= 0 {
+// msSpread is "median/max (n=count)" of durations, "none" for a kill
+// that got no answer in time counted as missing.
+func msSpread(ds []time.Duration) string {
+	if len(ds) == 0 {
 		return "none"
 	}
-	return fmt.Sprint(d.Milliseconds())
+	v := slices.Clone(ds)
+	slices.Sort(v)
+	return fmt.Sprintf("%d/%d (n=%d)", v[len(v)/2].Milliseconds(), v[len(v)-1].Milliseconds(), len(v))
 }
 
 type scaleResult struct {
@@ -123,7 +130,7 @@ type scaleResult struct {
 	cpu, rss, gor, socks, gossip []float64
 	raftPerHour                  float64
 	api                          []float64
-	dead, writable               time.Duration
+	dead, writable               []time.Duration
 	fakesCPU                     float64
 }
 
@@ -169,7 +176,8 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 			}
 		}
 	}()
-	var wroteAt sync.Map // address → time of read_only=0
+	kills := min(max(o.kills, 1), n)
+	var wroteAt sync.Map // cluster name → first time of read_only=0 on one of its servers
 	for i := 0; i < n; i++ {
 		c := &scaleCluster{name: fmt.Sprintf("c%04d", i)}
 		for j := 0; j < 3; j++ {
@@ -182,10 +190,11 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 				return nil, err
 			}
 			s.NoLog.Store(true)
-			if i == 0 && j > 0 {
+			if i < kills && j > 0 {
+				name := c.name
 				s.OnQuery = func(q string) (*mysql.Result, bool, error) {
 					if writableStmt.MatchString(strings.TrimSpace(q)) {
-						wroteAt.LoadOrStore(s.Addr(), time.Now())
+						wroteAt.LoadOrStore(name, time.Now())
 					}
 					return nil, false, nil
 				}
@@ -218,10 +227,9 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		return nil, err
 	}
-	victim := clusters[0].name
 	type mon struct {
 		cmd  *exec.Cmd
-		dead chan time.Time
+		dead *sync.Map // cluster name → when its log first said dead_primary
 	}
 	var mons []*mon
 	defer func() {
@@ -257,9 +265,9 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		mn := &mon{cmd: cmd, dead: make(chan time.Time, 1)}
+		mn := &mon{cmd: cmd, dead: &sync.Map{}}
 		mons = append(mons, mn)
-		go scanLog(pipe, logf, victim, mn.dead)
+		go scanLog(pipe, logf, mn.dead)
 	}
 	// Every monitor sees N healthy clusters, and one leads.
 	deadline := time.Now().Add(90*time.Second + time.Duration(n)*30*time.Millisecond)
@@ -336,55 +344,55 @@ func scaleRun(ctx context.Context, bin string, n int, o scaleOpts) (*scaleResult
 		res.api = append(res.api, float64(d.Microseconds())/1000)
 	}
 	slices.Sort(res.api)
-	// Detection: the victim's primary dies; its replicas lose it.
+	// Detection: one cluster at a time, its primary dies and its
+	// replicas lose it; the leader's verdict and the fake failover's
+	// read_only=0 are timed.
 	li := leaderIndex(apis)
 	if li < 0 {
 		return nil, fmt.Errorf("no leader before the kill")
 	}
-	v := clusters[0]
-	kill := time.Now()
-	v.servers[0].Kill()
-	for j := 1; j < 3; j++ {
-		v.servers[j].SetState(scaleState(j+1, 1, v.servers[0].Addr(), "Connecting"))
-	}
-	select {
-	case at := <-mons[li].dead:
-		res.dead = at.Sub(kill)
-	case <-time.After(20 * time.Second):
-	}
-	for w := time.Now().Add(15 * time.Second); time.Now().Before(w); time.Sleep(10 * time.Millisecond) {
-		first := time.Time{}
-		wroteAt.Range(func(_, v any) bool {
-			if t := v.(time.Time); first.IsZero() || t.Before(first) {
-				first = t
-			}
-			return true
-		})
-		if !first.IsZero() {
-			res.writable = first.Sub(kill)
-			break
+	for k := 0; k < kills; k++ {
+		v := clusters[k]
+		kill := time.Now()
+		v.servers[0].Kill()
+		for j := 1; j < 3; j++ {
+			v.servers[j].SetState(scaleState(3*k+j+1, 3*k+1, v.servers[0].Addr(), "Connecting"))
+		}
+		if at, ok := waitFor(mons[li].dead, v.name, 20*time.Second); ok {
+			res.dead = append(res.dead, at.Sub(kill))
+		}
+		if at, ok := waitFor(&wroteAt, v.name, 15*time.Second); ok {
+			res.writable = append(res.writable, at.Sub(kill))
 		}
 	}
 	return res, nil
 }
 
-// scanLog copies a monitor's JSON log to a file and reports when it first
-// judges the victim cluster's primary dead.
-func scanLog(r io.Reader, w io.Writer, victim string, dead chan<- time.Time) {
+// waitFor polls m for key's time until the deadline.
+func waitFor(m *sync.Map, key string, within time.Duration) (time.Time, bool) {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if v, ok := m.Load(key); ok {
+			return v.(time.Time), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// scanLog copies a monitor's JSON log to a file and records when it first
+// judged each cluster's primary dead.
+func scanLog(r io.Reader, w io.Writer, dead *sync.Map) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	sent := false
 	for sc.Scan() {
 		line := sc.Bytes()
 		at := time.Now()
 		w.Write(append(line, '\n'))
-		if sent || !strings.Contains(string(line), `"primary state"`) {
+		if !strings.Contains(string(line), `"primary state"`) {
 			continue
 		}
 		var e struct{ Cluster, State string }
-		if json.Unmarshal(line, &e) == nil && e.Cluster == victim && e.State == "dead_primary" {
-			dead <- at
-			sent = true
+		if json.Unmarshal(line, &e) == nil && e.State == "dead_primary" {
+			dead.LoadOrStore(e.Cluster, at)
 		}
 	}
 	io.Copy(w, r)
