@@ -42,17 +42,7 @@ func TestCLIGoesThroughTheMonitors(t *testing.T) {
 	closed.Close()
 
 	writeCfg := func(name string, ports ...string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "state_dir: %s\nsecurity:\n  api_token_file: %s\n  insecure: true\nmonitors:\n", filepath.Join(dir, "state"), filepath.Join(dir, "api.token"))
-		for i, p := range ports {
-			fmt.Fprintf(&b, "  - name: mon%d\n    address: 127.0.0.1\n    gossip_port: %d\n    raft_port: %d\n    api_port: %s\n", i+1, 17000+i, 17100+i, p)
-		}
-		b.WriteString("clusters:\n  - name: app1\n    user: u\n    password: p\n    replication_user: r\n    replication_password: rp\n    servers:\n      - address: 127.0.0.1:3306\n      - address: 127.0.0.1:3307\n")
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return fakeMonitorsConfig(t, dir, name, []string{"127.0.0.1:3306", "127.0.0.1:3307"}, ports...)
 	}
 	cli := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,20 +38,7 @@ func TestSwitchoverNotResentAfterALostAnswer(t *testing.T) {
 		fmt.Fprint(w, `{"error":{"code":"blocked","message":"second switchover planned","blockers":[]}}`)
 	}))
 	defer m2.Close()
-	port := func(s *httptest.Server) string {
-		_, p, _ := net.SplitHostPort(strings.TrimPrefix(s.URL, "http://"))
-		return p
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\nsecurity:\n  api_token_file: %s\n  insecure: true\nmonitors:\n", filepath.Join(dir, "state"), filepath.Join(dir, "api.token"))
-	for i, p := range []string{port(m1), port(m2)} {
-		fmt.Fprintf(&b, "  - name: mon%d\n    address: 127.0.0.1\n    gossip_port: %d\n    raft_port: %d\n    api_port: %s\n", i+1, 17000+i, 17100+i, p)
-	}
-	b.WriteString("clusters:\n  - name: app1\n    user: u\n    password: p\n    replication_user: r\n    replication_password: rp\n    servers:\n      - address: 127.0.0.1:3306\n      - address: 127.0.0.1:3307\n")
-	cfg := filepath.Join(dir, "c.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := fakeMonitorsConfig(t, dir, "c.yaml", []string{"127.0.0.1:3306", "127.0.0.1:3307"}, portOf(m1.URL), portOf(m2.URL))
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"switchover", "--cluster", "app1", "--yes", "--config", cfg}, strings.NewReader(""), &out, &errb, func(string) string { return "" })
 	t.Logf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
@@ -77,13 +63,7 @@ func TestPartialThroughMonitorsExitsOne(t *testing.T) {
 		fmt.Fprint(w, `{"id":"app1-3","epoch":3,"cluster":"app1","kind":"switchover","old_primary":"127.0.0.1:3306","new_primary":"127.0.0.1:3307","result":"partial","promoted":true,"error":"the new primary takes writes, but some steps failed (see warnings)","steps":[],"warnings":["repoint on 127.0.0.1:3308 failed"]}`)
 	}))
 	defer m.Close()
-	_, p, _ := net.SplitHostPort(strings.TrimPrefix(m.URL, "http://"))
-	cfg := filepath.Join(dir, "c.yaml")
-	y := fmt.Sprintf("state_dir: %s\nsecurity:\n  api_token_file: %s\n  insecure: true\nmonitors:\n  - name: mon1\n    address: 127.0.0.1\n    gossip_port: 17000\n    raft_port: 17100\n    api_port: %s\n", filepath.Join(dir, "state"), filepath.Join(dir, "api.token"), p) +
-		"clusters:\n  - name: app1\n    user: u\n    password: p\n    replication_user: r\n    replication_password: rp\n    servers:\n      - address: 127.0.0.1:3306\n      - address: 127.0.0.1:3307\n      - address: 127.0.0.1:3308\n"
-	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := fakeMonitorsConfig(t, dir, "c.yaml", []string{"127.0.0.1:3306", "127.0.0.1:3307", "127.0.0.1:3308"}, portOf(m.URL))
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"switchover", "--cluster", "app1", "--yes", "--config", cfg}, strings.NewReader(""), &out, &errb, func(string) string { return "" })
 	if code != exitWarn {
