@@ -1,16 +1,19 @@
 package daemon
 
-// These tests use FAKE servers (test/fakeserver on loopback): they check
-// what the prober makes of a reused session (the deadline of a write on
-// it), not server behaviour.
+// These tests use FAKE servers (test/fakeserver on loopback) and a fake
+// dialer: they check what the prober makes of a reused session (the
+// deadline of a write on it, a replacement the server refuses), not
+// server behaviour.
 
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	sqlmysql "github.com/go-sql-driver/mysql"
 
 	"github.com/myha/myha/test/fakeserver"
 	"github.com/myha/myha/topology"
@@ -79,5 +82,49 @@ func TestFenceSQLOnReusedSessionGetsReadTimeout(t *testing.T) {
 	snap := topology.Snapshot{}
 	if err := cm.fenceSQL(ctx, &snap, s.Addr()); err != nil {
 		t.Fatalf("fencing a primary whose read_only takes 700 ms (connect 300 ms + read 2 s allowed) failed: %v", err)
+	}
+}
+
+// refusingDialer dials for real until refuse is set, then answers every
+// connect as a server at max_connections does.
+type refusingDialer struct {
+	inner  topology.Dialer
+	refuse *atomic.Bool
+}
+
+func (r refusingDialer) Dial(ctx context.Context, addr string) (topology.Querier, error) {
+	if r.refuse.Load() {
+		return nil, &topology.ServerError{Addr: addr, Op: "connect", Err: &sqlmysql.MySQLError{Number: 1040, Message: "Too many connections"}}
+	}
+	return r.inner.Dial(ctx, addr)
+}
+
+// A primary whose kept probe session was closed (an operator or pt-kill
+// killing idle sessions to free slots) and that refuses the new one with
+// "too many connections" is alive: the probe says it answered, as a
+// refused fresh connect does, so it is no reason to fail over.
+func TestProbePoolRefusedReplacementCountsAsAnswered(t *testing.T) {
+	s, err := fakeserver.Start("myha", "pw", fakeMaria(1, nil, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var refuse atomic.Bool
+	inner := refusingDialer{inner: topology.SQLDialer{Credentials: topology.Credentials{User: "myha", Password: "pw"}, ConnectTimeout: time.Second, ReadTimeout: time.Second}, refuse: &refuse}
+	p := newPoolDialer(inner, func(string) bool { return false }, 300*time.Millisecond, time.Now)
+	defer p.closeAll()
+	if st := probeWith(p, s.Addr()); !st.Reachable {
+		t.Fatalf("first probe: %+v", st)
+	}
+	refuse.Store(true)
+	// A fresh connect refused: answered (the rule the pool must keep).
+	fresh := topology.Probe(context.Background(), inner, topology.ServerSpec{Address: s.Addr()})
+	if !fresh.Answered {
+		t.Fatalf("a refused fresh connect is not counted as answered: %+v", fresh)
+	}
+	s.DropConnections()
+	st := probeWith(p, s.Addr())
+	if st.Reachable || !st.Answered {
+		t.Fatalf("kept session closed, replacement refused with 1040: Reachable=%v Answered=%v (%s); want answered, as a refused fresh connect", st.Reachable, st.Answered, st.Error)
 	}
 }
