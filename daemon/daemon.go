@@ -244,13 +244,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.wg.Add(2)
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "gossip join loop", time.Second, d.joinLoop) }()
 	go func() { defer d.wg.Done(); supervise(ctx, d.log, "leader loop", time.Second, d.leaderLoop) }()
-	d.Reload(d.cfg.Clusters)
+	// A SIGHUP's Reload may write d.cfg.Clusters at any time (under mu).
+	d.mu.RLock()
+	clusters := d.cfg.Clusters
+	d.mu.RUnlock()
+	d.Reload(clusters)
 	d.loaded.Store(true)
 	if d.cfg.Insecure {
 		d.log.Warn("security.insecure is set: gossip may be unencrypted and raft unauthenticated")
 	}
 	d.log.Info("monitor running", "name", d.self.Name, "gossip", hostPort(d.self.Address, d.self.GossipPort),
-		"raft", rc.BindAddr, "api", apiAddr, "api_https", d.cfg.APICert != nil, "api_allow", len(d.cfg.APIAllow), "monitors", monitorNames(d.cfg.Monitors), "clusters", clusterNames(d.cfg.Clusters))
+		"raft", rc.BindAddr, "api", apiAddr, "api_https", d.cfg.APICert != nil, "api_allow", len(d.cfg.APIAllow), "monitors", monitorNames(d.cfg.Monitors), "clusters", clusterNames(clusters))
 	<-ctx.Done()
 	d.log.Info("monitor stopping: leaving gossip and raft", "name", d.self.Name)
 	d.mu.Lock()

@@ -23,8 +23,10 @@ import (
 // last probe is always dialled afresh (through the fast-fail dialer); and
 // a connection that saw an error other than the server's own answer to a
 // statement (a broken or timed-out session) is closed, never reused. The
-// check rides on the probe's first statement: a separate SELECT 1 was a
-// fifth of a routine probe's round trips.
+// check rides on the probe's first query: a separate SELECT 1 was a fifth
+// of a routine probe's round trips. A write (Exec) still gets its own
+// SELECT 1 first: it may take longer than a connect, and it is never
+// sent twice.
 type poolDialer struct {
 	inner   topology.Dialer
 	failing func(string) bool
@@ -161,7 +163,16 @@ func (c *pooled) Exec(ctx context.Context, q string, args ...any) error {
 		return &topology.ServerError{Addr: c.addr, Op: "exec", Err: errPooledClosed}
 	}
 	if c.unverified {
-		return c.verify(ctx, func(ctx context.Context, s topology.Querier) error { return s.Exec(ctx, q, args...) })
+		// A write (the write probe's heartbeat, the fence's read_only)
+		// may rightly take longer than a connect: the liveness check is
+		// a statement of its own here, and the write gets the caller's
+		// whole bound and is sent once, on a session known alive.
+		if err := c.verify(ctx, func(ctx context.Context, s topology.Querier) error {
+			_, err := s.Query(ctx, "SELECT 1")
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	err := c.Querier.Exec(ctx, q, args...)
 	c.fail(err)

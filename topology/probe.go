@@ -30,10 +30,7 @@ func probe(ctx context.Context, d Dialer, spec ServerSpec, facts *FactsCache) Se
 	if err != nil {
 		facts.Forget(spec.Address)
 		st.Error = trimAddr(err.Error(), spec.Address)
-		switch MySQLErrorNumber(err) {
-		case 1040, 1044, 1045, 1129, 1130, 1203, 1226:
-			st.Answered = true
-		}
+		st.Answered = refusedLogin(err)
 		return st
 	}
 	defer q.Close()
@@ -43,10 +40,25 @@ func probe(ctx context.Context, d Dialer, spec ServerSpec, facts *FactsCache) Se
 		st.Error = trimAddr(err.Error(), spec.Address)
 		if st.Dialect.Major == 0 {
 			st.Reachable = false
+			// A kept session found closed is replaced during the first
+			// statement: a server refusing that connect answered, as
+			// when Dial itself is refused.
+			var se *ServerError
+			st.Answered = errors.As(err, &se) && se.Op == "connect" && refusedLogin(err)
 		}
 	}
 	st.ProbeRTT = time.Since(start)
 	return st
+}
+
+// refusedLogin says whether a connect failed because the server refused
+// us (too many connections, access denied, host blocked): it is alive.
+func refusedLogin(err error) bool {
+	switch MySQLErrorNumber(err) {
+	case 1040, 1044, 1045, 1129, 1130, 1203, 1226:
+		return true
+	}
+	return false
 }
 
 func trimAddr(msg, addr string) string { return strings.TrimPrefix(msg, addr+": ") }
