@@ -40,7 +40,7 @@ func ParseMariaDBPos(s string) (MariaDBPos, error) {
 		}
 		g, err := gomysql.ParseMariadbGTID(part)
 		if err != nil || strings.Count(part, "-") != 2 {
-			return MariaDBPos{}, fmt.Errorf("MariaDB GTID position %q: %q is not domain-server-seq", s, part)
+			return MariaDBPos{}, fmt.Errorf("MariaDB GTID position %q: %q is not domain-server-seq", clip(s), clip(part))
 		}
 		gt := GTID{Domain: g.DomainID, ServerID: g.ServerID, Seq: g.SequenceNumber}
 		for _, have := range out {
@@ -247,7 +247,7 @@ func ParseMariaDBState(s string) ([]GTID, error) {
 		part = strings.TrimSpace(part)
 		g, err := gomysql.ParseMariadbGTID(part)
 		if part == "" || err != nil || strings.Count(part, "-") != 2 {
-			return nil, fmt.Errorf("MariaDB GTID state %q: %q is not domain-server-seq", s, part)
+			return nil, fmt.Errorf("MariaDB GTID state %q: %q is not domain-server-seq", clip(s), clip(part))
 		}
 		out = append(out, GTID{Domain: g.DomainID, ServerID: g.ServerID, Seq: g.SequenceNumber})
 	}
@@ -263,4 +263,14 @@ func StateHolds(state []GTID, g GTID) bool {
 		}
 	}
 	return false
+}
+
+// clip keeps an error about a position readable: a server with thousands
+// of domains has positions of many kilobytes.
+func clip(s string) string {
+	const max = 120
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + fmt.Sprintf("…(%d bytes)", len(s))
 }

@@ -82,11 +82,27 @@ var (
 	statusQuery    = "SHOW GLOBAL STATUS WHERE Variable_name IN (" + literalList(discoveryStatus) + ")"
 	// varsStatusQuery reads both in one round trip where the server has
 	// them as tables (MariaDB's information_schema; SHOW reads the same
-	// tables, with the same value widths). Column k says which: v or s.
+	// tables, with the same value widths). Column k says which: v or s; g
+	// rows carry the GTID positions whole from @@GLOBAL, because
+	// VARIABLE_VALUE (in SHOW too) is cut at 4,096 characters, which a
+	// server with a few hundred domains exceeds.
 	varsStatusQuery = "SELECT 'v' AS k, VARIABLE_NAME AS n, VARIABLE_VALUE AS v FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME IN (" +
 		literalList(discoveryVariables) + ") UNION ALL SELECT 's', VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN (" +
-		literalList(discoveryStatus) + ")"
+		literalList(discoveryStatus) + ")" + wholeGTIDRows(mariaDBGTIDVariables)
 )
+
+// mariaDBGTIDVariables are the positions a probe needs whole.
+var mariaDBGTIDVariables = []string{"gtid_binlog_pos", "gtid_binlog_state", "gtid_slave_pos", "gtid_current_pos"}
+
+// wholeGTIDRows are UNION ALL parts reading names from @@GLOBAL as g rows.
+// The names are this package's constants, never input.
+func wholeGTIDRows(names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(" UNION ALL SELECT 'g', " + QuoteLiteral(n) + ", @@GLOBAL." + n)
+	}
+	return b.String()
+}
 
 // VariablesQuery reads every global variable discovery needs.
 func (d Dialect) VariablesQuery() string { return variablesQuery }

@@ -107,13 +107,19 @@ func readVarsStatus(ctx context.Context, q Querier, d Dialect) (vars, status map
 		return nil, nil, err
 	}
 	vars, status = make(map[string]string, len(discoveryVariables)), make(map[string]string, len(discoveryStatus))
+	whole := map[string]string{}
 	for _, r := range rows {
 		switch r["k"] {
 		case "v":
 			vars[strings.ToLower(r["n"])] = r["v"]
 		case "s":
 			status[strings.ToLower(r["n"])] = r["v"]
+		case "g":
+			whole[strings.ToLower(r["n"])] = r["v"]
 		}
+	}
+	for n, v := range whole { // the uncut values win, whatever the row order
+		vars[n] = v
 	}
 	return vars, status, nil
 }

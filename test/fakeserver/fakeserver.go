@@ -291,6 +291,13 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 				rows = append(rows, map[string]string{"k": k, "n": strings.ToUpper(r["Variable_name"]), "v": r["Value"]})
 			}
 		}
+		for _, m := range wholeRows.FindAllStringSubmatch(q, -1) {
+			for k, v := range st.Vars { // a real server answers every name; the fake those it has
+				if strings.EqualFold(k, m[1]) {
+					rows = append(rows, map[string]string{"k": "g", "n": m[1], "v": v})
+				}
+			}
+		}
 		return result([]string{"k", "n", "v"}, rows, nil)
 	case strings.HasPrefix(up, "SHOW GLOBAL VARIABLES"):
 		return nameValue(st.Vars, q)
@@ -361,6 +368,8 @@ func nameValue(vars map[string]string, q string) (*mysql.Result, error) {
 	}
 	return result([]string{"Variable_name", "Value"}, rows, nil)
 }
+
+var wholeRows = regexp.MustCompile(`'g', '(\w+)', @@GLOBAL\.\w+`)
 
 var nameLists = regexp.MustCompile(`(?i)VARIABLE_NAME IN \(([^)]*)\)`)
 
