@@ -110,6 +110,18 @@ func (d Dialect) VariablesQuery() string { return variablesQuery }
 // StatusQuery reads the global status counters discovery needs.
 func (d Dialect) StatusQuery() string { return statusQuery }
 
+// WholeGTIDQuery reads MySQL's gtid_executed whole (column v), or is ""
+// where the variables statement already does (MariaDB) or the server has
+// no GTIDs: MySQL 5.7+ answers SHOW GLOBAL VARIABLES from
+// performance_schema, whose VARIABLE_VALUE is VARCHAR(1024), and a set of
+// a few dozen server UUIDs with gaps is longer.
+func (d Dialect) WholeGTIDQuery() string {
+	if d.IsMariaDB() || !d.AtLeast(5, 6, 5) {
+		return ""
+	}
+	return "SELECT @@GLOBAL.gtid_executed AS v"
+}
+
 // VarsStatusQuery reads the variables and the status in one statement
 // (rows k, n, v with k "v" or "s"), or is "" where the flavor needs two:
 // MySQL keeps them in performance_schema, which may be disabled.

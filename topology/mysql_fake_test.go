@@ -7,6 +7,7 @@ package topology
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +119,52 @@ func TestUnreachableServerOnFakeCluster(t *testing.T) {
 	}
 	if strings.Contains(v.Error, "wrong") {
 		t.Fatal("error message contains the password")
+	}
+}
+
+// Servers cut a long variable value in SHOW GLOBAL VARIABLES and its
+// tables (MySQL 5.7+ at 1,024 characters, MariaDB at 4,096; the fake cuts
+// as they do), and a GTID set of many sources with gaps is longer: the
+// probe reads the positions whole from @@GLOBAL. (MariaDB is also shown on
+// real servers: TestProbeReadsLongGTIDPositionsWhole.)
+func TestProbeReadsLongGTIDSetsWhole(t *testing.T) {
+	var my, maria []string
+	for i := range 60 {
+		my = append(my, fmt.Sprintf("%08x-71ca-11e1-9e33-c80aa9429562:1-%d:%d-%d", i, 10+i, 20+i, 90+i))
+	}
+	for i := range 400 {
+		maria = append(maria, fmt.Sprintf("%d-1-%d", 1000*(i+1), 5+i))
+	}
+	myState := mysqlState("1", uuidP, strings.Join(my, ","), false)
+	mariaState := mariaState("1", false)
+	for _, v := range []string{"gtid_binlog_pos", "gtid_binlog_state", "gtid_current_pos"} {
+		mariaState.Vars[v] = strings.Join(maria, ",")
+	}
+	mariaState.Vars["gtid_slave_pos"] = ""
+	for _, tc := range []struct {
+		name  string
+		st    fakeserver.State
+		width int
+		got   func(ServerState) string
+	}{
+		{"MySQL gtid_executed", myState, 1024, func(s ServerState) string { return s.GTIDExecuted.String() }},
+		{"MariaDB gtid_binlog_pos", mariaState, 4096, func(s ServerState) string { return s.GTIDBinlogPos.String() }},
+	} {
+		raw := tc.st.Vars["gtid_executed"] + tc.st.Vars["gtid_binlog_pos"]
+		if len(raw) <= tc.width {
+			t.Fatalf("%s: fixture of %d bytes is not longer than the cut at %d", tc.name, len(raw), tc.width)
+		}
+		s, err := fakeserver.Start("myha", "pw", tc.st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := Probe(context.Background(), SQLDialer{Credentials: Credentials{User: "myha", Password: "pw"}, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second}, ServerSpec{Address: s.Addr()})
+		s.Close()
+		if st.Error != "" {
+			t.Fatalf("%s: probe error %.200q", tc.name, st.Error)
+		}
+		if got := tc.got(st); got != raw {
+			t.Fatalf("%s: probe read %d bytes, want all %d", tc.name, len(got), len(raw))
+		}
 	}
 }

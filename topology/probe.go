@@ -99,6 +99,15 @@ func readVarsStatus(ctx context.Context, q Querier, d Dialect) (vars, status map
 		if vars, err = nameValues(ctx, q, d.VariablesQuery()); err != nil {
 			return nil, nil, err
 		}
+		if stmt := d.WholeGTIDQuery(); stmt != "" {
+			rows, err := q.Query(ctx, stmt)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(rows) == 1 {
+				vars["gtid_executed"] = rows[0]["v"]
+			}
+		}
 		status, err = nameValues(ctx, q, d.StatusQuery())
 		return vars, status, err
 	}

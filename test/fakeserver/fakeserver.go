@@ -287,7 +287,7 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 		var rows []map[string]string
 		for i, src := range []map[string]string{st.Vars, st.Status} {
 			k := [2]string{"v", "s"}[i]
-			for _, r := range nameRows(src, lists[i][1]) {
+			for _, r := range nameRows(src, lists[i][1], st.valueWidth()) {
 				rows = append(rows, map[string]string{"k": k, "n": strings.ToUpper(r["Variable_name"]), "v": r["Value"]})
 			}
 		}
@@ -299,10 +299,12 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 			}
 		}
 		return result([]string{"k", "n", "v"}, rows, nil)
+	case strings.HasPrefix(up, "SELECT @@GLOBAL.GTID_EXECUTED AS V"):
+		return result([]string{"v"}, []map[string]string{{"v": st.Vars["gtid_executed"]}}, nil)
 	case strings.HasPrefix(up, "SHOW GLOBAL VARIABLES"):
-		return nameValue(st.Vars, q)
+		return nameValue(st.Vars, q, st.valueWidth())
 	case strings.HasPrefix(up, "SHOW GLOBAL STATUS"):
-		return nameValue(st.Status, q)
+		return nameValue(st.Status, q, st.valueWidth())
 	case up == "SHOW ALL SLAVES STATUS" || up == "SHOW REPLICA STATUS" || up == "SHOW SLAVE STATUS":
 		return result(st.ReplicaColumns, st.ReplicaRows, st.NullColumns)
 	case up == "SHOW MASTER STATUS" || up == "SHOW BINARY LOG STATUS":
@@ -361,10 +363,21 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 	return nil, mysql.NewError(mysql.ER_UNKNOWN_ERROR, "fakeserver: unsupported statement: "+q)
 }
 
-func nameValue(vars map[string]string, q string) (*mysql.Result, error) {
+// valueWidth is where the server cuts a variable's value in SHOW GLOBAL
+// VARIABLES and its tables, as real servers do: MariaDB at 4,096
+// characters, MySQL 5.7+ at 1,024 (performance_schema VARCHAR(1024)).
+// Only @@GLOBAL gives a longer value whole.
+func (st State) valueWidth() int {
+	if strings.Contains(st.Version, "MariaDB") {
+		return 4096
+	}
+	return 1024
+}
+
+func nameValue(vars map[string]string, q string, width int) (*mysql.Result, error) {
 	var rows []map[string]string
 	if m := inList.FindStringSubmatch(q); m != nil {
-		rows = nameRows(vars, m[1])
+		rows = nameRows(vars, m[1], width)
 	}
 	return result([]string{"Variable_name", "Value"}, rows, nil)
 }
@@ -373,14 +386,15 @@ var wholeRows = regexp.MustCompile(`'g', '(\w+)', @@GLOBAL\.\w+`)
 
 var nameLists = regexp.MustCompile(`(?i)VARIABLE_NAME IN \(([^)]*)\)`)
 
-// nameRows are the entries of vars named in list ('a','b', any case).
-func nameRows(vars map[string]string, list string) []map[string]string {
+// nameRows are the entries of vars named in list ('a','b', any case),
+// values cut at width.
+func nameRows(vars map[string]string, list string, width int) []map[string]string {
 	var rows []map[string]string
 	for _, n := range strings.Split(list, ",") {
 		n = strings.ToLower(strings.Trim(strings.TrimSpace(n), "'"))
 		for k, v := range vars {
 			if strings.ToLower(k) == n {
-				rows = append(rows, map[string]string{"Variable_name": k, "Value": v})
+				rows = append(rows, map[string]string{"Variable_name": k, "Value": v[:min(len(v), width)]})
 			}
 		}
 	}
