@@ -325,3 +325,34 @@ func TestDiscoverReadsEverythingFresh(t *testing.T) {
 		t.Fatalf("Discover read cached grants: %v", v.Privileges)
 	}
 }
+
+// The README promises five statements per routine probe of a MySQL
+// server: variables and status as two SHOWs, gtid_executed whole from
+// @@GLOBAL, replica status and binlog position (FAKE server).
+func TestRoutineProbeSendsFiveStatementsToMySQL(t *testing.T) {
+	s, err := fakeserver.Start("myha", "pw", mysqlState("1", uuidP, uuidP+":1-10", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	spec := ClusterSpec{Name: "c", Credentials: Credentials{User: "myha", Password: "pw"}, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second,
+		Servers: []ServerSpec{{Address: s.Addr()}}}
+	dialer := &keepDialer{inner: SQLDialer{Credentials: spec.Credentials, ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second},
+		open: map[string]Querier{}, down: map[string]bool{}}
+	defer dialer.closeAll()
+	facts := NewFactsCache(FactsMaxAge, func() time.Time { return clock })
+	var last []string
+	for range 2 {
+		n := len(s.Statements())
+		snap := DiscoverRoutine(context.Background(), spec, dialer, facts)
+		if v := snap.Servers[0]; !v.Reachable || v.Error != "" {
+			t.Fatalf("probe: %q", v.Error)
+		}
+		last = probeStatements(s.Statements()[n:])
+		clock = clock.Add(time.Second)
+	}
+	if len(last) != 5 {
+		t.Fatalf("routine probe of a MySQL server sent %d statements %q, want 5", len(last), last)
+	}
+}
