@@ -82,26 +82,46 @@ var (
 	statusQuery    = "SHOW GLOBAL STATUS WHERE Variable_name IN (" + literalList(discoveryStatus) + ")"
 	// varsStatusQuery reads both in one round trip where the server has
 	// them as tables (MariaDB's information_schema; SHOW reads the same
-	// tables, with the same value widths). Column k says which: v or s; g
-	// rows carry the GTID positions whole from @@GLOBAL, because
-	// VARIABLE_VALUE (in SHOW too) is cut at 4,096 characters, which a
-	// server with a few hundred domains exceeds.
+	// tables, with the same value widths). Column k says which: v or s.
 	varsStatusQuery = "SELECT 'v' AS k, VARIABLE_NAME AS n, VARIABLE_VALUE AS v FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME IN (" +
 		literalList(discoveryVariables) + ") UNION ALL SELECT 's', VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN (" +
-		literalList(discoveryStatus) + ")" + wholeGTIDRows(mariaDBGTIDVariables)
+		literalList(discoveryStatus) + ")"
 )
 
-// mariaDBGTIDVariables are the positions a probe needs whole.
-var mariaDBGTIDVariables = []string{"gtid_binlog_pos", "gtid_binlog_state", "gtid_slave_pos", "gtid_current_pos"}
+// MayBeCut is the length from which a variable's value read through SHOW
+// GLOBAL VARIABLES or its tables may have been cut: MariaDB cuts at 4,096
+// characters, MySQL 5.7+ at 1,024 (performance_schema's VARCHAR(1024)).
+// A GTID position that long is read again whole from @@GLOBAL.
+const MayBeCut = 1024
 
-// wholeGTIDRows are UNION ALL parts reading names from @@GLOBAL as g rows.
-// The names are this package's constants, never input.
-func wholeGTIDRows(names []string) string {
-	var b strings.Builder
-	for _, n := range names {
-		b.WriteString(" UNION ALL SELECT 'g', " + QuoteLiteral(n) + ", @@GLOBAL." + n)
+// gtidVariables are the positions a probe needs whole, per flavor.
+var (
+	mariaDBGTIDVariables = []string{"gtid_binlog_pos", "gtid_binlog_state", "gtid_slave_pos", "gtid_current_pos"}
+	mySQLGTIDVariables   = []string{"gtid_executed"}
+)
+
+// WholeGTIDQuery reads those of the flavor's GTID variables whose value
+// read so far (vars) may have been cut, whole from @@GLOBAL in one plain
+// SELECT (columns named as the variables), or is "" when none may be.
+// Not a UNION: MariaDB carries a UNION's values through a column that
+// wraps past 65,535 bytes.
+func (d Dialect) WholeGTIDQuery(vars map[string]string) string {
+	names := mySQLGTIDVariables
+	if d.IsMariaDB() {
+		names = mariaDBGTIDVariables
+	} else if !d.AtLeast(5, 6, 5) {
+		return ""
 	}
-	return b.String()
+	var cols []string
+	for _, n := range names { // this package's constants, never input
+		if len(vars[n]) >= MayBeCut {
+			cols = append(cols, "@@GLOBAL."+n+" AS "+n)
+		}
+	}
+	if len(cols) == 0 {
+		return ""
+	}
+	return "SELECT " + strings.Join(cols, ", ")
 }
 
 // VariablesQuery reads every global variable discovery needs.
@@ -109,18 +129,6 @@ func (d Dialect) VariablesQuery() string { return variablesQuery }
 
 // StatusQuery reads the global status counters discovery needs.
 func (d Dialect) StatusQuery() string { return statusQuery }
-
-// WholeGTIDQuery reads MySQL's gtid_executed whole (column v), or is ""
-// where the variables statement already does (MariaDB) or the server has
-// no GTIDs: MySQL 5.7+ answers SHOW GLOBAL VARIABLES from
-// performance_schema, whose VARIABLE_VALUE is VARCHAR(1024), and a set of
-// a few dozen server UUIDs with gaps is longer.
-func (d Dialect) WholeGTIDQuery() string {
-	if d.IsMariaDB() || !d.AtLeast(5, 6, 5) {
-		return ""
-	}
-	return "SELECT @@GLOBAL.gtid_executed AS v"
-}
 
 // VarsStatusQuery reads the variables and the status in one statement
 // (rows k, n, v with k "v" or "s"), or is "" where the flavor needs two:

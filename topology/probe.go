@@ -99,36 +99,37 @@ func readVarsStatus(ctx context.Context, q Querier, d Dialect) (vars, status map
 		if vars, err = nameValues(ctx, q, d.VariablesQuery()); err != nil {
 			return nil, nil, err
 		}
-		if stmt := d.WholeGTIDQuery(); stmt != "" {
-			rows, err := q.Query(ctx, stmt)
-			if err != nil {
-				return nil, nil, err
-			}
-			if len(rows) == 1 {
-				vars["gtid_executed"] = rows[0]["v"]
+		if status, err = nameValues(ctx, q, d.StatusQuery()); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		rows, err := q.Query(ctx, stmt)
+		if err != nil {
+			return nil, nil, err
+		}
+		vars, status = make(map[string]string, len(discoveryVariables)), make(map[string]string, len(discoveryStatus))
+		for _, r := range rows {
+			switch r["k"] {
+			case "v":
+				vars[strings.ToLower(r["n"])] = r["v"]
+			case "s":
+				status[strings.ToLower(r["n"])] = r["v"]
 			}
 		}
-		status, err = nameValues(ctx, q, d.StatusQuery())
-		return vars, status, err
 	}
-	rows, err := q.Query(ctx, stmt)
-	if err != nil {
-		return nil, nil, err
-	}
-	vars, status = make(map[string]string, len(discoveryVariables)), make(map[string]string, len(discoveryStatus))
-	whole := map[string]string{}
-	for _, r := range rows {
-		switch r["k"] {
-		case "v":
-			vars[strings.ToLower(r["n"])] = r["v"]
-		case "s":
-			status[strings.ToLower(r["n"])] = r["v"]
-		case "g":
-			whole[strings.ToLower(r["n"])] = r["v"]
+	// A GTID position long enough to have been cut is read again whole
+	// (one more statement, only for such servers).
+	if stmt := d.WholeGTIDQuery(vars); stmt != "" {
+		rows, err := q.Query(ctx, stmt)
+		if err != nil {
+			return nil, nil, err
 		}
-	}
-	for n, v := range whole { // the uncut values win, whatever the row order
-		vars[n] = v
+		if len(rows) != 1 {
+			return nil, nil, fmt.Errorf("reading GTID positions whole: %d rows", len(rows))
+		}
+		for n, v := range rows[0] {
+			vars[strings.ToLower(n)] = v
+		}
 	}
 	return vars, status, nil
 }

@@ -291,16 +291,16 @@ func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 				rows = append(rows, map[string]string{"k": k, "n": strings.ToUpper(r["Variable_name"]), "v": r["Value"]})
 			}
 		}
-		for _, m := range wholeRows.FindAllStringSubmatch(q, -1) {
-			for k, v := range st.Vars { // a real server answers every name; the fake those it has
-				if strings.EqualFold(k, m[1]) {
-					rows = append(rows, map[string]string{"k": "g", "n": m[1], "v": v})
-				}
-			}
-		}
 		return result([]string{"k", "n", "v"}, rows, nil)
-	case strings.HasPrefix(up, "SELECT @@GLOBAL.GTID_EXECUTED AS V"):
-		return result([]string{"v"}, []map[string]string{{"v": st.Vars["gtid_executed"]}}, nil)
+	case strings.HasPrefix(up, "SELECT @@GLOBAL.GTID_") && strings.Contains(up, " AS "):
+		// Variables read whole: SELECT @@GLOBAL.a AS a, @@GLOBAL.b AS b.
+		var cols []string
+		row := map[string]string{}
+		for _, m := range wholeVars.FindAllStringSubmatch(q, -1) {
+			cols = append(cols, m[2])
+			row[m[2]] = st.Vars[m[1]]
+		}
+		return result(cols, []map[string]string{row}, nil)
 	case strings.HasPrefix(up, "SHOW GLOBAL VARIABLES"):
 		return nameValue(st.Vars, q, st.valueWidth())
 	case strings.HasPrefix(up, "SHOW GLOBAL STATUS"):
@@ -382,7 +382,7 @@ func nameValue(vars map[string]string, q string, width int) (*mysql.Result, erro
 	return result([]string{"Variable_name", "Value"}, rows, nil)
 }
 
-var wholeRows = regexp.MustCompile(`'g', '(\w+)', @@GLOBAL\.\w+`)
+var wholeVars = regexp.MustCompile(`(?i)@@GLOBAL\.(\w+) AS (\w+)`)
 
 var nameLists = regexp.MustCompile(`(?i)VARIABLE_NAME IN \(([^)]*)\)`)
 

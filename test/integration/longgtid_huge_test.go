@@ -51,11 +51,12 @@ func holdsAll(got, before binlog.MariaDBPos) string {
 
 // A replica's replication row (SHOW ALL SLAVES STATUS: Gtid_IO_Pos) and a
 // gtid_slave_pos of hundreds of kilobytes (tens of thousands of domains)
-// are read whole too. Fails on main: the probe's UNION puts the @@GLOBAL
-// values in a temporary table column of type BLOB, and MariaDB 10.11 hands
-// back a value over 65,535 bytes cut to its length mod 65,536 (539,999
-// bytes read as 15,711), either unparsable or, cut at a comma, missing
-// domains without a word.
+// are read whole too. Found by review: reading the @@GLOBAL values inside
+// the probe's UNION put them in a temporary table column of type BLOB, and
+// MariaDB 10.11 handed back a value over 65,535 bytes cut to its length
+// mod 65,536 (539,999 bytes read as 15,711), either unparsable or, cut at
+// a comma, missing domains without a word; they are now read in a plain
+// SELECT.
 func TestProbeReadsHugeSlavePosAndIOPosWhole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
